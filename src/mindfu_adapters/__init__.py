@@ -1,0 +1,1 @@
+"""Adapters: one module per technology, each implementing a mindfu_core port; wired by the container."""

@@ -1,0 +1,417 @@
+"""LlamaCppEngine: GGUF models run in-process by llama-cpp-python, off the event loop, with slots.
+
+Each slot is its own llama.cpp context (weights are memory-mapped once and shared by the OS). A request
+holds one slot for all of its choices; generation runs in a worker thread and hands text back to the
+event loop token by token. Stopping iteration (or cancelling the awaiting task) sets a flag that the
+sampler checks after every token, so an abandoned request frees its slot within a token or two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
+from mindfu_adapters.llm.slots import SlotPool
+from mindfu_adapters.llm.tool_format import (
+    CALL_CLOSE,
+    CALL_OPEN,
+    call_grammar_schema,
+    template_messages,
+    tool_schema,
+    tools_system_block,
+)
+from mindfu_core.domain.chat import (
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
+    EngineStats,
+    FinishReason,
+    GenerationRequest,
+    Message,
+    ModelInfo,
+    ResponseFormatType,
+    Role,
+    TextRequest,
+    TokenLogprob,
+    ToolChoiceMode,
+    ToolSpec,
+    TopLogprob,
+    Usage,
+)
+from mindfu_core.errors import ConfigurationError, ContextLengthExceeded, EngineFailure, InvalidRequest
+from mindfu_core.services.collect import collect
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+# Used when a GGUF carries no chat template of its own.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% endif %}"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LlamaCppConfig:
+    """What the engine needs; the container fills it from settings."""
+
+    model_path: Path
+    model_id: str
+    setting_name: str = "MINDFU_LLM__MODEL_PATH"
+    context_length: int = 4096
+    slots: int = 1
+    max_queue: int = 16
+    threads: int | None = None
+    batch_size: int = 512
+    logprobs: bool = False
+    chat_template: str | None = None
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_gguf(path: Path, setting_name: str) -> None:
+    """Fail with a message naming the path and the setting unless ``path`` is a readable GGUF file."""
+    if not path.is_file():
+        raise ConfigurationError(
+            f"model file {str(path)!r} does not exist (set {setting_name} to a GGUF file)"
+        )
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"model file {str(path)!r} cannot be read ({exc}); check {setting_name}"
+        ) from exc
+    if magic != GGUF_MAGIC:
+        raise ConfigurationError(f"model file {str(path)!r} is not a GGUF file (check {setting_name})")
+
+
+@dataclass(slots=True)
+class _Prepared:
+    prompt_tokens: list[int]
+    kwargs: dict[str, Any]
+    n: int
+    mode: ToolMode
+    tools: Sequence[ToolSpec]
+    echo: str = ""
+    seed: int | None = None
+
+
+@lru_cache(maxsize=128)
+def _grammar_text(schema_json: str, wrap_call: bool) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        gbnf = json_schema_to_gbnf(schema_json)
+    except Exception as exc:  # the converter raises plain exceptions for schemas it cannot express
+        raise InvalidRequest(f"unsupported JSON schema: {exc}", param="response_format") from exc
+    if not wrap_call:
+        return str(gbnf)
+    renamed = str(gbnf).replace("root ::=", "call-body ::=", 1)
+    return f'root ::= "{CALL_OPEN}" call-body "{CALL_CLOSE}"\n{renamed}'
+
+
+class LlamaCppEngine:
+    """The embedded default engine (``mindfu_core.LLMEngine``)."""
+
+    def __init__(self, config: LlamaCppConfig) -> None:
+        check_gguf(config.model_path, config.setting_name)
+        if config.slots < 1:
+            raise ConfigurationError("the llama.cpp engine needs at least one slot (MINDFU_LLM__SLOTS)")
+        self._config = config
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        threads = config.threads or max(1, os.cpu_count() or 1)
+        llamas = []
+        for _ in range(config.slots):
+            try:
+                llamas.append(
+                    Llama(
+                        model_path=str(config.model_path),
+                        n_ctx=config.context_length,
+                        n_batch=config.batch_size,
+                        n_threads=threads,
+                        n_threads_batch=threads,
+                        logits_all=config.logprobs,
+                        verbose=False,
+                        **config.extra,
+                    )
+                )
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"llama.cpp could not load {str(config.model_path)!r} ({exc}); "
+                    f"check {config.setting_name}"
+                ) from exc
+        first = llamas[0]
+        self._tokenizer = first
+        template = config.chat_template or first.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+        self._native_tools = "tools" in template
+        eos, bos = first.token_eos(), first.token_bos()
+        self._bos = bos
+        self._formatter: Any = Jinja2ChatFormatter(
+            template=template,
+            eos_token=first._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=first._model.token_get_text(bos) if bos != -1 else "",
+        )
+        self._n_ctx = first.n_ctx()
+        self._pool: SlotPool[Any] = SlotPool(llamas, max_queue=config.max_queue)
+        self._executor = ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="llama-slot")
+        self._created = int(time.time())
+        self._requests = 0
+        self._tokens = 0
+        self._count_lock = threading.Lock()
+        self._closed = False
+
+    # -- port: introspection ------------------------------------------------------------------------
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(
+            id=self._config.model_id,
+            context_length=self._n_ctx,
+            created=self._created,
+            engine="llama.cpp",
+            source=str(self._config.model_path),
+            supports_tools=True,
+            supports_logprobs=self._config.logprobs,
+        )
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            slots=self._pool.size,
+            active=self._pool.active,
+            queued=self._pool.queued,
+            max_queue=self._pool.max_queue,
+            requests_total=self._requests,
+            tokens_generated_total=self._tokens,
+            ready=not self._closed,
+        )
+
+    async def count_tokens(self, messages: Sequence[Message] | str) -> int:
+        if isinstance(messages, str):
+            return len(self._tokenize(messages))
+        return len(self._tokenize(self._render(messages, (), ToolMode.PLAIN, None)))
+
+    # -- port: generation ---------------------------------------------------------------------------
+
+    async def complete(self, request: GenerationRequest) -> ChatResult:
+        return await collect(request.model, self.stream(request), with_logprobs=request.sampling.logprobs)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+        prepared = await asyncio.to_thread(self._prepare, request)
+        slot = await self._pool.acquire()
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(event: tuple[Any, ...]) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, event)
+            except RuntimeError:  # the loop is gone: nobody will read further
+                cancel.set()
+
+        try:
+            work = loop.run_in_executor(self._executor, self._work, slot, prepared, cancel, emit)
+        except BaseException:
+            self._pool.release(slot)
+            raise
+        work.add_done_callback(lambda _done: self._pool.release(slot))
+        with self._count_lock:
+            self._requests += 1
+        shapers = [ChoiceShaper(i, prepared.mode, prepared.tools) for i in range(prepared.n)]
+        completion_tokens = 0
+        try:
+            if prepared.echo:
+                for i in range(prepared.n):
+                    yield ChatDelta(index=i, content=prepared.echo)
+            while True:
+                event = await events.get()
+                kind = event[0]
+                if kind == "text":
+                    _, index, text, logprobs = event
+                    delta = shapers[index].feed(text, logprobs)
+                    if delta is not None:
+                        yield delta
+                elif kind == "end":
+                    _, index, reason, produced = event
+                    completion_tokens += produced
+                    for delta in shapers[index].finish(reason):
+                        yield delta
+                elif kind == "error":
+                    raise EngineFailure("the engine failed while generating") from event[1]
+                else:
+                    break
+            yield ChatDelta(
+                index=prepared.n - 1,
+                usage=Usage(prompt_tokens=len(prepared.prompt_tokens), completion_tokens=completion_tokens),
+            )
+        finally:
+            cancel.set()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _tokenize(self, text: str) -> list[int]:
+        tokens: list[int] = self._tokenizer.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        if len(tokens) >= 2 and tokens[0] == tokens[1] == self._bos:  # the template wrote BOS itself
+            tokens = tokens[1:]
+        return tokens
+
+    def _render(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], mode: ToolMode, choice: Any
+    ) -> str:
+        rendered = template_messages(messages, native_tools=self._native_tools)
+        kwargs: dict[str, Any] = {}
+        if tools and mode is not ToolMode.PLAIN:
+            if self._native_tools:
+                kwargs["tools"] = [tool_schema(t) for t in tools]
+            else:
+                block = tools_system_block(tools, choice)
+                if rendered and rendered[0]["role"] == "system":
+                    rendered[0] = {**rendered[0], "content": f"{rendered[0]['content']}\n\n{block}"}
+                else:
+                    rendered.insert(0, {"role": "system", "content": block})
+        try:
+            return str(self._formatter(messages=rendered, **kwargs).prompt)
+        except Exception as exc:  # jinja2 errors and the template's own raise_exception
+            raise InvalidRequest(
+                f"the model's chat template rejected the messages: {exc}", param="messages"
+            ) from exc
+
+    def _prepare(self, request: GenerationRequest) -> _Prepared:
+        sampling = request.sampling
+        if sampling.logprobs and not self._config.logprobs:
+            raise InvalidRequest(
+                "logprobs are not enabled on this engine (start it with MINDFU_LLM__LOGPROBS=true)",
+                param="logprobs",
+            )
+        grammar_text: str | None = None
+        mode, echo = ToolMode.PLAIN, ""
+        tools: Sequence[ToolSpec] = ()
+        if isinstance(request, ChatRequest):
+            choice = request.tool_choice
+            if request.tools and choice.mode is not ToolChoiceMode.NONE:
+                tools = request.tools
+                if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.FUNCTION):
+                    mode = ToolMode.FORCED
+                    schema = call_grammar_schema(tools, choice)
+                    grammar_text = _grammar_text(json.dumps(schema, sort_keys=True), True)
+                else:
+                    mode = ToolMode.AUTO
+            fmt = request.response_format
+            if mode is not ToolMode.FORCED:
+                if fmt.type is ResponseFormatType.JSON_OBJECT:
+                    grammar_text = _grammar_text(json.dumps({"type": "object"}), False)
+                elif fmt.type is ResponseFormatType.JSON_SCHEMA:
+                    grammar_text = _grammar_text(json.dumps(fmt.schema, sort_keys=True), False)
+            prompt = self._render(request.messages, tools, mode, choice)
+        else:
+            assert isinstance(request, TextRequest)
+            prompt = request.prompt
+            echo = request.prompt if request.echo else ""
+        tokens = self._tokenize(prompt)
+        budget = self._n_ctx - len(tokens)
+        if budget <= 0 or (sampling.max_tokens is not None and sampling.max_tokens > budget):
+            asked = f" + {sampling.max_tokens} for the completion" if sampling.max_tokens else ""
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {self._n_ctx} tokens; the request needs "
+                f"{len(tokens)} for the prompt{asked}. Shorten the messages or lower max_tokens.",
+                param="messages" if isinstance(request, ChatRequest) else "prompt",
+            )
+        kwargs: dict[str, Any] = {
+            "max_tokens": sampling.max_tokens or budget,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": self._config.top_k,
+            "min_p": self._config.min_p,
+            "repeat_penalty": self._config.repeat_penalty,
+            "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty,
+            "stop": list(sampling.stop),
+        }
+        if sampling.logprobs:
+            kwargs["logprobs"] = max(sampling.top_logprobs, 1)
+        if grammar_text is not None:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            kwargs["grammar"] = LlamaGrammar.from_string(grammar_text, verbose=False)
+        return _Prepared(tokens, kwargs, request.n, mode, tools, echo, sampling.seed)
+
+    def _work(
+        self, llm: Any, prepared: _Prepared, cancel: threading.Event, emit: Callable[[tuple[Any, ...]], None]
+    ) -> None:
+        """Worker thread: generate every choice in turn, reporting text, ends and errors through ``emit``."""
+        from llama_cpp import StoppingCriteriaList
+
+        try:
+            for index in range(prepared.n):
+                produced = 0
+
+                def stop_when_cancelled(_ids: Any, _logits: Any) -> bool:
+                    nonlocal produced
+                    produced += 1
+                    with self._count_lock:
+                        self._tokens += 1
+                    return cancel.is_set()
+
+                seed = None if prepared.seed is None else prepared.seed + index
+                reason = FinishReason.LENGTH
+                chunks = llm.create_completion(
+                    prompt=prepared.prompt_tokens,
+                    stream=True,
+                    seed=seed,
+                    stopping_criteria=StoppingCriteriaList([stop_when_cancelled]),
+                    **prepared.kwargs,
+                )
+                for chunk in chunks:
+                    if cancel.is_set():
+                        chunks.close()
+                        return
+                    choice = chunk["choices"][0]
+                    text = choice.get("text") or ""
+                    logprobs = _logprobs(choice.get("logprobs"))
+                    if text or logprobs:
+                        emit(("text", index, text, logprobs))
+                    if choice.get("finish_reason"):
+                        reason = FinishReason(choice["finish_reason"])
+                emit(("end", index, reason, produced))
+        except Exception as exc:
+            log.exception("llama.cpp generation failed")
+            emit(("error", exc))
+        finally:
+            emit(("closed",))
+
+
+def _logprobs(raw: dict[str, Any] | None) -> tuple[TokenLogprob, ...]:
+    if not raw:
+        return ()
+    tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
+    return tuple(
+        TokenLogprob(
+            token=token,
+            logprob=float(logprob if logprob is not None else 0.0),
+            top=tuple(TopLogprob(token=t, logprob=float(v)) for t, v in (top or {}).items()),
+        )
+        for token, logprob, top in zip(raw["tokens"], raw["token_logprobs"], tops, strict=False)
+    )
+
+
+__all__ = ["GGUF_MAGIC", "LlamaCppConfig", "LlamaCppEngine", "Role", "check_gguf"]

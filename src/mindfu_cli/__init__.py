@@ -1,0 +1,1 @@
+"""The ``mindfu`` command line."""

@@ -1,0 +1,5 @@
+"""``python -m mindfu_cli``."""
+
+from mindfu_cli.main import main
+
+raise SystemExit(main())

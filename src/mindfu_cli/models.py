@@ -1,0 +1,23 @@
+"""``mindfu models list``: what is configured, without loading any model."""
+
+from __future__ import annotations
+
+import sys
+
+from mindfu_core.errors import MindFuError
+
+
+def list_models() -> int:
+    from mindfu_adapters.container import resolve_model
+    from mindfu_adapters.settings import Settings
+
+    settings = Settings()
+    try:
+        path, model_id = resolve_model(settings.llm)
+    except MindFuError as exc:
+        print(f"mindfu: {exc.message}", file=sys.stderr)
+        return 2
+    present = "ok" if path.is_file() else "MISSING"
+    print(f"{'ID':<32} {'ENGINE':<10} {'CONTEXT':>7}  {'FILE'}")
+    print(f"{model_id:<32} {settings.llm.backend:<10} {settings.llm.context_length:>7}  {path} [{present}]")
+    return 0

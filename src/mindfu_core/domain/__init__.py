@@ -1,0 +1,1 @@
+"""Domain types of MindFu: frozen dataclasses and enums, no behaviour beyond their own invariants."""

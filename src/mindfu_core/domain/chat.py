@@ -1,0 +1,229 @@
+"""Chat domain types: messages, tools, sampling parameters, streamed deltas, usage and results."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Role(enum.StrEnum):
+    """Who speaks a message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class FinishReason(enum.StrEnum):
+    """Why generation ended (the OpenAI values)."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    TOOL_CALLS = "tool_calls"
+    CONTENT_FILTER = "content_filter"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall:
+    """A call the assistant asks the client to run; ``arguments`` is a JSON object as text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One turn of a conversation."""
+
+    role: Role
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolSpec:
+    """A function the model may call; ``parameters`` is its JSON schema."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ToolChoiceMode(enum.StrEnum):
+    """How the model may use the tools it was given."""
+
+    NONE = "none"
+    AUTO = "auto"
+    REQUIRED = "required"
+    FUNCTION = "function"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolChoice:
+    """``mode`` FUNCTION names the one tool that must be called in ``name``."""
+
+    mode: ToolChoiceMode = ToolChoiceMode.AUTO
+    name: str | None = None
+
+
+class ResponseFormatType(enum.StrEnum):
+    """Shape the output must take."""
+
+    TEXT = "text"
+    JSON_OBJECT = "json_object"
+    JSON_SCHEMA = "json_schema"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseFormat:
+    """Constrained output: any JSON object, or JSON valid against ``schema``."""
+
+    type: ResponseFormatType = ResponseFormatType.TEXT
+    schema: Mapping[str, Any] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SamplingParams:
+    """Decoding parameters; ``None`` means the engine's default."""
+
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRequest:
+    """A chat completion request, as the core sees it."""
+
+    model: str
+    messages: tuple[Message, ...]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    n: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextRequest:
+    """A raw text completion request (the legacy ``/v1/completions``)."""
+
+    model: str
+    prompt: str
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    echo: bool = False
+    n: int = 1
+
+
+GenerationRequest = ChatRequest | TextRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Token counts of one completion."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopLogprob:
+    """One alternative token and its log-probability."""
+
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenLogprob:
+    """A sampled token, its log-probability and the best alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatDelta:
+    """One streamed piece of a completion.
+
+    Content arrives as text fragments; tool calls arrive whole (with their complete arguments) once the
+    engine has parsed them; the last delta of each choice (``index``) carries its ``finish_reason``, and
+    the last delta of the whole stream carries ``usage`` for all choices (prompt tokens counted once).
+    """
+
+    index: int = 0
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    """One finished alternative of a completion."""
+
+    index: int
+    message: Message
+    finish_reason: FinishReason
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatResult:
+    """A finished (non-streamed) completion."""
+
+    model: str
+    choices: tuple[Choice, ...]
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelInfo:
+    """What a served model is."""
+
+    id: str
+    context_length: int
+    owned_by: str = "mindfu"
+    created: int = 0
+    engine: str = ""
+    source: str = ""
+    supports_tools: bool = True
+    supports_logprobs: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineStats:
+    """A snapshot of an engine's load, for health detail and metrics."""
+
+    slots: int
+    active: int
+    queued: int
+    max_queue: int
+    requests_total: int
+    tokens_generated_total: int
+    ready: bool

@@ -1,0 +1,1 @@
+"""Ports: one typing.Protocol per module, implemented by mindfu_adapters."""

@@ -1,0 +1,50 @@
+"""The LLMEngine port: what the core needs from anything that generates text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from mindfu_core.domain.chat import (
+    ChatDelta,
+    ChatResult,
+    EngineStats,
+    GenerationRequest,
+    Message,
+    ModelInfo,
+)
+
+
+@runtime_checkable
+class LLMEngine(Protocol):
+    """A loaded model that completes chats and raw text.
+
+    Implementations must not block the event loop, must stop generating promptly when the consumer of
+    ``stream`` stops iterating (or the awaiting task of ``complete`` is cancelled), and raise only
+    ``mindfu_core.errors`` exceptions (``Overloaded`` when their wait queue is full,
+    ``ContextLengthExceeded`` when the prompt does not fit).
+    """
+
+    def model_info(self) -> ModelInfo:
+        """Describe the served model."""
+        ...
+
+    def stats(self) -> EngineStats:
+        """Current load and lifetime counters."""
+        ...
+
+    async def count_tokens(self, messages: Sequence[Message] | str) -> int:
+        """Tokens the prompt for these messages (rendered with the chat template) or this text uses."""
+        ...
+
+    async def complete(self, request: GenerationRequest) -> ChatResult:
+        """Generate every choice of ``request`` and return them whole."""
+        ...
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+        """Generate ``request`` as deltas (see ``ChatDelta`` for where finish reasons and usage arrive)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the model and its threads."""
+        ...

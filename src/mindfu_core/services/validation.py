@@ -1,0 +1,69 @@
+"""Checks every edge shares: a request that fails them never reaches an engine."""
+
+from __future__ import annotations
+
+from mindfu_core.domain.chat import (
+    ChatRequest,
+    GenerationRequest,
+    ResponseFormatType,
+    Role,
+    SamplingParams,
+    ToolChoiceMode,
+)
+from mindfu_core.errors import InvalidRequest
+
+MAX_STOP_SEQUENCES = 4
+MAX_TOP_LOGPROBS = 20
+
+
+def _check_range(value: float, low: float, high: float, param: str) -> None:
+    if not low <= value <= high:
+        raise InvalidRequest(f"{param} must be between {low:g} and {high:g}, got {value:g}", param=param)
+
+
+def validate_sampling(sampling: SamplingParams) -> None:
+    """Reject sampling parameters outside the ranges the OpenAI API documents."""
+    if sampling.max_tokens is not None and sampling.max_tokens < 1:
+        raise InvalidRequest(f"max_tokens must be at least 1, got {sampling.max_tokens}", param="max_tokens")
+    _check_range(sampling.temperature, 0.0, 2.0, "temperature")
+    _check_range(sampling.top_p, 0.0, 1.0, "top_p")
+    _check_range(sampling.presence_penalty, -2.0, 2.0, "presence_penalty")
+    _check_range(sampling.frequency_penalty, -2.0, 2.0, "frequency_penalty")
+    if len(sampling.stop) > MAX_STOP_SEQUENCES:
+        raise InvalidRequest(f"stop takes at most {MAX_STOP_SEQUENCES} sequences", param="stop")
+    if any(not s for s in sampling.stop):
+        raise InvalidRequest("stop sequences must not be empty", param="stop")
+    if not 0 <= sampling.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", param="top_logprobs")
+    if sampling.top_logprobs and not sampling.logprobs:
+        raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
+
+
+def _validate_chat(request: ChatRequest) -> None:
+    if not request.messages:
+        raise InvalidRequest("messages must contain at least one message", param="messages")
+    tool_names = {tool.name for tool in request.tools}
+    if len(tool_names) != len(request.tools):
+        raise InvalidRequest("tool names must be unique", param="tools")
+    choice = request.tool_choice
+    if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.FUNCTION) and not request.tools:
+        raise InvalidRequest(f"tool_choice '{choice.mode}' needs at least one tool", param="tool_choice")
+    if choice.mode is ToolChoiceMode.FUNCTION and choice.name not in tool_names:
+        raise InvalidRequest(f"tool_choice names an unknown tool: {choice.name!r}", param="tool_choice")
+    fmt = request.response_format
+    if fmt.type is ResponseFormatType.JSON_SCHEMA and not fmt.schema:
+        raise InvalidRequest("response_format json_schema needs a schema", param="response_format")
+    for position, message in enumerate(request.messages):
+        if message.role is Role.TOOL and not message.tool_call_id:
+            raise InvalidRequest(
+                "a tool message needs the tool_call_id it answers", param=f"messages[{position}].tool_call_id"
+            )
+
+
+def validate_request(request: GenerationRequest, *, max_n: int) -> None:
+    """Raise ``InvalidRequest`` if ``request`` cannot be served as asked."""
+    if not 1 <= request.n <= max_n:
+        raise InvalidRequest(f"n must be between 1 and {max_n}, got {request.n}", param="n")
+    validate_sampling(request.sampling)
+    if isinstance(request, ChatRequest):
+        _validate_chat(request)

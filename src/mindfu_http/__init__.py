@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP facade (FastAPI) over the MindFu core."""

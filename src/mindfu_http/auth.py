@@ -1,0 +1,42 @@
+"""Bearer API keys: when any are configured, every route but the health checks requires one."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from mindfu_core.errors import Unauthenticated
+
+
+class ApiKeys:
+    """The configured keys, checked in constant time (every key is compared, whatever matches)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [key.encode("utf-8") for key in keys if key]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, authorization: str | None) -> None:
+        if not self._keys:
+            return
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                code="missing_api_key",
+            )
+        presented = token.strip().encode("utf-8")
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(presented, key)
+        if not matched:
+            raise Unauthenticated("Incorrect API key provided.")
+
+
+async def require_api_key(request: Request) -> None:
+    """FastAPI dependency for protected routers."""
+    keys: ApiKeys = request.app.state.api_keys
+    keys.check(request.headers.get("authorization"))

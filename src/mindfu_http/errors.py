@@ -1,0 +1,115 @@
+"""One table from domain errors to OpenAI error objects, and the app's only exception handlers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mindfu_core.errors import (
+    ConfigurationError,
+    Conflict,
+    ContextLengthExceeded,
+    EngineFailure,
+    InvalidRequest,
+    MindFuError,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unauthenticated,
+    UnsupportedMediaType,
+    UpstreamUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+#: domain error -> (HTTP status, OpenAI error ``type``); looked up along the exception's MRO.
+HTTP_ERRORS: dict[type[MindFuError], tuple[int, str]] = {
+    InvalidRequest: (400, "invalid_request_error"),
+    ContextLengthExceeded: (400, "invalid_request_error"),
+    PayloadTooLarge: (413, "invalid_request_error"),
+    UnsupportedMediaType: (415, "invalid_request_error"),
+    Unauthenticated: (401, "authentication_error"),
+    PermissionDenied: (403, "permission_error"),
+    NotFound: (404, "not_found_error"),
+    Conflict: (409, "conflict_error"),
+    Overloaded: (429, "rate_limit_error"),
+    UpstreamUnavailable: (503, "service_unavailable_error"),
+    EngineFailure: (500, "server_error"),
+    ConfigurationError: (500, "server_error"),
+    MindFuError: (500, "server_error"),
+}
+
+INTERNAL_MESSAGE = "The server had an error while processing your request (request id {request_id})."
+
+
+def error_body(
+    message: str, type_: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """An OpenAI error object."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "unknown")
+
+
+def domain_error_payload(exc: MindFuError, request_id: str) -> tuple[int, dict[str, Any]]:
+    """Status and OpenAI error object for ``exc``; server-side messages are hidden behind the request id."""
+    status, type_ = next(HTTP_ERRORS[cls] for cls in type(exc).__mro__ if cls in HTTP_ERRORS)
+    if status >= 500 and status != 503:
+        log.error("request %s failed: %r", request_id, exc, exc_info=exc)
+        return status, error_body(INTERNAL_MESSAGE.format(request_id=request_id), type_, code=exc.code)
+    return status, error_body(exc.message, type_, param=exc.param, code=exc.code)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "Invalid request.", None
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return "We could not parse the JSON body of your request: " + str(first.get("msg", "")), None
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(loc) or None
+    message = str(first.get("msg", "invalid value"))
+    return (f"Invalid value for '{param}': {message}" if param else message), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves the app as an OpenAI error object."""
+
+    @app.exception_handler(MindFuError)
+    async def _domain(request: Request, exc: MindFuError) -> JSONResponse:
+        status, body = domain_error_payload(exc, request_id_of(request))
+        headers = (
+            {"Retry-After": str(max(1, round(exc.retry_after)))} if isinstance(exc, Overloaded) else None
+        )
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return JSONResponse(error_body(message, "invalid_request_error", param=param), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        message = (
+            f"Unknown route {request.method} {request.url.path}"
+            if exc.status_code == 404
+            else str(exc.detail)
+        )
+        return JSONResponse(error_body(message, type_), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = request_id_of(request)
+        log.error("request %s failed with an unexpected error", request_id, exc_info=exc)
+        body = error_body(INTERNAL_MESSAGE.format(request_id=request_id), "server_error")
+        return JSONResponse(body, status_code=500)

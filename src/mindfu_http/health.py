@@ -1,0 +1,33 @@
+"""GET /health (liveness) and GET /health/ready (every engine loaded), open without an API key."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from mindfu_core.services.chat import ChatService
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", summary="Readiness: every engine is loaded and accepting work")
+async def ready(request: Request) -> JSONResponse:
+    service: ChatService | None = getattr(request.app.state, "chat_service", None)
+    if service is None:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    engines: list[dict[str, Any]] = [
+        {"model": engine.model_info().id, **asdict(engine.stats())} for engine in service.engines()
+    ]
+    is_ready = all(entry["ready"] for entry in engines)
+    return JSONResponse(
+        {"status": "ready" if is_ready else "not_ready", "engines": engines},
+        status_code=200 if is_ready else 503,
+    )

@@ -1,0 +1,92 @@
+"""POST /v1/chat/completions and POST /v1/completions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from mindfu_core.domain.chat import ChatDelta, GenerationRequest
+from mindfu_core.errors import MindFuError
+from mindfu_core.services.chat import ChatService
+from mindfu_http.errors import domain_error_payload, error_body, request_id_of
+from mindfu_http.openai import wire
+from mindfu_http.openai.schemas import ChatCompletionIn, CompletionIn
+from mindfu_http.streaming import ClientGone, first_and_rest, unless_disconnected
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+# Status 499 is nginx's "client closed request": nobody reads it, but logs say what happened.
+CLIENT_CLOSED = 499
+
+
+def _service(request: Request) -> ChatService:
+    service: ChatService = request.app.state.chat_service
+    return service
+
+
+@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+async def chat_completions(body: ChatCompletionIn, request: Request) -> Response:
+    return await _generate(
+        request, body.to_core(), chat=True, stream=bool(body.stream), usage=body.include_usage
+    )
+
+
+@router.post("/completions", summary="Create a text completion (OpenAI-compatible, legacy)")
+async def completions(body: CompletionIn, request: Request) -> Response:
+    return await _generate(
+        request, body.to_core(), chat=False, stream=bool(body.stream), usage=body.include_usage
+    )
+
+
+async def _generate(
+    request: Request, core: GenerationRequest, *, chat: bool, stream: bool, usage: bool
+) -> Response:
+    service = _service(request)
+    if not stream:
+        try:
+            result = await unless_disconnected(request, service.complete(core))
+        except ClientGone:
+            return Response(status_code=CLIENT_CLOSED)
+        build = wire.chat_completion if chat else wire.text_completion
+        return JSONResponse(
+            build(result, completion_id=wire.new_id("chatcmpl" if chat else "cmpl"), created=int(time.time()))
+        )
+    deltas = await service.stream(core)
+    try:
+        first, rest = await unless_disconnected(request, first_and_rest(deltas))
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    writer = wire.ChunkWriter(model=core.model, chat=chat, include_usage=usage)
+    return StreamingResponse(
+        _sse(writer, first, rest, request_id_of(request)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(
+    writer: wire.ChunkWriter, first: ChatDelta | None, rest: AsyncIterator[ChatDelta], request_id: str
+) -> AsyncIterator[bytes]:
+    try:
+        if first is not None:
+            for event in writer.delta(first):
+                yield event
+            async for delta in rest:
+                for event in writer.delta(delta):
+                    yield event
+    except MindFuError as exc:
+        _, payload = domain_error_payload(exc, request_id)
+        yield writer.error(payload)
+    except Exception:
+        log.exception("stream %s failed", request_id)
+        yield writer.error(error_body(f"The stream failed (request id {request_id}).", "server_error"))
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    yield writer.DONE

@@ -1,0 +1,185 @@
+"""Core results to OpenAI response objects (plain dicts: they are built once per token when streaming)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from mindfu_core.domain.chat import ChatDelta, ChatResult, ModelInfo, TokenLogprob, ToolCall, Usage
+
+SYSTEM_FINGERPRINT = "mindfu"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _token_bytes(token: str) -> list[int]:
+    return list(token.encode("utf-8"))
+
+
+def chat_logprobs(logprobs: tuple[TokenLogprob, ...] | None) -> dict[str, Any] | None:
+    if logprobs is None:
+        return None
+    return {
+        "content": [
+            {
+                "token": lp.token,
+                "logprob": lp.logprob,
+                "bytes": _token_bytes(lp.token),
+                "top_logprobs": [
+                    {"token": t.token, "logprob": t.logprob, "bytes": _token_bytes(t.token)} for t in lp.top
+                ],
+            }
+            for lp in logprobs
+        ],
+        "refusal": None,
+    }
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def chat_completion(result: ChatResult, *, completion_id: str, created: int) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": result.model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [
+            {
+                "index": choice.index,
+                "message": {
+                    "role": "assistant",
+                    "content": choice.message.content,
+                    "refusal": None,
+                    **(
+                        {"tool_calls": [_tool_call(c) for c in choice.message.tool_calls]}
+                        if choice.message.tool_calls
+                        else {}
+                    ),
+                },
+                "logprobs": chat_logprobs(choice.logprobs),
+                "finish_reason": choice.finish_reason.value,
+            }
+            for choice in result.choices
+        ],
+        "usage": usage_dict(result.usage),
+    }
+
+
+def text_completion(result: ChatResult, *, completion_id: str, created: int) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "text_completion",
+        "created": created,
+        "model": result.model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [
+            {
+                "index": choice.index,
+                "text": choice.message.content or "",
+                "logprobs": _text_logprobs(choice.logprobs),
+                "finish_reason": choice.finish_reason.value,
+            }
+            for choice in result.choices
+        ],
+        "usage": usage_dict(result.usage),
+    }
+
+
+def _text_logprobs(logprobs: tuple[TokenLogprob, ...] | None) -> dict[str, Any] | None:
+    if not logprobs:
+        return None
+    return {
+        "tokens": [lp.token for lp in logprobs],
+        "token_logprobs": [lp.logprob for lp in logprobs],
+        "top_logprobs": [{t.token: t.logprob for t in lp.top} for lp in logprobs],
+        "text_offset": [],
+    }
+
+
+class ChunkWriter:
+    """Builds the SSE lines of one streamed completion (chat or text)."""
+
+    def __init__(self, *, model: str, chat: bool, include_usage: bool) -> None:
+        self.id = new_id("chatcmpl" if chat else "cmpl")
+        self.created = int(time.time())
+        self.model = model
+        self.chat = chat
+        self.include_usage = include_usage
+        self._object = "chat.completion.chunk" if chat else "text_completion"
+        self._started: set[int] = set()
+        self._tool_calls_sent: dict[int, int] = {}
+
+    def _event(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": self._object,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": choices,
+        }
+        if self.include_usage:
+            chunk["usage"] = usage_dict(usage) if usage is not None else None
+        return b"data: " + json.dumps(chunk, ensure_ascii=False).encode("utf-8") + b"\n\n"
+
+    def delta(self, delta: ChatDelta) -> list[bytes]:
+        events: list[bytes] = []
+        has_payload = bool(delta.content or delta.tool_calls or delta.logprobs or delta.finish_reason)
+        if has_payload:
+            events.append(self._event([self._choice(delta)]))
+        if delta.usage is not None and self.include_usage:
+            events.append(self._event([], delta.usage))
+        return events
+
+    def _choice(self, delta: ChatDelta) -> dict[str, Any]:
+        finish = delta.finish_reason.value if delta.finish_reason else None
+        if not self.chat:
+            return {
+                "index": delta.index,
+                "text": delta.content,
+                "logprobs": _text_logprobs(delta.logprobs),
+                "finish_reason": finish,
+            }
+        body: dict[str, Any] = {}
+        if delta.index not in self._started:
+            self._started.add(delta.index)
+            body["role"] = "assistant"
+        if delta.content or not delta.tool_calls:
+            body["content"] = delta.content
+        if delta.tool_calls:
+            first = self._tool_calls_sent.get(delta.index, 0)
+            body["tool_calls"] = [
+                {"index": first + i, **_tool_call(call)} for i, call in enumerate(delta.tool_calls)
+            ]
+            self._tool_calls_sent[delta.index] = first + len(delta.tool_calls)
+        return {
+            "index": delta.index,
+            "delta": body,
+            "logprobs": chat_logprobs(delta.logprobs) if delta.logprobs else None,
+            "finish_reason": finish,
+        }
+
+    @staticmethod
+    def error(payload: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps(payload).encode("utf-8") + b"\n\n"
+
+    DONE = b"data: [DONE]\n\n"
+
+
+def model_object(info: ModelInfo) -> dict[str, Any]:
+    return {"id": info.id, "object": "model", "created": info.created, "owned_by": info.owned_by}

@@ -1,0 +1,113 @@
+"""A scripted LLMEngine for tests: replies come from a script, token by token, with the port's semantics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from mindfu_adapters.llm.slots import SlotPool
+from mindfu_core import (
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
+    ContextLengthExceeded,
+    EngineStats,
+    FinishReason,
+    GenerationRequest,
+    Message,
+    ModelInfo,
+    ToolCall,
+    Usage,
+    collect,
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: text (split on spaces into tokens) or tool calls."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+class ScriptedEngine:
+    """Answers requests with the next scripted reply (the last one repeats); one token per word."""
+
+    def __init__(
+        self,
+        replies: Sequence[Reply] = (Reply(text="Hello from the scripted engine."),),
+        *,
+        model_id: str = "scripted",
+        context_length: int = 256,
+        token_delay: float = 0.0,
+        slots: int = 1,
+        max_queue: int = 4,
+    ) -> None:
+        self._replies = list(replies)
+        self._model_id = model_id
+        self._context_length = context_length
+        self._delay = token_delay
+        self._pool: SlotPool[int] = SlotPool(list(range(slots)), max_queue=max_queue)
+        self.requests: list[GenerationRequest] = []
+        self.tokens_generated = 0
+        self._served = 0
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(id=self._model_id, context_length=self._context_length, engine="scripted")
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            slots=self._pool.size,
+            active=self._pool.active,
+            queued=self._pool.queued,
+            max_queue=self._pool.max_queue,
+            requests_total=len(self.requests),
+            tokens_generated_total=self.tokens_generated,
+            ready=True,
+        )
+
+    async def count_tokens(self, messages: Sequence[Message] | str) -> int:
+        if isinstance(messages, str):
+            return len(messages.split())
+        return sum(len((m.content or "").split()) + 2 for m in messages)
+
+    def _next_reply(self) -> Reply:
+        reply = self._replies[min(self._served, len(self._replies) - 1)]
+        self._served += 1
+        return reply
+
+    async def complete(self, request: GenerationRequest) -> ChatResult:
+        return await collect(request.model, self.stream(request))
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+        prompt = await self.count_tokens(request.messages if isinstance(request, ChatRequest) else request.prompt)
+        max_tokens = request.sampling.max_tokens
+        if prompt + (max_tokens or 0) > self._context_length:
+            raise ContextLengthExceeded(f"needs {prompt} tokens, the context holds {self._context_length}")
+        slot = await self._pool.acquire()
+        try:
+            self.requests.append(request)
+            produced = 0
+            for index in range(request.n):
+                reply = self._next_reply()
+                if reply.tool_calls:
+                    yield ChatDelta(index=index, tool_calls=reply.tool_calls, finish_reason=FinishReason.TOOL_CALLS)
+                    continue
+                reason = FinishReason.STOP
+                for position, word in enumerate(reply.text.split(" ")):
+                    if max_tokens is not None and position >= max_tokens:
+                        reason = FinishReason.LENGTH
+                        break
+                    if self._delay:
+                        await asyncio.sleep(self._delay)
+                    self.tokens_generated += 1
+                    produced += 1
+                    yield ChatDelta(index=index, content=word if position == 0 else " " + word)
+                yield ChatDelta(index=index, finish_reason=reason)
+            yield ChatDelta(index=request.n - 1, usage=Usage(prompt_tokens=prompt, completion_tokens=produced))
+        finally:
+            self._pool.release(slot)
+
+    async def aclose(self) -> None:
+        return None
