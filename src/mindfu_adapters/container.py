@@ -67,7 +67,21 @@ def _llama_cpp_engine(llm: LlmSettings) -> LLMEngine:
     )
 
 
+def _llama_cpp_preflight(llm: LlmSettings) -> None:
+    from mindfu_adapters.llm.llama_cpp import check_gguf
+
+    path, _ = resolve_model(llm)
+    check_gguf(path, "MINDFU_LLM__MODEL_PATH")
+
+
 _ENGINE_FACTORIES = {"llama_cpp": _llama_cpp_engine}
+_ENGINE_PREFLIGHTS = {"llama_cpp": _llama_cpp_preflight}
+
+
+def preflight(settings: Settings) -> None:
+    """Cheap checks of what start-up will need (the model file), so mistakes surface as one clear message."""
+    _ENGINE_PREFLIGHTS[settings.llm.backend](settings.llm)
+
 
 
 async def _engine_resource(llm: LlmSettings) -> AsyncIterator[LLMEngine]:

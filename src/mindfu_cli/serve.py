@@ -23,7 +23,7 @@ def is_loopback(host: str) -> bool:
 def serve(*, host: str | None, port: int | None, log_level: str | None) -> int:
     import uvicorn
 
-    from mindfu_adapters.container import build_container
+    from mindfu_adapters.container import build_container, preflight
     from mindfu_adapters.settings import Settings
     from mindfu_http.app import create_app
 
@@ -43,12 +43,13 @@ def serve(*, host: str | None, port: int | None, log_level: str | None) -> int:
             "Set MINDFU_API_KEYS or MINDFU_API_KEYS_FILE.",
             bind_host,
         )
-    app = create_app(build_container(settings))
-    config = uvicorn.Config(app, host=bind_host, port=bind_port, log_level=level.lower(), access_log=False)
-    server = uvicorn.Server(config)
     try:
-        server.run()
+        preflight(settings)
     except ConfigurationError as exc:
         print(f"mindfu: {exc.message}", file=sys.stderr)
         return 2
+    app = create_app(build_container(settings))
+    config = uvicorn.Config(app, host=bind_host, port=bind_port, log_level=level.lower(), access_log=False)
+    server = uvicorn.Server(config)
+    server.run()
     return 0 if server.started else 1

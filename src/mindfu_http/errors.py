@@ -112,4 +112,5 @@ def install_error_handlers(app: FastAPI) -> None:
         request_id = request_id_of(request)
         log.error("request %s failed with an unexpected error", request_id, exc_info=exc)
         body = error_body(INTERNAL_MESSAGE.format(request_id=request_id), "server_error")
-        return JSONResponse(body, status_code=500)
+        # this handler runs outside the request-id middleware, so it sets the header itself
+        return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id})

@@ -392,6 +392,9 @@ class LlamaCppEngine:
                         emit(("text", index, text, logprobs))
                     if choice.get("finish_reason"):
                         reason = FinishReason(choice["finish_reason"])
+                if reason is FinishReason.LENGTH:
+                    # llama-cpp-python samples one token past the limit before it notices the limit
+                    produced = min(produced, prepared.kwargs["max_tokens"])
                 emit(("end", index, reason, produced))
         except Exception as exc:
             log.exception("llama.cpp generation failed")

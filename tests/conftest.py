@@ -1,0 +1,36 @@
+"""Shared fixtures: the HTTP app over a scripted engine, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from dependency_injector import providers
+from fastapi.testclient import TestClient
+
+from mindfu_adapters.container import build_container
+from mindfu_adapters.settings import Settings
+from mindfu_http.app import create_app
+from tests.fakes import ScriptedEngine
+
+AppFactory = Callable[..., "contextmanager[TestClient]"]
+
+
+@contextmanager
+def _client(engine: ScriptedEngine, tmp_path: Path, **settings: object) -> Iterator[TestClient]:
+    container = build_container(Settings(data_dir=tmp_path, **settings))  # type: ignore[arg-type]
+    container.llm_engine.override(providers.Object(engine))
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Callable[..., contextmanager[TestClient]]:  # type: ignore[type-arg]
+    """``with make_client(engine, api_keys=[...]) as client``: the app over ``engine``."""
+
+    def factory(engine: ScriptedEngine | None = None, **settings: object) -> contextmanager[TestClient]:  # type: ignore[type-arg]
+        return _client(engine or ScriptedEngine(), tmp_path, **settings)
+
+    return factory

@@ -1,0 +1,97 @@
+"""A client that goes away stops the work it asked for, streamed or not, and frees the engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import Server, running_server
+from tests.fixtures.tiny_gguf import write_tiny_gguf
+
+pytestmark = pytest.mark.slow
+MAX_TOKENS = 3500
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # The tiny model never emits its end token, so only cancellation can stop it before MAX_TOKENS.
+    folder = tmp_path_factory.mktemp("cancel")
+    model = write_tiny_gguf(folder / "tiny.gguf", context_length=4096)
+    env = {
+        "MINDFU_LLM__MODEL_PATH": str(model),
+        "MINDFU_LLM__MODEL_ID": "tiny",
+        "MINDFU_LLM__CONTEXT_LENGTH": "4096",
+        "MINDFU_LLM__THREADS": "1",
+    }
+    with running_server(folder, env=env) as running:
+        yield running
+
+
+def body(stream: bool) -> dict[str, object]:
+    return {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "go"}],
+        "max_tokens": MAX_TOKENS,
+        "temperature": 1.0,
+        "stream": stream,
+    }
+
+
+def wait_idle(server: Server, timeout: float = 10) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        engine = server.engine()
+        if engine["active"] == 0:
+            return engine
+        assert time.monotonic() < deadline, f"the engine is still busy: {engine}"
+        time.sleep(0.02)
+
+
+def settled_tokens(server: Server) -> int:
+    """Token counter once it stops moving (the worker thread may finish its current token)."""
+    last = wait_idle(server)["tokens_generated_total"]
+    time.sleep(0.2)
+    now = server.engine()["tokens_generated_total"]
+    assert now == last, "tokens are still being generated after the slot was freed"
+    return now
+
+
+def test_disconnect_mid_stream_stops_generation(server: Server) -> None:
+    before = settled_tokens(server)
+    received = 0
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("POST", f"{server.base_url}/chat/completions", json=body(True)) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                received += 1
+            if received >= 3:
+                break
+    produced = settled_tokens(server) - before
+    assert produced < MAX_TOKENS / 4, f"generation went on after the disconnect: {produced} tokens"
+
+
+def test_abandoned_non_stream_request_stops_generation(server: Server) -> None:
+    before = settled_tokens(server)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.base_url}/chat/completions", json=body(False), timeout=0.15)
+    produced = settled_tokens(server) - before
+    assert 0 < produced < MAX_TOKENS / 4, f"generation went on after the client left: {produced} tokens"
+
+
+def test_next_request_is_served_after_a_disconnect(server: Server) -> None:
+    with httpx.Client(timeout=30) as client:
+        with client.stream("POST", f"{server.base_url}/chat/completions", json=body(True)) as response:
+            next(response.iter_lines())
+        reply = client.post(
+            f"{server.base_url}/chat/completions",
+            json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5},
+        )
+    assert reply.status_code == 200
+    assert reply.json()["usage"]["completion_tokens"] == 5
