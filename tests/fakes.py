@@ -81,7 +81,9 @@ class ScriptedEngine:
         return await collect(request.model, self.stream(request))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
-        prompt = await self.count_tokens(request.messages if isinstance(request, ChatRequest) else request.prompt)
+        prompt = await self.count_tokens(
+            request.messages if isinstance(request, ChatRequest) else request.prompt
+        )
         max_tokens = request.sampling.max_tokens
         if prompt + (max_tokens or 0) > self._context_length:
             raise ContextLengthExceeded(f"needs {prompt} tokens, the context holds {self._context_length}")
@@ -92,7 +94,9 @@ class ScriptedEngine:
             for index in range(request.n):
                 reply = self._next_reply()
                 if reply.tool_calls:
-                    yield ChatDelta(index=index, tool_calls=reply.tool_calls, finish_reason=FinishReason.TOOL_CALLS)
+                    yield ChatDelta(
+                        index=index, tool_calls=reply.tool_calls, finish_reason=FinishReason.TOOL_CALLS
+                    )
                     continue
                 reason = FinishReason.STOP
                 for position, word in enumerate(reply.text.split(" ")):
@@ -105,7 +109,9 @@ class ScriptedEngine:
                     produced += 1
                     yield ChatDelta(index=index, content=word if position == 0 else " " + word)
                 yield ChatDelta(index=index, finish_reason=reason)
-            yield ChatDelta(index=request.n - 1, usage=Usage(prompt_tokens=prompt, completion_tokens=produced))
+            yield ChatDelta(
+                index=request.n - 1, usage=Usage(prompt_tokens=prompt, completion_tokens=produced)
+            )
         finally:
             self._pool.release(slot)
 

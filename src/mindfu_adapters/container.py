@@ -83,7 +83,6 @@ def preflight(settings: Settings) -> None:
     _ENGINE_PREFLIGHTS[settings.llm.backend](settings.llm)
 
 
-
 async def _engine_resource(llm: LlmSettings) -> AsyncIterator[LLMEngine]:
     """Load the selected engine off the event loop; release it at shutdown."""
     try:

@@ -44,13 +44,19 @@ class Server:
 
 
 @contextmanager
-def running_server(tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[Server]:
+def running_server(
+    tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> Iterator[Server]:
     port = free_port()
     log = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, "MINDFU_DATA_DIR": str(tmp_path / "data"), **(env or {})}
     with log.open("w") as out:
         process = subprocess.Popen(
-            [MINDFU, "serve", "--port", str(port)], env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True
+            [MINDFU, "serve", "--port", str(port)],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
     try:

@@ -13,7 +13,9 @@ import mindfu_core
 from tests.e2e.server import MINDFU
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [MINDFU, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
@@ -88,3 +90,31 @@ def test_chat_repl_reads_until_eof(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("> ") >= 2
+
+
+def test_public_bind_without_keys_warns(tmp_path: Path) -> None:
+    from tests.e2e.server import free_port
+    from tests.fixtures.tiny_gguf import write_tiny_gguf
+
+    model = write_tiny_gguf(tmp_path / "tiny.gguf")
+    env = {**os.environ, "MINDFU_LLM__MODEL_PATH": str(model), "MINDFU_DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [MINDFU, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Uvicorn running" in line or "Application startup complete" in line:
+                break
+        output = "".join(lines)
+        assert "no API keys" in output
+        assert "MINDFU_API_KEYS" in output
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -87,7 +87,9 @@ def test_tool_call_round_trip(client: openai.OpenAI) -> None:
     arguments = json.loads(calls[0].function.arguments)  # type: ignore[union-attr]
     assert isinstance(arguments.get("city"), str)
     messages.append(first.choices[0].message.model_dump(exclude_none=True))
-    messages.append({"role": "tool", "tool_call_id": calls[0].id, "content": '{"temperature_c": 21, "sky": "sunny"}'})
+    messages.append(
+        {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temperature_c": 21, "sky": "sunny"}'}
+    )
     final = client.chat.completions.create(
         model=MODEL,
         messages=messages,  # type: ignore[arg-type]
@@ -152,7 +154,9 @@ def test_json_object_output_parses(client: openai.OpenAI) -> None:
 
 
 def test_text_completion_with_stop(client: openai.OpenAI) -> None:
-    reply = client.completions.create(model=MODEL, prompt="1, 2, 3, 4,", max_tokens=20, temperature=0, stop=["8"])
+    reply = client.completions.create(
+        model=MODEL, prompt="1, 2, 3, 4,", max_tokens=20, temperature=0, stop=["8"]
+    )
     assert "8" not in reply.choices[0].text
     assert reply.choices[0].finish_reason in ("stop", "length")
 
@@ -176,7 +180,9 @@ def test_error_cases_raise_the_matching_sdk_exceptions(client: openai.OpenAI, se
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=-5)  # type: ignore[arg-type]
     bad_json = httpx.post(
-        f"{server.base_url}/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+        f"{server.base_url}/chat/completions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
     )
     assert bad_json.status_code == 400
     assert bad_json.json()["error"]["type"] == "invalid_request_error"

@@ -35,7 +35,12 @@ def test_stream_is_sse_chunks_ending_with_done(make_client: Any) -> None:
     with make_client(ScriptedEngine([Reply(text="a b c")])) as client:
         raw = client.post(
             "/v1/chat/completions",
-            json={"model": "scripted", "messages": USER, "stream": True, "stream_options": {"include_usage": True}},
+            json={
+                "model": "scripted",
+                "messages": USER,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
         )
         assert raw.status_code == 200
         assert raw.headers["content-type"].startswith("text/event-stream")
@@ -44,7 +49,9 @@ def test_stream_is_sse_chunks_ending_with_done(make_client: Any) -> None:
         chunks = [ChatCompletionChunk.model_validate(json.loads(e)) for e in events[:-1]]
         assert chunks[0].choices[0].delta.role == "assistant"
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "a b c"
-        assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+        assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+            "stop"
+        ]
         assert chunks[-1].choices == [] and chunks[-1].usage is not None
         assert chunks[-1].usage.completion_tokens == 3
         assert all(c.usage is None for c in chunks[:-1])
@@ -64,7 +71,9 @@ def test_tool_calls_on_the_wire(make_client: Any) -> None:
         assert message.tool_calls is not None
         assert message.tool_calls[0].function.name == "get_weather"
         assert json.loads(message.tool_calls[0].function.arguments) == {"city": "Paris"}
-        stream = sdk(client).chat.completions.create(model="scripted", messages=USER, tools=tools, stream=True)  # type: ignore[arg-type]
+        stream = sdk(client).chat.completions.create(
+            model="scripted", messages=USER, tools=tools, stream=True
+        )  # type: ignore[arg-type]
         deltas = [c.choices[0].delta for c in stream if c.choices]
         streamed = [tc for d in deltas for tc in d.tool_calls or []]
         assert streamed[0].index == 0 and streamed[0].id == "call_abc"
@@ -108,7 +117,9 @@ def test_models(make_client: Any) -> None:
         ({"model": "scripted", "messages": USER, "tool_choice": "required"}, 400, "tool_choice"),
     ],
 )
-def test_bad_requests_get_openai_error_objects(make_client: Any, body: Any, status: int, param: str | None) -> None:
+def test_bad_requests_get_openai_error_objects(
+    make_client: Any, body: Any, status: int, param: str | None
+) -> None:
     with make_client() as client:
         response = client.post("/v1/chat/completions", json=body)
     assert response.status_code == status
@@ -122,7 +133,9 @@ def test_bad_requests_get_openai_error_objects(make_client: Any, body: Any, stat
 def test_invalid_json_is_400(make_client: Any) -> None:
     with make_client() as client:
         response = client.post(
-            "/v1/chat/completions", content=b'{"model": "scripted",', headers={"content-type": "application/json"}
+            "/v1/chat/completions",
+            content=b'{"model": "scripted",',
+            headers={"content-type": "application/json"},
         )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -133,21 +146,33 @@ def test_unknown_fields_are_tolerated(make_client: Any) -> None:
     with make_client() as client:
         response = client.post(
             "/v1/chat/completions",
-            json={"model": "scripted", "messages": USER, "metadata": {"a": 1}, "store": False, "x_future": [1]},
+            json={
+                "model": "scripted",
+                "messages": USER,
+                "metadata": {"a": 1},
+                "store": False,
+                "x_future": [1],
+            },
         )
     assert response.status_code == 200
 
 
 def test_context_length_exceeded(make_client: Any) -> None:
-    with make_client(ScriptedEngine(context_length=10)) as client, pytest.raises(openai.BadRequestError) as raised:
-        sdk(client).chat.completions.create(model="scripted", messages=[{"role": "user", "content": "w " * 50}])
+    with (
+        make_client(ScriptedEngine(context_length=10)) as client,
+        pytest.raises(openai.BadRequestError) as raised,
+    ):
+        sdk(client).chat.completions.create(
+            model="scripted", messages=[{"role": "user", "content": "w " * 50}]
+        )
     assert raised.value.code == "context_length_exceeded"
 
 
 def test_body_over_the_limit_is_413(make_client: Any) -> None:
     with make_client(http={"max_body_bytes": 2048}) as client:
         response = client.post(
-            "/v1/chat/completions", json={"model": "scripted", "messages": [{"role": "user", "content": "x" * 5000}]}
+            "/v1/chat/completions",
+            json={"model": "scripted", "messages": [{"role": "user", "content": "x" * 5000}]},
         )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
@@ -182,7 +207,9 @@ def test_error_mid_stream_ends_with_an_error_event(make_client: Any) -> None:
             raise EngineFailure("decode failed")
 
     with make_client(FailsMidway()) as client:
-        raw = client.post("/v1/chat/completions", json={"model": "scripted", "messages": USER, "stream": True})
+        raw = client.post(
+            "/v1/chat/completions", json={"model": "scripted", "messages": USER, "stream": True}
+        )
         assert raw.status_code == 200
         assert '"error"' in raw.text
         assert raw.text.rstrip().endswith("data: [DONE]")

@@ -25,7 +25,7 @@ def test_environment_nested_with_double_underscore(monkeypatch: pytest.MonkeyPat
 
 
 def test_toml_file_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "mindfu.toml").write_text('[llm]\nslots = 2\ncontext_length = 2048\n[http]\nport = 1234\n')
+    (tmp_path / "mindfu.toml").write_text("[llm]\nslots = 2\ncontext_length = 2048\n[http]\nport = 1234\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MINDFU_HTTP__PORT", "4321")
     settings = Settings()

@@ -47,7 +47,9 @@ def test_sampling_out_of_range_names_the_parameter(sampling: SamplingParams, par
 
 
 def test_valid_request_passes() -> None:
-    validate_request(chat(sampling=SamplingParams(temperature=0, top_p=0.5, max_tokens=5, stop=("x",))), max_n=1)
+    validate_request(
+        chat(sampling=SamplingParams(temperature=0, top_p=0.5, max_tokens=5, stop=("x",))), max_n=1
+    )
 
 
 def test_empty_messages() -> None:
@@ -58,7 +60,9 @@ def test_empty_messages() -> None:
 def test_tool_choice_must_name_a_declared_tool() -> None:
     tools = (ToolSpec(name="a"),)
     with pytest.raises(InvalidRequest, match="unknown tool"):
-        validate_request(chat(tools=tools, tool_choice=ToolChoice(mode=ToolChoiceMode.FUNCTION, name="b")), max_n=1)
+        validate_request(
+            chat(tools=tools, tool_choice=ToolChoice(mode=ToolChoiceMode.FUNCTION, name="b")), max_n=1
+        )
     with pytest.raises(InvalidRequest, match="needs at least one tool"):
         validate_request(chat(tool_choice=ToolChoice(mode=ToolChoiceMode.REQUIRED)), max_n=1)
     with pytest.raises(InvalidRequest, match="unique"):

@@ -126,7 +126,9 @@ async def test_stream_has_one_finish_per_choice_and_usage_last(make_engine: Engi
 async def test_text_requests(make_engine: EngineFactory) -> None:
     engine = make_engine()
     result = await engine.complete(
-        TextRequest(model=engine.model_info().id, prompt="Once upon a time", sampling=SamplingParams(max_tokens=4))
+        TextRequest(
+            model=engine.model_info().id, prompt="Once upon a time", sampling=SamplingParams(max_tokens=4)
+        )
     )
     assert result.choices[0].message.content
     assert result.usage.completion_tokens <= 4
@@ -165,7 +167,9 @@ async def test_stopping_iteration_stops_generation_at_once(make_engine: EngineFa
 
 async def test_cancelling_complete_frees_the_engine(make_engine: EngineFactory) -> None:
     engine = make_engine()
-    task = asyncio.create_task(engine.complete(chat(engine, sampling={"max_tokens": 300, "temperature": 1.0})))
+    task = asyncio.create_task(
+        engine.complete(chat(engine, sampling={"max_tokens": 300, "temperature": 1.0}))
+    )
     while engine.stats().tokens_generated_total == 0:
         await asyncio.sleep(0.001)
     task.cancel()
