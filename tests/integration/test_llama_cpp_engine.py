@@ -1,4 +1,4 @@
-"""LlamaCppEngine specifics on a tiny generated GGUF: grammars, forced tool calls, logprobs, stops, templates."""
+"""LlamaCppEngine on a tiny generated GGUF: grammars, forced tool calls, logprobs, stops, templates."""
 
 from __future__ import annotations
 
@@ -110,7 +110,9 @@ async def test_logprobs_need_the_setting(tmp_path: Path) -> None:
 
 
 async def test_stop_sequences_end_the_text_before_the_stop(engine: LlamaCppEngine) -> None:
-    free = await engine.complete(TextRequest(model="tiny", prompt="abc", sampling=SamplingParams(max_tokens=40)))
+    free = await engine.complete(
+        TextRequest(model="tiny", prompt="abc", sampling=SamplingParams(max_tokens=40))
+    )
     text = free.choices[0].message.content or ""
     stop = text[10:12]
     assert len(stop) == 2
