@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
+
+import orjson
 
 from mindfu_core.domain.chat import ChatDelta, ChatResult, ModelInfo, TokenLogprob, ToolCall, Usage
 
@@ -135,7 +136,7 @@ class ChunkWriter:
         }
         if self.include_usage:
             chunk["usage"] = usage_dict(usage) if usage is not None else None
-        return b"data: " + json.dumps(chunk, ensure_ascii=False).encode("utf-8") + b"\n\n"
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def delta(self, delta: ChatDelta) -> list[bytes]:
         events: list[bytes] = []
@@ -176,7 +177,7 @@ class ChunkWriter:
 
     @staticmethod
     def error(payload: dict[str, Any]) -> bytes:
-        return b"data: " + json.dumps(payload).encode("utf-8") + b"\n\n"
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
 
     DONE = b"data: [DONE]\n\n"
 
