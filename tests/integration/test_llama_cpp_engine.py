@@ -96,6 +96,7 @@ async def test_logprobs(engine: LlamaCppEngine) -> None:
     logprobs = result.choices[0].logprobs
     assert logprobs is not None
     assert len(logprobs) == 5
+    assert result.usage.completion_tokens == 5
     assert all(lp.logprob <= 0.0 for lp in logprobs)
     assert all(1 <= len(lp.top) <= 3 for lp in logprobs)
     assert "".join(lp.token for lp in logprobs) == result.choices[0].message.content

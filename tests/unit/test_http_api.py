@@ -265,3 +265,15 @@ def test_openapi_docs_are_served(make_client: Any) -> None:
     with make_client() as client:
         assert client.get("/docs").status_code == 200
         assert "/v1/chat/completions" in client.get("/openapi.json").json()["paths"]
+
+
+def test_llama_cpp_sampling_extensions_reach_the_engine(make_client: Any) -> None:
+    engine = ScriptedEngine()
+    with make_client(engine) as client:
+        response = client.post(
+            "/v1/chat/completions",
+            json={"model": "scripted", "messages": USER, "top_k": 5, "min_p": 0.1, "repetition_penalty": 1.2},
+        )
+    assert response.status_code == 200
+    sampling = engine.requests[0].sampling
+    assert (sampling.top_k, sampling.min_p, sampling.repeat_penalty) == (5, 0.1, 1.2)

@@ -38,6 +38,9 @@ def chat(**kwargs: object) -> ChatRequest:
         (SamplingParams(stop=("",)), "stop"),
         (SamplingParams(logprobs=True, top_logprobs=21), "top_logprobs"),
         (SamplingParams(top_logprobs=2), "top_logprobs"),
+        (SamplingParams(top_k=-1), "top_k"),
+        (SamplingParams(min_p=1.5), "min_p"),
+        (SamplingParams(repeat_penalty=0), "repeat_penalty"),
     ],
 )
 def test_sampling_out_of_range_names_the_parameter(sampling: SamplingParams, param: str) -> None:

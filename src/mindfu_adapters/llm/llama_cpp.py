@@ -101,6 +101,34 @@ def check_gguf(path: Path, setting_name: str) -> None:
         raise ConfigurationError(f"model file {str(path)!r} is not a GGUF file (check {setting_name})")
 
 
+class _Slot:
+    """One llama.cpp context and the count of tokens it sampled for the request it is serving.
+
+    ``Llama.sample`` is wrapped on the instance: it runs once per sampled token, which makes the count
+    exact (llama-cpp-python's stopping criteria also run once after the loop, and not for every token).
+    """
+
+    def __init__(self, llm: Any, on_token: Callable[[], None]) -> None:
+        import llama_cpp
+
+        self.llm = llm
+        self.sampled = 0
+        vocab = llm._model.vocab
+        original = llm.sample
+
+        def counting_sample(*args: Any, **kwargs: Any) -> int:
+            token: int = original(*args, **kwargs)
+            if not llama_cpp.llama_vocab_is_eog(vocab, token):
+                self.sampled += 1
+            on_token()
+            return token
+
+        llm.sample = counting_sample
+
+    def reset(self) -> None:
+        self.sampled = 0
+
+
 @dataclass(slots=True)
 class _Prepared:
     prompt_tokens: list[int]
@@ -134,6 +162,11 @@ class LlamaCppEngine:
         if config.slots < 1:
             raise ConfigurationError("the llama.cpp engine needs at least one slot (MINDFU_LLM__SLOTS)")
         self._config = config
+        self._created = int(time.time())
+        self._requests = 0
+        self._tokens = 0
+        self._count_lock = threading.Lock()
+        self._closed = False
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -170,13 +203,10 @@ class LlamaCppEngine:
             bos_token=first._model.token_get_text(bos) if bos != -1 else "",
         )
         self._n_ctx = first.n_ctx()
-        self._pool: SlotPool[Any] = SlotPool(llamas, max_queue=config.max_queue)
+        self._pool: SlotPool[_Slot] = SlotPool(
+            [_Slot(llm, self._count_token) for llm in llamas], max_queue=config.max_queue
+        )
         self._executor = ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="llama-slot")
-        self._created = int(time.time())
-        self._requests = 0
-        self._tokens = 0
-        self._count_lock = threading.Lock()
-        self._closed = False
 
     # -- port: introspection ------------------------------------------------------------------------
 
@@ -269,6 +299,10 @@ class LlamaCppEngine:
 
     # -- internals ----------------------------------------------------------------------------------
 
+    def _count_token(self) -> None:
+        with self._count_lock:
+            self._tokens += 1
+
     def _tokenize(self, text: str) -> list[int]:
         tokens: list[int] = self._tokenizer.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         if len(tokens) >= 2 and tokens[0] == tokens[1] == self._bos:  # the template wrote BOS itself
@@ -340,9 +374,11 @@ class LlamaCppEngine:
             "max_tokens": sampling.max_tokens or budget,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
-            "top_k": self._config.top_k,
-            "min_p": self._config.min_p,
-            "repeat_penalty": self._config.repeat_penalty,
+            "top_k": self._config.top_k if sampling.top_k is None else sampling.top_k,
+            "min_p": self._config.min_p if sampling.min_p is None else sampling.min_p,
+            "repeat_penalty": (
+                self._config.repeat_penalty if sampling.repeat_penalty is None else sampling.repeat_penalty
+            ),
             "presence_penalty": sampling.presence_penalty,
             "frequency_penalty": sampling.frequency_penalty,
             "stop": list(sampling.stop),
@@ -356,25 +392,25 @@ class LlamaCppEngine:
         return _Prepared(tokens, kwargs, request.n, mode, tools, echo, sampling.seed)
 
     def _work(
-        self, llm: Any, prepared: _Prepared, cancel: threading.Event, emit: Callable[[tuple[Any, ...]], None]
+        self,
+        slot: _Slot,
+        prepared: _Prepared,
+        cancel: threading.Event,
+        emit: Callable[[tuple[Any, ...]], None],
     ) -> None:
         """Worker thread: generate every choice in turn, reporting text, ends and errors through ``emit``."""
         from llama_cpp import StoppingCriteriaList
 
         try:
             for index in range(prepared.n):
-                produced = 0
+                slot.reset()
 
                 def stop_when_cancelled(_ids: Any, _logits: Any) -> bool:
-                    nonlocal produced
-                    produced += 1
-                    with self._count_lock:
-                        self._tokens += 1
                     return cancel.is_set()
 
                 seed = None if prepared.seed is None else prepared.seed + index
                 reason = FinishReason.LENGTH
-                chunks = llm.create_completion(
+                chunks = slot.llm.create_completion(
                     prompt=prepared.prompt_tokens,
                     stream=True,
                     seed=seed,
@@ -392,10 +428,7 @@ class LlamaCppEngine:
                         emit(("text", index, text, logprobs))
                     if choice.get("finish_reason"):
                         reason = FinishReason(choice["finish_reason"])
-                if reason is FinishReason.LENGTH:
-                    # llama-cpp-python samples one token past the limit before it notices the limit
-                    produced = min(produced, prepared.kwargs["max_tokens"])
-                emit(("end", index, reason, produced))
+                emit(("end", index, reason, slot.sampled))
         except Exception as exc:
             log.exception("llama.cpp generation failed")
             emit(("error", exc))

@@ -102,6 +102,10 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     logprobs: bool = False
     top_logprobs: int = 0
+    # Beyond the OpenAI API, as llama.cpp and vLLM servers accept them; None means the engine's default.
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,12 @@ def validate_sampling(sampling: SamplingParams) -> None:
         raise InvalidRequest("stop sequences must not be empty", param="stop")
     if not 0 <= sampling.top_logprobs <= MAX_TOP_LOGPROBS:
         raise InvalidRequest(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", param="top_logprobs")
+    if sampling.top_k is not None and sampling.top_k < 0:
+        raise InvalidRequest(f"top_k must be 0 (off) or more, got {sampling.top_k}", param="top_k")
+    if sampling.min_p is not None:
+        _check_range(sampling.min_p, 0.0, 1.0, "min_p")
+    if sampling.repeat_penalty is not None and sampling.repeat_penalty <= 0:
+        raise InvalidRequest("repeat_penalty must be greater than 0", param="repeat_penalty")
     if sampling.top_logprobs and not sampling.logprobs:
         raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
 

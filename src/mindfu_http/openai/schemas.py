@@ -100,6 +100,11 @@ class _Sampling(_Open):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     user: str | None = None
+    # llama.cpp / vLLM sampling extensions
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    repetition_penalty: float | None = None
 
     def sampling(self, *, max_tokens: int | None, logprobs: bool, top_logprobs: int) -> SamplingParams:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -113,6 +118,11 @@ class _Sampling(_Open):
             frequency_penalty=self.frequency_penalty or 0.0,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty
+            if self.repeat_penalty is not None
+            else self.repetition_penalty,
         )
 
     @property
