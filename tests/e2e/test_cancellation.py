@@ -12,18 +12,18 @@ from tests.e2e.server import Server, running_server
 from tests.fixtures.tiny_gguf import write_tiny_gguf
 
 pytestmark = pytest.mark.slow
-MAX_TOKENS = 3500
+MAX_TOKENS = 16000
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # The tiny model never emits its end token, so only cancellation can stop it before MAX_TOKENS.
     folder = tmp_path_factory.mktemp("cancel")
-    model = write_tiny_gguf(folder / "tiny.gguf", context_length=4096)
+    model = write_tiny_gguf(folder / "tiny.gguf", context_length=16384)
     env = {
         "MINDFU_LLM__MODEL_PATH": str(model),
         "MINDFU_LLM__MODEL_ID": "tiny",
-        "MINDFU_LLM__CONTEXT_LENGTH": "4096",
+        "MINDFU_LLM__CONTEXT_LENGTH": "16384",
         "MINDFU_LLM__THREADS": "1",
     }
     with running_server(folder, env=env) as running:

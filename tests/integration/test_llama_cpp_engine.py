@@ -112,13 +112,17 @@ async def test_logprobs_need_the_setting(tmp_path: Path) -> None:
 
 async def test_stop_sequences_end_the_text_before_the_stop(engine: LlamaCppEngine) -> None:
     free = await engine.complete(
-        TextRequest(model="tiny", prompt="abc", sampling=SamplingParams(max_tokens=40))
+        TextRequest(model="tiny", prompt="abc", sampling=SamplingParams(max_tokens=40, temperature=0, seed=7))
     )
     text = free.choices[0].message.content or ""
     stop = text[10:12]
     assert len(stop) == 2
     stopped = await engine.complete(
-        TextRequest(model="tiny", prompt="abc", sampling=SamplingParams(max_tokens=40, stop=(stop,)))
+        TextRequest(
+            model="tiny",
+            prompt="abc",
+            sampling=SamplingParams(max_tokens=40, temperature=0, seed=7, stop=(stop,)),
+        )
     )
     assert stopped.choices[0].finish_reason is FinishReason.STOP
     assert stop not in (stopped.choices[0].message.content or "")

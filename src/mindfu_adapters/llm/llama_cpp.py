@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 
 from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
 from mindfu_adapters.llm.slots import SlotPool
+from mindfu_adapters.llm.text_stream import StopStream
 from mindfu_adapters.llm.tool_format import (
     CALL_CLOSE,
     CALL_OPEN,
@@ -55,6 +57,8 @@ from mindfu_core.services.collect import collect
 log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
+# Prompts up to this size are rendered and tokenized on the event loop; longer ones in a thread.
+INLINE_PREPARE_CHARS = 8192
 
 # Used when a GGUF carries no chat template of its own.
 CHATML_TEMPLATE = (
@@ -243,7 +247,10 @@ class LlamaCppEngine:
         return await collect(request.model, self.stream(request), with_logprobs=request.sampling.logprobs)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
-        prepared = await asyncio.to_thread(self._prepare, request)
+        if _prompt_chars(request) <= INLINE_PREPARE_CHARS:
+            prepared = self._prepare(request)  # well under a millisecond: a thread hop would cost more
+        else:
+            prepared = await asyncio.to_thread(self._prepare, request)
         slot = await self._pool.acquire()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
@@ -399,41 +406,114 @@ class LlamaCppEngine:
         emit: Callable[[tuple[Any, ...]], None],
     ) -> None:
         """Worker thread: generate every choice in turn, reporting text, ends and errors through ``emit``."""
-        from llama_cpp import StoppingCriteriaList
-
         try:
             for index in range(prepared.n):
                 slot.reset()
-
-                def stop_when_cancelled(_ids: Any, _logits: Any) -> bool:
-                    return cancel.is_set()
-
                 seed = None if prepared.seed is None else prepared.seed + index
-                reason = FinishReason.LENGTH
-                chunks = slot.llm.create_completion(
-                    prompt=prepared.prompt_tokens,
-                    stream=True,
-                    seed=seed,
-                    stopping_criteria=StoppingCriteriaList([stop_when_cancelled]),
-                    **prepared.kwargs,
-                )
-                for chunk in chunks:
-                    if cancel.is_set():
-                        chunks.close()
-                        return
-                    choice = chunk["choices"][0]
-                    text = choice.get("text") or ""
-                    logprobs = _logprobs(choice.get("logprobs"))
-                    if text or logprobs:
-                        emit(("text", index, text, logprobs))
-                    if choice.get("finish_reason"):
-                        reason = FinishReason(choice["finish_reason"])
+                run = self._choice_with_logprobs if "logprobs" in prepared.kwargs else self._choice
+                reason = run(slot, prepared, index, seed, cancel, emit)
+                if reason is None:  # cancelled
+                    return
                 emit(("end", index, reason, slot.sampled))
         except Exception as exc:
             log.exception("llama.cpp generation failed")
             emit(("error", exc))
         finally:
             emit(("closed",))
+
+    @staticmethod
+    def _choice(
+        slot: _Slot,
+        prepared: _Prepared,
+        index: int,
+        seed: int | None,
+        cancel: threading.Event,
+        emit: Callable[[tuple[Any, ...]], None],
+    ) -> FinishReason | None:
+        """One choice on llama-cpp-python's token generator, detokenizing incrementally (O(1) per token)."""
+        import llama_cpp
+
+        llm, kw = slot.llm, prepared.kwargs
+        llm.set_seed(seed if seed is not None else random.randint(0, 2**32 - 1))
+        vocab = llm._model.vocab
+        text = StopStream(kw["stop"])
+        tokens = llm.generate(
+            prepared.prompt_tokens,
+            top_k=kw["top_k"],
+            top_p=kw["top_p"],
+            min_p=kw["min_p"],
+            temp=kw["temperature"],
+            repeat_penalty=kw["repeat_penalty"],
+            frequency_penalty=kw["frequency_penalty"],
+            presence_penalty=kw["presence_penalty"],
+            grammar=kw.get("grammar"),
+        )
+        reason = FinishReason.LENGTH
+        try:
+            for token in tokens:
+                if cancel.is_set():
+                    return None
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    reason = FinishReason.STOP
+                    break
+                fragment = text.feed(llm._model.token_to_piece(token).rstrip(b"\0"))
+                if fragment:
+                    emit(("text", index, fragment, ()))
+                if text.stopped:
+                    reason = FinishReason.STOP
+                    break
+                if slot.sampled >= kw["max_tokens"]:
+                    break
+        finally:
+            tokens.close()
+        rest = text.flush()
+        if rest:
+            emit(("text", index, rest, ()))
+        return reason
+
+    @staticmethod
+    def _choice_with_logprobs(
+        slot: _Slot,
+        prepared: _Prepared,
+        index: int,
+        seed: int | None,
+        cancel: threading.Event,
+        emit: Callable[[tuple[Any, ...]], None],
+    ) -> FinishReason | None:
+        """One choice through ``create_completion``, which knows how to read log-probabilities."""
+        from llama_cpp import StoppingCriteriaList
+
+        def stop_when_cancelled(_ids: Any, _logits: Any) -> bool:
+            return cancel.is_set()
+
+        reason = FinishReason.LENGTH
+        chunks = slot.llm.create_completion(
+            prompt=prepared.prompt_tokens,
+            stream=True,
+            seed=seed,
+            stopping_criteria=StoppingCriteriaList([stop_when_cancelled]),
+            **prepared.kwargs,
+        )
+        for chunk in chunks:
+            if cancel.is_set():
+                chunks.close()
+                return None
+            choice = chunk["choices"][0]
+            text = choice.get("text") or ""
+            logprobs = _logprobs(choice.get("logprobs"))
+            if text or logprobs:
+                emit(("text", index, text, logprobs))
+            if choice.get("finish_reason"):
+                reason = FinishReason(choice["finish_reason"])
+        return reason
+
+
+def _prompt_chars(request: GenerationRequest) -> int:
+    if isinstance(request, TextRequest):
+        return len(request.prompt)
+    return sum(len(m.content or "") for m in request.messages) + sum(
+        len(str(t.parameters)) for t in request.tools
+    )
 
 
 def _logprobs(raw: dict[str, Any] | None) -> tuple[TokenLogprob, ...]:
