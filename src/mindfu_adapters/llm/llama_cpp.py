@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,9 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mindfu_adapters.llm.llama_worker import LlamaSlot, Prepared, run_choice, run_choice_with_logprobs
 from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
 from mindfu_adapters.llm.slots import SlotPool
-from mindfu_adapters.llm.text_stream import StopStream
 from mindfu_adapters.llm.tool_format import (
     CALL_CLOSE,
     CALL_OPEN,
@@ -38,17 +37,13 @@ from mindfu_core.domain.chat import (
     ChatRequest,
     ChatResult,
     EngineStats,
-    FinishReason,
     GenerationRequest,
     Message,
     ModelInfo,
     ResponseFormatType,
-    Role,
     TextRequest,
-    TokenLogprob,
     ToolChoiceMode,
     ToolSpec,
-    TopLogprob,
     Usage,
 )
 from mindfu_core.errors import ConfigurationError, ContextLengthExceeded, EngineFailure, InvalidRequest
@@ -103,45 +98,6 @@ def check_gguf(path: Path, setting_name: str) -> None:
         ) from exc
     if magic != GGUF_MAGIC:
         raise ConfigurationError(f"model file {str(path)!r} is not a GGUF file (check {setting_name})")
-
-
-class _Slot:
-    """One llama.cpp context and the count of tokens it sampled for the request it is serving.
-
-    ``Llama.sample`` is wrapped on the instance: it runs once per sampled token, which makes the count
-    exact (llama-cpp-python's stopping criteria also run once after the loop, and not for every token).
-    """
-
-    def __init__(self, llm: Any, on_token: Callable[[], None]) -> None:
-        import llama_cpp
-
-        self.llm = llm
-        self.sampled = 0
-        vocab = llm._model.vocab
-        original = llm.sample
-
-        def counting_sample(*args: Any, **kwargs: Any) -> int:
-            token: int = original(*args, **kwargs)
-            if not llama_cpp.llama_vocab_is_eog(vocab, token):
-                self.sampled += 1
-            on_token()
-            return token
-
-        llm.sample = counting_sample
-
-    def reset(self) -> None:
-        self.sampled = 0
-
-
-@dataclass(slots=True)
-class _Prepared:
-    prompt_tokens: list[int]
-    kwargs: dict[str, Any]
-    n: int
-    mode: ToolMode
-    tools: Sequence[ToolSpec]
-    echo: str = ""
-    seed: int | None = None
 
 
 @lru_cache(maxsize=128)
@@ -207,8 +163,8 @@ class LlamaCppEngine:
             bos_token=first._model.token_get_text(bos) if bos != -1 else "",
         )
         self._n_ctx = first.n_ctx()
-        self._pool: SlotPool[_Slot] = SlotPool(
-            [_Slot(llm, self._count_token) for llm in llamas], max_queue=config.max_queue
+        self._pool: SlotPool[LlamaSlot] = SlotPool(
+            [LlamaSlot(llm, self._count_token) for llm in llamas], max_queue=config.max_queue
         )
         self._executor = ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="llama-slot")
 
@@ -337,7 +293,7 @@ class LlamaCppEngine:
                 f"the model's chat template rejected the messages: {exc}", param="messages"
             ) from exc
 
-    def _prepare(self, request: GenerationRequest) -> _Prepared:
+    def _prepare(self, request: GenerationRequest) -> Prepared:
         sampling = request.sampling
         if sampling.logprobs and not self._config.logprobs:
             raise InvalidRequest(
@@ -396,12 +352,12 @@ class LlamaCppEngine:
             from llama_cpp.llama_grammar import LlamaGrammar
 
             kwargs["grammar"] = LlamaGrammar.from_string(grammar_text, verbose=False)
-        return _Prepared(tokens, kwargs, request.n, mode, tools, echo, sampling.seed)
+        return Prepared(tokens, kwargs, request.n, mode, tools, echo, sampling.seed)
 
     def _work(
         self,
-        slot: _Slot,
-        prepared: _Prepared,
+        slot: LlamaSlot,
+        prepared: Prepared,
         cancel: threading.Event,
         emit: Callable[[tuple[Any, ...]], None],
     ) -> None:
@@ -410,7 +366,7 @@ class LlamaCppEngine:
             for index in range(prepared.n):
                 slot.reset()
                 seed = None if prepared.seed is None else prepared.seed + index
-                run = self._choice_with_logprobs if "logprobs" in prepared.kwargs else self._choice
+                run = run_choice_with_logprobs if "logprobs" in prepared.kwargs else run_choice
                 reason = run(slot, prepared, index, seed, cancel, emit)
                 if reason is None:  # cancelled
                     return
@@ -421,92 +377,6 @@ class LlamaCppEngine:
         finally:
             emit(("closed",))
 
-    @staticmethod
-    def _choice(
-        slot: _Slot,
-        prepared: _Prepared,
-        index: int,
-        seed: int | None,
-        cancel: threading.Event,
-        emit: Callable[[tuple[Any, ...]], None],
-    ) -> FinishReason | None:
-        """One choice on llama-cpp-python's token generator, detokenizing incrementally (O(1) per token)."""
-        import llama_cpp
-
-        llm, kw = slot.llm, prepared.kwargs
-        llm.set_seed(seed if seed is not None else random.randint(0, 2**32 - 1))
-        vocab = llm._model.vocab
-        text = StopStream(kw["stop"])
-        tokens = llm.generate(
-            prepared.prompt_tokens,
-            top_k=kw["top_k"],
-            top_p=kw["top_p"],
-            min_p=kw["min_p"],
-            temp=kw["temperature"],
-            repeat_penalty=kw["repeat_penalty"],
-            frequency_penalty=kw["frequency_penalty"],
-            presence_penalty=kw["presence_penalty"],
-            grammar=kw.get("grammar"),
-        )
-        reason = FinishReason.LENGTH
-        try:
-            for token in tokens:
-                if cancel.is_set():
-                    return None
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    reason = FinishReason.STOP
-                    break
-                fragment = text.feed(llm._model.token_to_piece(token).rstrip(b"\0"))
-                if fragment:
-                    emit(("text", index, fragment, ()))
-                if text.stopped:
-                    reason = FinishReason.STOP
-                    break
-                if slot.sampled >= kw["max_tokens"]:
-                    break
-        finally:
-            tokens.close()
-        rest = text.flush()
-        if rest:
-            emit(("text", index, rest, ()))
-        return reason
-
-    @staticmethod
-    def _choice_with_logprobs(
-        slot: _Slot,
-        prepared: _Prepared,
-        index: int,
-        seed: int | None,
-        cancel: threading.Event,
-        emit: Callable[[tuple[Any, ...]], None],
-    ) -> FinishReason | None:
-        """One choice through ``create_completion``, which knows how to read log-probabilities."""
-        from llama_cpp import StoppingCriteriaList
-
-        def stop_when_cancelled(_ids: Any, _logits: Any) -> bool:
-            return cancel.is_set()
-
-        reason = FinishReason.LENGTH
-        chunks = slot.llm.create_completion(
-            prompt=prepared.prompt_tokens,
-            stream=True,
-            seed=seed,
-            stopping_criteria=StoppingCriteriaList([stop_when_cancelled]),
-            **prepared.kwargs,
-        )
-        for chunk in chunks:
-            if cancel.is_set():
-                chunks.close()
-                return None
-            choice = chunk["choices"][0]
-            text = choice.get("text") or ""
-            logprobs = _logprobs(choice.get("logprobs"))
-            if text or logprobs:
-                emit(("text", index, text, logprobs))
-            if choice.get("finish_reason"):
-                reason = FinishReason(choice["finish_reason"])
-        return reason
-
 
 def _prompt_chars(request: GenerationRequest) -> int:
     if isinstance(request, TextRequest):
@@ -516,18 +386,4 @@ def _prompt_chars(request: GenerationRequest) -> int:
     )
 
 
-def _logprobs(raw: dict[str, Any] | None) -> tuple[TokenLogprob, ...]:
-    if not raw:
-        return ()
-    tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
-    return tuple(
-        TokenLogprob(
-            token=token,
-            logprob=float(logprob if logprob is not None else 0.0),
-            top=tuple(TopLogprob(token=t, logprob=float(v)) for t, v in (top or {}).items()),
-        )
-        for token, logprob, top in zip(raw["tokens"], raw["token_logprobs"], tops, strict=False)
-    )
-
-
-__all__ = ["GGUF_MAGIC", "LlamaCppConfig", "LlamaCppEngine", "Role", "check_gguf"]
+__all__ = ["GGUF_MAGIC", "LlamaCppConfig", "LlamaCppEngine", "check_gguf"]

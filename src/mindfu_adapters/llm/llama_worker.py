@@ -1,0 +1,168 @@
+"""The worker side of LlamaCppEngine: a slot's llama.cpp context, and the loops that generate one choice."""
+
+from __future__ import annotations
+
+import ctypes
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mindfu_adapters.llm.shaping import ToolMode
+from mindfu_adapters.llm.text_stream import StopStream
+from mindfu_core.domain.chat import FinishReason, TokenLogprob, ToolSpec, TopLogprob
+
+Emit = Callable[[tuple[Any, ...]], None]
+
+
+class LlamaSlot:
+    """One llama.cpp context and the count of tokens it sampled for the request it is serving.
+
+    ``Llama.sample`` is wrapped on the instance: it runs once per sampled token, which makes the count
+    exact (llama-cpp-python's stopping criteria also run once after the loop, and not for every token).
+    """
+
+    def __init__(self, llm: Any, on_token: Callable[[], None]) -> None:
+        import llama_cpp
+
+        self.llm = llm
+        self.sampled = 0
+        vocab = llm._model.vocab
+        original = llm.sample
+
+        def counting_sample(*args: Any, **kwargs: Any) -> int:
+            token: int = original(*args, **kwargs)
+            if not llama_cpp.llama_vocab_is_eog(vocab, token):
+                self.sampled += 1
+            on_token()
+            return token
+
+        llm.sample = counting_sample
+
+        self._vocab = vocab
+        self._piece = ctypes.create_string_buffer(64)
+
+    def reset(self) -> None:
+        self.sampled = 0
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of ``token`` as text (control tokens give none)."""
+        import llama_cpp
+
+        size = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
+        if size < 0:  # the buffer is too small: llama.cpp says how much it needs
+            self._piece = ctypes.create_string_buffer(-size)
+            size = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
+        return self._piece.raw[:size]
+
+
+@dataclass(slots=True)
+class Prepared:
+    prompt_tokens: list[int]
+    kwargs: dict[str, Any]
+    n: int
+    mode: ToolMode
+    tools: Sequence[ToolSpec]
+    echo: str = ""
+    seed: int | None = None
+
+
+def run_choice(
+    slot: LlamaSlot,
+    prepared: Prepared,
+    index: int,
+    seed: int | None,
+    cancel: threading.Event,
+    emit: Callable[[tuple[Any, ...]], None],
+) -> FinishReason | None:
+    """One choice on llama-cpp-python's token generator, detokenizing incrementally (O(1) per token)."""
+    import llama_cpp
+
+    llm, kw = slot.llm, prepared.kwargs
+    llm.set_seed(seed if seed is not None else random.randint(0, 2**32 - 1))
+    vocab = llm._model.vocab
+    text = StopStream(kw["stop"])
+    tokens = llm.generate(
+        prepared.prompt_tokens,
+        top_k=kw["top_k"],
+        top_p=kw["top_p"],
+        min_p=kw["min_p"],
+        temp=kw["temperature"],
+        repeat_penalty=kw["repeat_penalty"],
+        frequency_penalty=kw["frequency_penalty"],
+        presence_penalty=kw["presence_penalty"],
+        grammar=kw.get("grammar"),
+    )
+    reason = FinishReason.LENGTH
+    try:
+        for token in tokens:
+            if cancel.is_set():
+                return None
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                reason = FinishReason.STOP
+                break
+            fragment = text.feed(slot.piece(token))
+            if fragment:
+                emit(("text", index, fragment, ()))
+            if text.stopped:
+                reason = FinishReason.STOP
+                break
+            if slot.sampled >= kw["max_tokens"]:
+                break
+    finally:
+        tokens.close()
+    rest = text.flush()
+    if rest:
+        emit(("text", index, rest, ()))
+    return reason
+
+
+def run_choice_with_logprobs(
+    slot: LlamaSlot,
+    prepared: Prepared,
+    index: int,
+    seed: int | None,
+    cancel: threading.Event,
+    emit: Callable[[tuple[Any, ...]], None],
+) -> FinishReason | None:
+    """One choice through ``create_completion``, which knows how to read log-probabilities."""
+    from llama_cpp import StoppingCriteriaList
+
+    def stop_when_cancelled(_ids: Any, _logits: Any) -> bool:
+        return cancel.is_set()
+
+    reason = FinishReason.LENGTH
+    chunks = slot.llm.create_completion(
+        prompt=prepared.prompt_tokens,
+        stream=True,
+        seed=seed,
+        stopping_criteria=StoppingCriteriaList([stop_when_cancelled]),
+        **prepared.kwargs,
+    )
+    for chunk in chunks:
+        if cancel.is_set():
+            chunks.close()
+            return None
+        choice = chunk["choices"][0]
+        text = choice.get("text") or ""
+        logprobs = convert_logprobs(choice.get("logprobs"))
+        if text or logprobs:
+            emit(("text", index, text, logprobs))
+        if choice.get("finish_reason"):
+            reason = FinishReason(choice["finish_reason"])
+    return reason
+
+
+def convert_logprobs(raw: dict[str, Any] | None) -> tuple[TokenLogprob, ...]:
+    if not raw:
+        return ()
+    tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
+    return tuple(
+        TokenLogprob(
+            token=token,
+            logprob=float(logprob if logprob is not None else 0.0),
+            top=tuple(TopLogprob(token=t, logprob=float(v)) for t, v in (top or {}).items()),
+        )
+        for token, logprob, top in zip(raw["tokens"], raw["token_logprobs"], tops, strict=False)
+    )
