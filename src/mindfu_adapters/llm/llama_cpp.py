@@ -163,9 +163,8 @@ class LlamaCppEngine:
             bos_token=first._model.token_get_text(bos) if bos != -1 else "",
         )
         self._n_ctx = first.n_ctx()
-        self._pool: SlotPool[LlamaSlot] = SlotPool(
-            [LlamaSlot(llm, self._count_token) for llm in llamas], max_queue=config.max_queue
-        )
+        self._slots = [LlamaSlot(llm, self._count_token) for llm in llamas]
+        self._pool: SlotPool[LlamaSlot] = SlotPool(list(self._slots), max_queue=config.max_queue)
         self._executor = ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="llama-slot")
 
     # -- port: introspection ------------------------------------------------------------------------
@@ -258,7 +257,9 @@ class LlamaCppEngine:
 
     async def aclose(self) -> None:
         self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        for slot in self._slots:
+            slot.llm.close()
 
     # -- internals ----------------------------------------------------------------------------------
 
