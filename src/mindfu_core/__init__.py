@@ -23,6 +23,7 @@ from mindfu_core.domain.chat import (
     TopLogprob,
     Usage,
 )
+from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk, TextSpan
 from mindfu_core.errors import (
     ConfigurationError,
     Conflict,
@@ -38,8 +39,11 @@ from mindfu_core.errors import (
     UnsupportedMediaType,
     UpstreamUnavailable,
 )
+from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.llm import LLMEngine
+from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
+from mindfu_core.services.chunking import ChunkingPolicy, split_pages, split_text
 from mindfu_core.services.collect import collect
 
 __version__ = "0.1.0"
@@ -50,11 +54,15 @@ __all__ = [
     "ChatResult",
     "ChatService",
     "Choice",
+    "Chunk",
+    "ChunkingPolicy",
     "ConfigurationError",
     "Conflict",
     "ContextLengthExceeded",
+    "Embedder",
     "EngineFailure",
     "EngineStats",
+    "Filter",
     "FinishReason",
     "GenerationRequest",
     "InvalidRequest",
@@ -70,7 +78,9 @@ __all__ = [
     "ResponseFormatType",
     "Role",
     "SamplingParams",
+    "ScoredChunk",
     "TextRequest",
+    "TextSpan",
     "TokenLogprob",
     "ToolCall",
     "ToolChoice",
@@ -81,6 +91,9 @@ __all__ = [
     "UnsupportedMediaType",
     "UpstreamUnavailable",
     "Usage",
+    "VectorStore",
     "__version__",
     "collect",
+    "split_pages",
+    "split_text",
 ]

@@ -1,0 +1,51 @@
+"""Document domain types: documents, their chunks, scored search hits and search filters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextSpan:
+    """A piece of a document's text: where it starts and ends in the source text, and its page."""
+
+    start: int
+    end: int
+    text: str
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chunk:
+    """A stored piece of a document, with its embedding when it is written to or read from a store."""
+
+    id: str
+    document_id: str
+    collection: str
+    index: int
+    text: str
+    source: str = ""
+    page: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    vector: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoredChunk:
+    """A search hit: the chunk and its cosine similarity to the query (1.0 is identical)."""
+
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filter:
+    """Restricts a search to chunks whose fields equal the given values.
+
+    ``document_ids`` keeps chunks of any of these documents; ``metadata`` entries must all match.
+    """
+
+    document_ids: tuple[str, ...] = ()
+    metadata: Mapping[str, str | int | float | bool] = field(default_factory=dict)

@@ -1,0 +1,25 @@
+"""The Embedder port: text to dense vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors of a fixed dimension, in the order given."""
+
+    @property
+    def model_id(self) -> str:
+        """The embedding model (vectors of different models never share a collection)."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One normalized vector per text; must not block the event loop."""
+        ...

@@ -1,0 +1,37 @@
+"""The VectorStore port: chunks with vectors, searched by cosine similarity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Stores chunks per collection; upserting a chunk id again replaces it."""
+
+    async def upsert(self, collection: str, chunks: Sequence[Chunk]) -> None:
+        """Insert or replace ``chunks`` (each carries its vector)."""
+        ...
+
+    async def search(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        *,
+        k: int,
+        min_score: float | None = None,
+        where: Filter | None = None,
+    ) -> list[ScoredChunk]:
+        """The ``k`` chunks most similar to ``vector``, best first, at or above ``min_score``."""
+        ...
+
+    async def delete_document(self, collection: str, document_id: str) -> None:
+        """Remove every chunk of ``document_id``; removing a missing document is not an error."""
+        ...
+
+    async def count(self, collection: str, where: Filter | None = None) -> int:
+        """How many chunks the collection holds (0 for a collection never written)."""
+        ...
