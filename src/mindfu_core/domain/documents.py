@@ -48,4 +48,4 @@ class Filter:
     """
 
     document_ids: tuple[str, ...] = ()
-    metadata: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    metadata: Mapping[str, str | int | bool] = field(default_factory=dict)

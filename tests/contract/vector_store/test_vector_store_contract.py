@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from mindfu_adapters.vector_store.memory import InMemoryVectorStore
+from mindfu_adapters.vector_store.qdrant import QdrantVectorStore
 from mindfu_core.domain.documents import Chunk, Filter
 from mindfu_core.errors import InvalidRequest
 from mindfu_core.ports.vector_store import VectorStore
 
-ADAPTERS: list[Callable[[], VectorStore]] = [InMemoryVectorStore]
+
+def _qdrant_memory(tmp_path: Path) -> VectorStore:
+    return QdrantVectorStore("chunks-test", location=":memory:")
 
 
-@pytest.fixture(params=ADAPTERS, ids=lambda factory: factory.__name__)
-def store(request: pytest.FixtureRequest) -> VectorStore:
-    made: VectorStore = request.param()
-    return made
+def _qdrant_disk(tmp_path: Path) -> VectorStore:
+    return QdrantVectorStore("chunks-test", path=str(tmp_path / "qdrant"))
+
+
+ADAPTERS: dict[str, Callable[[Path], VectorStore]] = {
+    "memory": lambda _: InMemoryVectorStore(),
+    "qdrant-memory": _qdrant_memory,
+    "qdrant-disk": _qdrant_disk,
+}
+
+
+@pytest.fixture(params=list(ADAPTERS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
+    made: VectorStore = ADAPTERS[request.param](tmp_path)
+    yield made
+    aclose = getattr(made, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def unit(angle_degrees: float) -> tuple[float, float, float]:
