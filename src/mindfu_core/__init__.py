@@ -36,6 +36,7 @@ from mindfu_core.errors import (
     PayloadTooLarge,
     PermissionDenied,
     Unauthenticated,
+    UnprocessableContent,
     UnsupportedMediaType,
     UpstreamUnavailable,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "ToolSpec",
     "TopLogprob",
     "Unauthenticated",
+    "UnprocessableContent",
     "UnsupportedMediaType",
     "UpstreamUnavailable",
     "Usage",

@@ -44,6 +44,12 @@ class UnsupportedMediaType(MindFuError):
     code = "unsupported_media_type"
 
 
+class UnprocessableContent(MindFuError):
+    """Content of a supported type that cannot be used: corrupt, encrypted, a zip bomb, or without text."""
+
+    code = "unprocessable_content"
+
+
 class Unauthenticated(MindFuError):
     """No credentials, or credentials that do not match any configured key."""
 
@@ -103,6 +109,7 @@ ALL_ERRORS: tuple[type[MindFuError], ...] = (
     ContextLengthExceeded,
     PayloadTooLarge,
     UnsupportedMediaType,
+    UnprocessableContent,
     Unauthenticated,
     PermissionDenied,
     NotFound,

@@ -22,6 +22,7 @@ from mindfu_core.errors import (
     PayloadTooLarge,
     PermissionDenied,
     Unauthenticated,
+    UnprocessableContent,
     UnsupportedMediaType,
     UpstreamUnavailable,
 )
@@ -34,6 +35,7 @@ HTTP_ERRORS: dict[type[MindFuError], tuple[int, str]] = {
     ContextLengthExceeded: (400, "invalid_request_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
     UnsupportedMediaType: (415, "invalid_request_error"),
+    UnprocessableContent: (422, "invalid_request_error"),
     Unauthenticated: (401, "authentication_error"),
     PermissionDenied: (403, "permission_error"),
     NotFound: (404, "not_found_error"),

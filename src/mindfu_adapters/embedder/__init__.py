@@ -1,0 +1,1 @@
+"""Embedder adapters: fastembed over an ONNX export (default) and sentence-transformers (reference)."""

@@ -1,0 +1,1 @@
+"""DocumentParser adapters (PDF, DOCX, text and code) and the dispatcher that picks one by content."""
