@@ -117,3 +117,36 @@ class ScriptedEngine:
 
     async def aclose(self) -> None:
         return None
+
+
+class HashEmbedder:
+    """A deterministic bag-of-words embedder: texts sharing words get similar vectors."""
+
+    def __init__(self, dimension: int = 64, *, fail_after: int | None = None) -> None:
+        self._dimension = dimension
+        self.calls = 0
+        self._fail_after = fail_after
+
+    @property
+    def model_id(self) -> str:
+        return "hash-bow"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        import hashlib
+        import math
+
+        self.calls += 1
+        if self._fail_after is not None and self.calls > self._fail_after:
+            raise RuntimeError("embedder went away")
+        vectors = []
+        for text in texts:
+            vector = [0.0] * self._dimension
+            for word in text.lower().split():
+                vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self._dimension] += 1.0
+            norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+            vectors.append([x / norm for x in vector])
+        return vectors

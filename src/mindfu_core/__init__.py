@@ -23,7 +23,8 @@ from mindfu_core.domain.chat import (
     TopLogprob,
     Usage,
 )
-from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk, TextSpan
+from mindfu_core.domain.documents import Chunk, Document, Filter, IngestResult, ScoredChunk, TextSpan
+from mindfu_core.domain.parsing import ParsedDocument
 from mindfu_core.errors import (
     ConfigurationError,
     Conflict,
@@ -40,12 +41,15 @@ from mindfu_core.errors import (
     UnsupportedMediaType,
     UpstreamUnavailable,
 )
+from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.llm import LLMEngine
+from mindfu_core.ports.parser import DocumentParser
 from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.chunking import ChunkingPolicy, split_pages, split_text
 from mindfu_core.services.collect import collect
+from mindfu_core.services.ingestion import IngestionLimits, IngestionService
 
 __version__ = "0.1.0"
 
@@ -60,12 +64,18 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ContextLengthExceeded",
+    "Document",
+    "DocumentParser",
+    "DocumentRegistry",
     "Embedder",
     "EngineFailure",
     "EngineStats",
     "Filter",
     "FinishReason",
     "GenerationRequest",
+    "IngestResult",
+    "IngestionLimits",
+    "IngestionService",
     "InvalidRequest",
     "LLMEngine",
     "Message",
@@ -73,6 +83,7 @@ __all__ = [
     "ModelInfo",
     "NotFound",
     "Overloaded",
+    "ParsedDocument",
     "PayloadTooLarge",
     "PermissionDenied",
     "ResponseFormat",

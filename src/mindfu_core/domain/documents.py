@@ -4,7 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Document:
+    """An ingested document as the registry records it."""
+
+    id: str
+    collection: str
+    name: str
+    sha256: str
+    media_type: str
+    size_bytes: int
+    chunk_count: int
+    embedding_model: str
+    created_at: datetime
+    title: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestResult:
+    """The document an upload produced, or the one it duplicates (``duplicate`` true, nothing written)."""
+
+    document: Document
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

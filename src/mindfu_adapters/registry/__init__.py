@@ -1,0 +1,1 @@
+"""DocumentRegistry adapters: in-memory now; the SQL table under alembic arrives with the database layer."""

@@ -1,0 +1,177 @@
+"""Ingestion: size check, SHA-256 dedup, parse, chunk, embed in batches, upsert, record — all or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mindfu_core.domain.documents import Chunk, Document, IngestResult
+from mindfu_core.domain.parsing import ParsedDocument
+from mindfu_core.errors import NotFound, PayloadTooLarge, UnprocessableContent
+from mindfu_core.ports.document_registry import DocumentRegistry
+from mindfu_core.ports.embedder import Embedder
+from mindfu_core.ports.parser import DocumentParser
+from mindfu_core.ports.vector_store import VectorStore
+from mindfu_core.services.chunking import ChunkingPolicy, split_pages
+
+_DOCUMENT_NAMESPACE = uuid.UUID("0c3b1a77-2f0e-4d8e-9a51-6f1f3c2b9e40")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestionLimits:
+    """Upload size limit and embedding batch size."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    batch_size: int = 64
+
+
+def document_id_for(collection: str, sha256: str) -> str:
+    """Stable per (collection, content): a retried ingestion rewrites the same ids, it adds none."""
+    return str(uuid.uuid5(_DOCUMENT_NAMESPACE, f"{collection}\x00{sha256}"))
+
+
+class IngestionService:
+    """Turns uploads into searchable chunks and a registry record."""
+
+    def __init__(
+        self,
+        *,
+        parser: DocumentParser,
+        embedder: Embedder,
+        store: VectorStore,
+        registry: DocumentRegistry,
+        policy: ChunkingPolicy | None = None,
+        limits: IngestionLimits | None = None,
+    ) -> None:
+        self._parser = parser
+        self._embedder = embedder
+        self._store = store
+        self._registry = registry
+        self._policy = policy or ChunkingPolicy()
+        self._limits = limits or IngestionLimits()
+
+    async def ingest(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        collection: str = "default",
+        metadata: Mapping[str, Any] | None = None,
+        policy: ChunkingPolicy | None = None,
+    ) -> IngestResult:
+        """Ingest one file; a second upload of the same bytes into the same collection writes nothing."""
+        if len(data) > self._limits.max_bytes:
+            raise PayloadTooLarge(f"{filename!r} is {len(data)} bytes; the limit is {self._limits.max_bytes}")
+        sha256 = hashlib.sha256(data).hexdigest()
+        existing = await self._registry.find_by_hash(collection, sha256)
+        if existing is not None:
+            return IngestResult(document=existing, duplicate=True)
+        parsed = await asyncio.to_thread(self._parser.parse, data, filename)
+        return await self._store_parsed(
+            parsed, sha256=sha256, size=len(data), name=filename, collection=collection,
+            metadata=metadata or {}, policy=policy or self._policy,
+        )  # fmt: skip
+
+    async def ingest_text(
+        self,
+        content: str,
+        *,
+        name: str,
+        collection: str = "default",
+        metadata: Mapping[str, Any] | None = None,
+        policy: ChunkingPolicy | None = None,
+    ) -> IngestResult:
+        """Ingest text given directly (no parsing)."""
+        data = content.encode("utf-8")
+        if len(data) > self._limits.max_bytes:
+            raise PayloadTooLarge(f"the content is {len(data)} bytes; the limit is {self._limits.max_bytes}")
+        sha256 = hashlib.sha256(data).hexdigest()
+        existing = await self._registry.find_by_hash(collection, sha256)
+        if existing is not None:
+            return IngestResult(document=existing, duplicate=True)
+        parsed = ParsedDocument(media_type="text/plain", pages=((None, content),))
+        return await self._store_parsed(
+            parsed, sha256=sha256, size=len(data), name=name, collection=collection,
+            metadata=metadata or {}, policy=policy or self._policy,
+        )  # fmt: skip
+
+    async def _store_parsed(
+        self,
+        parsed: ParsedDocument,
+        *,
+        sha256: str,
+        size: int,
+        name: str,
+        collection: str,
+        metadata: Mapping[str, Any],
+        policy: ChunkingPolicy,
+    ) -> IngestResult:
+        spans = split_pages(parsed.pages, policy)
+        if not spans:
+            raise UnprocessableContent(f"{name!r} contains no text to index")
+        document_id = document_id_for(collection, sha256)
+        vectors = await self._embed([span.text for span in spans])
+        chunks = [
+            Chunk(
+                id=f"{document_id}:{index}",
+                document_id=document_id,
+                collection=collection,
+                index=index,
+                text=span.text,
+                source=name,
+                page=span.page,
+                metadata=metadata,
+                vector=tuple(vector),
+            )
+            for index, (span, vector) in enumerate(zip(spans, vectors, strict=True))
+        ]
+        document = Document(
+            id=document_id,
+            collection=collection,
+            name=name,
+            sha256=sha256,
+            media_type=parsed.media_type,
+            size_bytes=size,
+            chunk_count=len(chunks),
+            embedding_model=self._embedder.model_id,
+            created_at=datetime.now(UTC),
+            title=parsed.title,
+            metadata=dict(metadata),
+        )
+        try:
+            for start in range(0, len(chunks), self._limits.batch_size):
+                await self._store.upsert(collection, chunks[start : start + self._limits.batch_size])
+            await self._registry.add(document)
+        except BaseException:
+            await asyncio.shield(self._store.delete_document(collection, document_id))
+            raise
+        return IngestResult(document=document)
+
+    async def _embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self._limits.batch_size):
+            vectors.extend(await self._embedder.embed(texts[start : start + self._limits.batch_size]))
+        return vectors
+
+    async def get(self, document_id: str) -> Document:
+        document = await self._registry.get(document_id)
+        if document is None:
+            raise NotFound(f"no document {document_id!r}", param="document_id")
+        return document
+
+    async def list(
+        self, *, collection: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Document]:
+        return await self._registry.list(collection=collection, limit=limit, offset=offset)
+
+    async def delete(self, document_id: str) -> Document:
+        """Remove the document's chunks, then its record."""
+        document = await self.get(document_id)
+        await self._store.delete_document(document.collection, document.id)
+        await self._registry.delete(document.id)
+        return document
