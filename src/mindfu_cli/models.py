@@ -7,6 +7,22 @@ import sys
 from mindfu_core.errors import MindFuError
 
 
+def prepare_models(*, force: bool) -> int:
+    import time
+
+    from mindfu_adapters import container
+    from mindfu_adapters.settings import Settings
+
+    started = time.monotonic()
+    try:
+        path = container.prepare_models(Settings(), force=force)
+    except MindFuError as exc:
+        print(f"mindfu: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"embedding model ready in {path} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
 def list_models() -> int:
     from mindfu_adapters.container import resolve_model
     from mindfu_adapters.settings import Settings
