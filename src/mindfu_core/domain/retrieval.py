@@ -1,0 +1,28 @@
+"""Retrieval-augmented generation types: per-request options and the sources an answer used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetrievalOptions:
+    """Whether and how a chat request is grounded in stored chunks."""
+
+    enabled: bool = True
+    top_k: int = 4
+    min_score: float | None = 0.25
+    collection: str = "default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """A retrieved chunk as the answer cites it: ``number`` is its ``[n]`` in the context block."""
+
+    number: int
+    document_id: str
+    name: str
+    page: int | None
+    chunk_index: int
+    score: float
+    excerpt: str
