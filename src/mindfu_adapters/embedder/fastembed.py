@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import Sequence
@@ -15,8 +14,8 @@ from mindfu_adapters.embedder.prepare import (
     ONNX_FILE,
     PREPARE_COMMAND,
     TOKENIZER_FILES,
-    checked_texts,
     default_model_dir,
+    embed_in_batches,
     read_marker,
 )
 from mindfu_core.errors import ConfigurationError, EngineFailure
@@ -74,13 +73,7 @@ class FastEmbedEmbedder:
         return self._dimension
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        batch = checked_texts(texts)
-        vectors: list[list[float]] = []
-        for start in range(0, len(batch), self._batch_size):
-            vectors.extend(
-                await asyncio.to_thread(self._embed_batch, batch[start : start + self._batch_size])
-            )
-        return vectors
+        return await embed_in_batches(texts, self._batch_size, self._embed_batch)
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         import numpy as np

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.metadata
 import importlib.util
@@ -13,7 +14,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,17 @@ def checked_texts(texts: Sequence[str]) -> list[str]:
         # JSON may carry lone surrogates ("\ud800"); tokenizers cannot encode them.
         checked.append(text.encode("utf-8", "replace").decode("utf-8"))
     return checked
+
+
+async def embed_in_batches(
+    texts: Sequence[str], batch_size: int, embed_batch: Callable[[list[str]], list[list[float]]]
+) -> list[list[float]]:
+    """Check ``texts``, then run ``embed_batch`` on slices of ``batch_size`` in a worker thread each."""
+    checked = checked_texts(texts)
+    vectors: list[list[float]] = []
+    for start in range(0, len(checked), batch_size):
+        vectors.extend(await asyncio.to_thread(embed_batch, checked[start : start + batch_size]))
+    return vectors
 
 
 def prepare_minilm(target_dir: Path, *, force: bool = False) -> Path:

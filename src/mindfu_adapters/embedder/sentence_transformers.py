@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import threading
@@ -10,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mindfu_adapters.embedder.prepare import DIMENSION, MODEL_ID, checked_texts, source_model_dir
+from mindfu_adapters.embedder.prepare import DIMENSION, MODEL_ID, embed_in_batches, source_model_dir
 from mindfu_core.errors import ConfigurationError, EngineFailure
 
 
@@ -58,13 +57,7 @@ class SentenceTransformersEmbedder:
         return self._dimension
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        batch = checked_texts(texts)
-        vectors: list[list[float]] = []
-        for start in range(0, len(batch), self._batch_size):
-            vectors.extend(
-                await asyncio.to_thread(self._embed_batch, batch[start : start + self._batch_size])
-            )
-        return vectors
+        return await embed_in_batches(texts, self._batch_size, self._embed_batch)
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         import numpy as np

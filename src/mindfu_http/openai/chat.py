@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mindfu_core.domain.chat import ChatDelta, GenerationRequest
 from mindfu_core.errors import MindFuError
-from mindfu_core.services.chat import ChatService
+from mindfu_http.deps import chat_service
 from mindfu_http.errors import domain_error_payload, error_body, request_id_of
 from mindfu_http.openai import wire
 from mindfu_http.openai.schemas import ChatCompletionIn, CompletionIn
@@ -22,11 +22,6 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 
 # Status 499 is nginx's "client closed request": nobody reads it, but logs say what happened.
 CLIENT_CLOSED = 499
-
-
-def _service(request: Request) -> ChatService:
-    service: ChatService = request.app.state.chat_service
-    return service
 
 
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
@@ -46,7 +41,7 @@ async def completions(body: CompletionIn, request: Request) -> Response:
 async def _generate(
     request: Request, core: GenerationRequest, *, chat: bool, stream: bool, usage: bool
 ) -> Response:
-    service = _service(request)
+    service = chat_service(request)
     if not stream:
         try:
             result = await unless_disconnected(request, service.complete(core))

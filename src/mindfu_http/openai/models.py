@@ -6,22 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from mindfu_core.services.chat import ChatService
+from mindfu_http.deps import chat_service
 from mindfu_http.openai.wire import model_object
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
-def _service(request: Request) -> ChatService:
-    service: ChatService = request.app.state.chat_service
-    return service
-
-
 @router.get("/models", summary="List the served models")
 async def list_models(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": [model_object(info) for info in _service(request).models()]}
+    return {"object": "list", "data": [model_object(info) for info in chat_service(request).models()]}
 
 
 @router.get("/models/{model_id:path}", summary="Describe one served model")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    return model_object(_service(request).model(model_id))
+    return model_object(chat_service(request).model(model_id))
