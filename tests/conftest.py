@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 
 from mindfu_adapters.container import build_container
 from mindfu_adapters.settings import Settings
+from mindfu_adapters.vector_store.memory import InMemoryVectorStore
 from mindfu_http.app import create_app
-from tests.fakes import ScriptedEngine
+from tests.fakes import HashEmbedder, ScriptedEngine
 
 AppFactory = Callable[..., "contextmanager[TestClient]"]
 
@@ -22,6 +23,8 @@ AppFactory = Callable[..., "contextmanager[TestClient]"]
 def _client(engine: ScriptedEngine, tmp_path: Path, **settings: object) -> Iterator[TestClient]:
     container = build_container(Settings(data_dir=tmp_path, **settings))  # type: ignore[arg-type]
     container.llm_engine.override(providers.Object(engine))
+    container.embedder.override(providers.Object(HashEmbedder()))
+    container.vector_store.override(providers.Object(InMemoryVectorStore()))
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         yield client
 

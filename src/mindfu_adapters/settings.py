@@ -56,6 +56,62 @@ class HttpSettings(BaseModel):
     max_n: int = Field(default=8, ge=1, description="Largest n a request may ask for.")
 
 
+class DatabaseSettings(BaseModel):
+    """The SQL database of the document registry and conversation store (``MINDFU_DATABASE__...``)."""
+
+    url: str | None = Field(
+        default=None,
+        description="sqlite:///path or postgresql://user@host/db; unset means SQLite in the data directory.",
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Upgrade the schema at start-up (else run `mindfu db upgrade` yourself)."
+    )
+    pool_size: int = Field(default=5, ge=1)
+    echo: bool = False
+
+
+class EmbeddingSettings(BaseModel):
+    """The embedding model (``MINDFU_EMBEDDING__...``)."""
+
+    backend: Literal["fastembed", "sentence_transformers"] = "fastembed"
+    model_dir: Path | None = Field(
+        default=None,
+        description="A local model folder; unset means all-MiniLM-L6-v2 as `mindfu models prepare` wrote it.",
+    )
+    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    batch_size: int = Field(default=64, ge=1)
+    threads: int | None = Field(default=None, ge=1)
+
+
+class VectorStoreSettings(BaseModel):
+    """Where chunks and their vectors live (``MINDFU_VECTOR_STORE__...``)."""
+
+    backend: Literal["qdrant", "pgvector", "memory"] = "qdrant"
+    path: Path | None = Field(
+        default=None, description="Qdrant local mode folder; unset means <data_dir>/qdrant."
+    )
+    url: str | None = Field(default=None, description="A Qdrant server URL (instead of local mode).")
+    api_key: SecretStr | None = None
+    in_memory: bool = Field(default=False, description="Qdrant's :memory: mode (nothing kept).")
+    dsn: str | None = Field(default=None, description="pgvector: a PostgreSQL URL with the vector extension.")
+    name: str | None = Field(
+        default=None,
+        description="The physical Qdrant collection / pgvector table; unset means one per embedding model.",
+    )
+
+
+class RagSettings(BaseModel):
+    """Ingestion and retrieval defaults (``MINDFU_RAG__...``); requests may override retrieval."""
+
+    enabled: bool = Field(default=True, description="Ground chat requests in the default collection.")
+    collection: str = "default"
+    top_k: int = Field(default=4, ge=1, le=50)
+    min_score: float | None = Field(default=0.25, ge=-1.0, le=1.0)
+    chunk_size: int = Field(default=512, ge=16)
+    chunk_overlap: int = Field(default=50, ge=0)
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything MindFu can be told; one instance is built at start-up and handed to the container."""
 
@@ -74,6 +130,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     llm: LlmSettings = Field(default_factory=LlmSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    rag: RagSettings = Field(default_factory=RagSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -92,6 +152,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls), file_secret_settings)
+
+    def database_url(self) -> str:
+        """The configured database, or SQLite at ``<data_dir>/mindfu.db``."""
+        return self.database.url or f"sqlite:///{self.data_dir.expanduser() / 'mindfu.db'}"
 
     def all_api_keys(self) -> list[str]:
         """Configured keys from the setting and the keys file (blank lines and ``#`` comments skipped)."""

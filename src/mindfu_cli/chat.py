@@ -15,8 +15,8 @@ async def _run(
     from mindfu_adapters.container import build_container, start, stop
 
     container = build_container()
-    service = await start(container)
     try:
+        service = (await start(container)).chat
         model_id = model or service.models()[0].id
         history: list[Message] = [Message(role=Role.SYSTEM, content=system)] if system else []
         interactive = prompt is None

@@ -1,4 +1,4 @@
-"""``mindfu``: serve, chat, models. Heavy modules are imported inside commands so ``--help`` is instant."""
+"""``mindfu``: serve, chat, models, ingest, documents, db (heavy imports happen inside commands)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,41 @@ def _parser() -> argparse.ArgumentParser:
         "prepare", help="build the offline embedding model (all-MiniLM-L6-v2 as ONNX) in the data directory"
     )
     prepare.add_argument("--force", action="store_true", help="rebuild even if it is already prepared")
+
+    server_help = "a running MindFu server to go through (its API key from MINDFU_API_KEY)"
+    ingest = commands.add_parser("ingest", help="index files and folders for retrieval")
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="files, or folders walked recursively")
+    ingest.add_argument("--collection", help="the collection to add to (default: MINDFU_RAG__COLLECTION)")
+    ingest.add_argument(
+        "--include", action="append", default=[], metavar="GLOB", help="only matching files (repeatable)"
+    )
+    ingest.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB", help="skip matching files (repeatable)"
+    )
+    ingest.add_argument("--metadata", help="a JSON object stored with every document")
+    ingest.add_argument("--server", metavar="URL", help=server_help)
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    documents = commands.add_parser("documents", help="list, show or delete indexed documents")
+    documents_commands = documents.add_subparsers(dest="documents_command", metavar="ACTION")
+    listing = documents_commands.add_parser("list", help="documents, newest first")
+    listing.add_argument("--collection")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
+    for name, text in (("show", "one document"), ("delete", "remove a document and its chunks")):
+        action = documents_commands.add_parser(name, help=text)
+        action.add_argument("document_id", metavar="ID")
+    for action in documents_commands.choices.values():
+        action.add_argument("--server", metavar="URL", help=server_help)
+        action.add_argument("--json", action="store_true", help="print JSON")
+
+    database = commands.add_parser("db", help="migrate the database schema (alembic)")
+    db_commands = database.add_subparsers(dest="db_command", metavar="ACTION")
+    db_commands.add_parser("upgrade", help="to the newest schema").add_argument("revision", nargs="?")
+    db_commands.add_parser("downgrade", help="back one revision or to REVISION").add_argument(
+        "revision", nargs="?"
+    )
+    db_commands.add_parser("current", help="the schema revision")
     return parser
 
 
@@ -61,5 +96,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mindfu_cli.models import prepare_models
 
         return prepare_models(force=args.force)
+    if args.command == "ingest":
+        from mindfu_cli.documents import ingest
+
+        return ingest(
+            paths=args.paths,
+            collection=args.collection,
+            include=args.include,
+            exclude=args.exclude,
+            metadata=args.metadata,
+            server=args.server,
+            quiet=args.quiet,
+        )
+    if args.command == "documents" and args.documents_command:
+        from mindfu_cli.documents import documents
+
+        return documents(
+            action=args.documents_command,
+            document_id=getattr(args, "document_id", None),
+            collection=getattr(args, "collection", None),
+            limit=getattr(args, "limit", 50),
+            offset=getattr(args, "offset", 0),
+            server=args.server,
+            as_json=args.json,
+        )
+    if args.command == "db" and args.db_command:
+        from mindfu_cli.db import db
+
+        return db(action=args.db_command, revision=getattr(args, "revision", None))
     parser.print_help(sys.stderr if args.command else sys.stdout)
     return 2 if args.command else 0

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from mindfu_core.services.chat import ChatService
+from mindfu_adapters.container import Services
 
 router = APIRouter(tags=["health"])
 
@@ -20,9 +20,10 @@ async def health() -> dict[str, str]:
 
 @router.get("/health/ready", summary="Readiness: every engine is loaded and accepting work")
 async def ready(request: Request) -> JSONResponse:
-    service: ChatService | None = getattr(request.app.state, "chat_service", None)
-    if service is None:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
         return JSONResponse({"status": "starting"}, status_code=503)
+    service = services.chat
     engines: list[dict[str, Any]] = [
         {"model": engine.model_info().id, **asdict(engine.stats())} for engine in service.engines()
     ]

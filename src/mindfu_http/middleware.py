@@ -12,11 +12,15 @@ from mindfu_http.errors import error_body
 
 
 class RequestContext:
-    """Gives each request an id (``X-Request-Id``, echoed back) and rejects bodies over ``max_body`` bytes."""
+    """Gives each request an id (``X-Request-Id``, echoed back) and rejects bodies over ``max_body`` bytes.
 
-    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+    ``limits`` raises the limit for some paths (document uploads), by exact path.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body: int, limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.limits = dict(limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -25,9 +29,10 @@ class RequestContext:
         headers = dict(scope.get("headers") or [])
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or f"req_{uuid.uuid4().hex}"
         scope.setdefault("state", {})["request_id"] = request_id
+        limit = self.limits.get(scope.get("path", ""), self.max_body)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._too_large(send, request_id)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send, request_id, limit)
             return
         received = 0
 
@@ -36,7 +41,7 @@ class RequestContext:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -51,11 +56,11 @@ class RequestContext:
         try:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
-            await self._too_large(send, request_id)
+            await self._too_large(send, request_id, limit)
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
+    async def _too_large(self, send: Send, request_id: str, limit: int) -> None:
         body: dict[str, Any] = error_body(
-            f"Request body is larger than the limit of {self.max_body} bytes.",
+            f"Request body is larger than the limit of {limit} bytes.",
             "invalid_request_error",
             code="payload_too_large",
         )

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from mindfu_adapters.embedder.prepare import default_model_dir
+from mindfu_adapters.settings import default_data_dir
+
 MINDFU = str(Path(sys.executable).with_name("mindfu"))
 
 
@@ -49,7 +52,13 @@ def running_server(
 ) -> Iterator[Server]:
     port = free_port()
     log = tmp_path / f"server-{port}.log"
-    full_env = {**os.environ, "MINDFU_DATA_DIR": str(tmp_path / "data"), **(env or {})}
+    full_env = {
+        **os.environ,
+        "MINDFU_DATA_DIR": str(tmp_path / "data"),
+        # the embedding model `make install` prepared in the default data directory
+        "MINDFU_EMBEDDING__MODEL_DIR": str(default_model_dir(default_data_dir())),
+        **(env or {}),
+    }
     with log.open("w") as out:
         process = subprocess.Popen(
             [MINDFU, "serve", "--port", str(port)],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mindfu_core.domain.documents import Filter
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetrievalOptions:
@@ -13,6 +15,7 @@ class RetrievalOptions:
     top_k: int = 4
     min_score: float | None = 0.25
     collection: str = "default"
+    where: Filter | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

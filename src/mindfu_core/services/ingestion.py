@@ -55,6 +55,11 @@ class IngestionService:
         self._policy = policy or ChunkingPolicy()
         self._limits = limits or IngestionLimits()
 
+    @property
+    def policy(self) -> ChunkingPolicy:
+        """The default chunking policy (a request may bring its own)."""
+        return self._policy
+
     async def ingest(
         self,
         data: bytes,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 
 from mindfu_core.domain.chat import ChatRequest, Message, Role
 from mindfu_core.domain.documents import ScoredChunk
@@ -88,12 +88,21 @@ class Retriever:
     async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
         """The ``top_k`` closest chunks at or above ``min_score`` (an empty collection embeds nothing)."""
         validate_options(options)
-        if not await self._store.count(options.collection):
+        if not await self._store.count(options.collection, options.where):
             return []
         (vector,) = await self._embedder.embed([query])
         return await self._store.search(
-            options.collection, vector, k=options.top_k, min_score=options.min_score
+            options.collection, vector, k=options.top_k, min_score=options.min_score, where=options.where
         )
+
+    def options(self, **overrides: object) -> RetrievalOptions:
+        """The server's defaults with ``overrides`` (fields of ``RetrievalOptions``) applied, validated."""
+        unknown = set(overrides) - {f.name for f in fields(RetrievalOptions)}
+        if unknown:
+            raise InvalidRequest(f"unknown retrieval options: {', '.join(sorted(unknown))}")
+        options = replace(self.defaults, **overrides)  # type: ignore[arg-type]
+        validate_options(options)
+        return options
 
     async def ground(self, request: ChatRequest) -> tuple[ChatRequest, tuple[Source, ...]]:
         """``request`` with retrieved context in its system prompt, and the sources used (maybe none)."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mindfu_core.domain.chat import ChatDelta, GenerationRequest
 from mindfu_core.errors import MindFuError
-from mindfu_http.deps import chat_service
+from mindfu_http.deps import chat_service, retriever
 from mindfu_http.errors import domain_error_payload, error_body, request_id_of
 from mindfu_http.openai import wire
 from mindfu_http.openai.schemas import ChatCompletionIn, CompletionIn
@@ -26,9 +27,11 @@ CLIENT_CLOSED = 499
 
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
 async def chat_completions(body: ChatCompletionIn, request: Request) -> Response:
-    return await _generate(
-        request, body.to_core(), chat=True, stream=bool(body.stream), usage=body.include_usage
-    )
+    core = body.to_core()
+    overrides = body.mindfu.retrieval_overrides() if body.mindfu is not None else None
+    if overrides is not None:
+        core = replace(core, retrieval=retriever(request).options(**overrides))
+    return await _generate(request, core, chat=True, stream=bool(body.stream), usage=body.include_usage)
 
 
 @router.post("/completions", summary="Create a text completion (OpenAI-compatible, legacy)")

@@ -19,6 +19,7 @@ from mindfu_core.domain.chat import (
     ToolChoiceMode,
     ToolSpec,
 )
+from mindfu_core.domain.documents import Filter
 from mindfu_core.errors import InvalidRequest
 
 
@@ -83,6 +84,53 @@ class ResponseFormatIn(_Open):
     json_schema: JsonSchemaSpec | None = None
 
 
+class FilterIn(BaseModel):
+    """Restricts retrieval to some documents and/or chunks whose metadata equal the given values."""
+
+    model_config = ConfigDict(extra="forbid")
+    document_ids: list[str] = Field(default_factory=list)
+    metadata: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    def to_core(self) -> Filter | None:
+        if not self.document_ids and not self.metadata:
+            return None
+        return Filter(document_ids=tuple(self.document_ids), metadata=dict(self.metadata))
+
+
+class RagIn(BaseModel):
+    """``"mindfu": {"rag": {...}}``: retrieval for this request; unset fields keep the server's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    top_k: int | None = None
+    min_score: float | None = None
+    collection: str | None = None
+    filter: FilterIn | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields the client set, as ``RetrievalOptions`` fields (``min_score: null`` means none)."""
+        given: dict[str, Any] = {"enabled": True}
+        for name in ("top_k", "min_score", "collection"):
+            if name in self.model_fields_set and (name == "min_score" or getattr(self, name) is not None):
+                given[name] = getattr(self, name)
+        if self.filter is not None:
+            given["where"] = self.filter.to_core()
+        return given
+
+
+class MindfuIn(BaseModel):
+    """MindFu's namespaced request extension: ``"mindfu": {"rag": false | true | {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    rag: bool | RagIn | None = None
+
+    def retrieval_overrides(self) -> dict[str, Any] | None:
+        if self.rag is None:
+            return None
+        if isinstance(self.rag, bool):
+            return {"enabled": self.rag}
+        return self.rag.overrides()
+
+
 class StreamOptions(_Open):
     include_usage: bool = False
 
@@ -139,6 +187,7 @@ class ChatCompletionIn(_Sampling):
     logprobs: bool | None = False
     top_logprobs: int | None = None
     parallel_tool_calls: bool | None = None
+    mindfu: MindfuIn | None = None
 
     def to_core(self) -> ChatRequest:
         max_tokens = self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from mindfu_core.domain.chat import ChatDelta, ChatResult, ModelInfo, TokenLogprob, ToolCall, Usage
+from mindfu_core.domain.retrieval import Source
 
 SYSTEM_FINGERPRINT = "mindfu"
 
@@ -52,6 +53,23 @@ def _tool_call(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
+def source_dict(source: Source) -> dict[str, Any]:
+    return {
+        "number": source.number,
+        "document_id": source.document_id,
+        "name": source.name,
+        "page": source.page,
+        "chunk_index": source.chunk_index,
+        "score": round(source.score, 6),
+        "excerpt": source.excerpt,
+    }
+
+
+def extension(sources: tuple[Source, ...]) -> dict[str, Any]:
+    """MindFu's namespaced response extension: ``"mindfu": {"sources": [...]}`` (absent without sources)."""
+    return {"mindfu": {"sources": [source_dict(s) for s in sources]}} if sources else {}
+
+
 def chat_completion(result: ChatResult, *, completion_id: str, created: int) -> dict[str, Any]:
     return {
         "id": completion_id,
@@ -78,6 +96,7 @@ def chat_completion(result: ChatResult, *, completion_id: str, created: int) -> 
             for choice in result.choices
         ],
         "usage": usage_dict(result.usage),
+        **extension(result.sources),
     }
 
 
@@ -125,7 +144,9 @@ class ChunkWriter:
         self._started: set[int] = set()
         self._tool_calls_sent: dict[int, int] = {}
 
-    def _event(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
+    def _event(
+        self, choices: list[dict[str, Any]], usage: Usage | None = None, sources: tuple[Source, ...] = ()
+    ) -> bytes:
         chunk: dict[str, Any] = {
             "id": self.id,
             "object": self._object,
@@ -136,6 +157,7 @@ class ChunkWriter:
         }
         if self.include_usage:
             chunk["usage"] = usage_dict(usage) if usage is not None else None
+        chunk.update(extension(sources))
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def delta(self, delta: ChatDelta) -> list[bytes]:
@@ -145,6 +167,8 @@ class ChunkWriter:
             events.append(self._event([self._choice(delta)]))
         if delta.usage is not None and self.include_usage:
             events.append(self._event([], delta.usage))
+        if delta.sources:
+            events.append(self._event([], sources=delta.sources))
         return events
 
     def _choice(self, delta: ChatDelta) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The SQL layer: SQLAlchemy Core (async) over SQLite (aiosqlite) or PostgreSQL (asyncpg)."""

@@ -1,0 +1,1 @@
+"""Document ingestion and retrieval routes (MindFu extensions to the OpenAI API)."""

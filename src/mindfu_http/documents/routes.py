@@ -1,0 +1,198 @@
+"""Documents: upload (multipart) or post text, list, show, delete; and what a query would retrieve.
+
+Uploaded names are metadata only: the bytes go straight to the parser and nothing is written under the
+client's filename.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PureWindowsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
+from mindfu_core.errors import InvalidRequest
+from mindfu_core.services.chunking import ChunkingPolicy
+from mindfu_http.deps import ingestion_service, retriever
+from mindfu_http.openai.schemas import FilterIn
+
+router = APIRouter(prefix="/v1", tags=["documents"])
+
+#: Paths whose bodies may be as large as a document (the HTTP body limit is raised for them).
+UPLOAD_PATHS = ("/v1/documents/upload", "/v1/documents")
+MAX_NAME_CHARS = 255
+MAX_PAGE = 1000
+
+
+class ChunkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int | None = None
+    overlap: int | None = None
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: str = Field(min_length=1)
+    name: str | None = None
+    collection: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    chunk: ChunkIn | None = None
+
+
+class RetrieveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1)
+    top_k: int | None = None
+    min_score: float | None = None
+    collection: str | None = None
+    filter: FilterIn | None = None
+
+
+def document_object(document: Document) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "object": "document",
+        "collection": document.collection,
+        "name": document.name,
+        "title": document.title,
+        "media_type": document.media_type,
+        "size_bytes": document.size_bytes,
+        "chunk_count": document.chunk_count,
+        "sha256": document.sha256,
+        "embedding_model": document.embedding_model,
+        "metadata": dict(document.metadata),
+        "created_at": int(document.created_at.timestamp()),
+    }
+
+
+def _ingested(result: IngestResult) -> JSONResponse:
+    body = {**document_object(result.document), "duplicate": result.duplicate}
+    return JSONResponse(body, status_code=200 if result.duplicate else 201)
+
+
+def safe_name(filename: str | None) -> str:
+    """The client's filename reduced to a display name: no directories, no control characters."""
+    base = PureWindowsPath(filename or "").name  # splits on both / and \
+    cleaned = "".join(ch for ch in base if ch.isprintable()).strip()
+    return cleaned[:MAX_NAME_CHARS] or "upload"
+
+
+def _policy(size: int | None, overlap: int | None, default: ChunkingPolicy) -> ChunkingPolicy | None:
+    if size is None and overlap is None:
+        return None
+    return ChunkingPolicy(
+        size=default.size if size is None else size, overlap=default.overlap if overlap is None else overlap
+    )
+
+
+def _metadata(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"metadata is not valid JSON: {exc}", param="metadata") from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be a JSON object", param="metadata")
+    return value
+
+
+@router.post("/documents/upload", summary="Upload a file (PDF, DOCX, Markdown, text, code) to index")
+async def upload_document(
+    request: Request,
+    file: Annotated[UploadFile, File(description="The document")],
+    collection: Annotated[str | None, Form()] = None,
+    metadata: Annotated[str | None, Form(description="A JSON object stored with the document")] = None,
+    chunk_size: Annotated[int | None, Form()] = None,
+    chunk_overlap: Annotated[int | None, Form()] = None,
+) -> JSONResponse:
+    service = ingestion_service(request)
+    try:
+        data = await file.read()
+    finally:
+        await file.close()
+    result = await service.ingest(
+        data,
+        filename=safe_name(file.filename),
+        collection=collection or retriever(request).defaults.collection,
+        metadata=_metadata(metadata),
+        policy=_policy(chunk_size, chunk_overlap, service.policy),
+    )
+    return _ingested(result)
+
+
+@router.post("/documents", summary="Index text given in the request")
+async def create_document(body: DocumentIn, request: Request) -> JSONResponse:
+    service = ingestion_service(request)
+    chunk = body.chunk or ChunkIn()
+    result = await service.ingest_text(
+        body.content,
+        name=safe_name(body.name) if body.name else "text",
+        collection=body.collection or retriever(request).defaults.collection,
+        metadata=body.metadata,
+        policy=_policy(chunk.size, chunk.overlap, service.policy),
+    )
+    return _ingested(result)
+
+
+@router.get("/documents", summary="List documents, newest first")
+async def list_documents(
+    request: Request,
+    collection: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    found = await ingestion_service(request).list(collection=collection, limit=limit + 1, offset=offset)
+    return {
+        "object": "list",
+        "data": [document_object(d) for d in found[:limit]],
+        "has_more": len(found) > limit,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/documents/{document_id}", summary="One document")
+async def get_document(document_id: str, request: Request) -> dict[str, Any]:
+    return document_object(await ingestion_service(request).get(document_id))
+
+
+@router.delete("/documents/{document_id}", summary="Delete a document and its chunks")
+async def delete_document(document_id: str, request: Request) -> dict[str, Any]:
+    document = await ingestion_service(request).delete(document_id)
+    return {"id": document.id, "object": "document.deleted", "deleted": True}
+
+
+def _hit(hit: ScoredChunk) -> dict[str, Any]:
+    chunk = hit.chunk
+    return {
+        "object": "chunk",
+        "id": chunk.id,
+        "document_id": chunk.document_id,
+        "name": chunk.source,
+        "page": chunk.page,
+        "chunk_index": chunk.index,
+        "score": round(hit.score, 6),
+        "text": chunk.text,
+        "metadata": dict(chunk.metadata),
+    }
+
+
+@router.post("/retrieve", summary="The chunks a chat query would be given (for debugging retrieval)")
+async def retrieve(body: RetrieveIn, request: Request) -> dict[str, Any]:
+    found = retriever(request)
+    overrides: dict[str, Any] = {"enabled": True}
+    for name in ("top_k", "collection"):
+        if getattr(body, name) is not None:
+            overrides[name] = getattr(body, name)
+    if "min_score" in body.model_fields_set:
+        overrides["min_score"] = body.min_score
+    if body.filter is not None:
+        overrides["where"] = body.filter.to_core()
+    options = found.options(**overrides)
+    hits = await found.search(body.query, options)
+    return {"object": "list", "collection": options.collection, "data": [_hit(h) for h in hits]}

@@ -1,0 +1,83 @@
+"""``mindfu ingest``, ``documents`` and ``db`` as users run them: in process and through a server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mindfu_adapters.embedder.prepare import default_model_dir
+from mindfu_adapters.settings import default_data_dir
+from tests.e2e.server import MINDFU, running_server
+from tests.fixtures.documents import make_pdf
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, data: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "MINDFU_DATA_DIR": str(data),
+        "MINDFU_EMBEDDING__MODEL_DIR": str(default_model_dir(default_data_dir())),
+    }
+    return subprocess.run([MINDFU, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def make_tree(root: Path) -> Path:
+    (root / "docs" / "deep").mkdir(parents=True)
+    (root / "docs" / "guide.md").write_text("# Guide\n\nThe Brimstone valve opens at dawn.\n")
+    (root / "docs" / "deep" / "tool.py").write_text("def brimstone():\n    return 'valve'\n")
+    (root / "docs" / "deep" / "manual.pdf").write_bytes(make_pdf(["Manual page one.", "Page two text."]))
+    (root / "docs" / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    (root / "docs" / ".hidden.md").write_text("never ingested")
+    return root / "docs"
+
+
+def test_ingest_list_show_delete_in_process(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    docs = make_tree(tmp_path)
+    first = run("ingest", str(docs), "--collection", "kb", data=data)
+    assert first.returncode == 1, first.stderr  # the binary file fails; the rest is added
+    assert "3 added, 0 duplicate, 1 failed (4 files)" in first.stdout
+    assert "blob.bin" in first.stdout and "not a supported document" in first.stdout
+    assert ".hidden" not in first.stdout
+
+    globs = ["--include", "*.md", "--include", "*.py"]
+    again = run("ingest", str(docs), *globs, "--collection", "kb", data=data)
+    assert again.returncode == 0, again.stderr
+    assert "0 added, 2 duplicate, 0 failed (2 files)" in again.stdout
+
+    listed = run("documents", "list", "--json", data=data)
+    documents = json.loads(listed.stdout)
+    assert sorted(d["name"] for d in documents) == ["guide.md", "manual.pdf", "tool.py"]
+    assert all(d["collection"] == "kb" for d in documents)
+    pdf = next(d for d in documents if d["name"] == "manual.pdf")
+    assert pdf["metadata"]["path"].endswith("manual.pdf")
+
+    shown = json.loads(run("documents", "show", pdf["id"], data=data).stdout)
+    assert shown["id"] == pdf["id"] and shown["media_type"] == "application/pdf"
+    deleted = run("documents", "delete", pdf["id"], data=data)
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+    missing = run("documents", "show", pdf["id"], data=data)
+    assert missing.returncode == 1 and "no document" in missing.stderr
+
+    assert "at revision 0001" in run("db", "current", data=data).stdout
+
+
+def test_ingest_through_a_running_server(tmp_path: Path) -> None:
+    docs = make_tree(tmp_path)
+    with running_server(tmp_path) as server:
+        result = run("ingest", str(docs / "guide.md"), "--server", server.url, "--quiet", data=tmp_path / "x")
+        assert result.returncode == 0, result.stderr
+        assert "1 added" in result.stdout
+        listed = run("documents", "list", "--server", server.url, data=tmp_path / "x")
+        assert "guide.md" in listed.stdout
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    assert run("ingest", str(tmp_path / "nope"), data=tmp_path).returncode == 2
+    bad = run("ingest", str(tmp_path), "--metadata", "[1]", data=tmp_path)
+    assert bad.returncode == 2 and "JSON object" in bad.stderr
