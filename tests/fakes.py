@@ -135,6 +135,9 @@ class HashEmbedder:
     def dimension(self) -> int:
         return self._dimension
 
+    async def count_tokens(self, texts: Sequence[str]) -> int:
+        return sum(len(text.split()) for text in texts)
+
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         import hashlib
         import math

@@ -23,6 +23,7 @@ from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.ports.parser import DocumentParser
+from mindfu_core.ports.sparse_encoder import SparseEncoder
 from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.chunking import ChunkingPolicy
@@ -197,6 +198,16 @@ async def _vector_store_resource(settings: Settings, embedder: Embedder) -> Asyn
             await aclose()
 
 
+def _sparse_encoder(settings: Settings) -> SparseEncoder | None:
+    if not settings.rag.sparse_index:
+        if settings.rag.hybrid:
+            raise ConfigurationError("MINDFU_RAG__HYBRID needs MINDFU_RAG__SPARSE_INDEX=true")
+        return None
+    from mindfu_adapters.embedder.bm25 import Bm25SparseEncoder
+
+    return Bm25SparseEncoder(language=settings.rag.bm25_language)
+
+
 def _parser() -> DocumentParser:
     from mindfu_adapters.parser.auto import AutoParser
 
@@ -206,7 +217,11 @@ def _parser() -> DocumentParser:
 def _retrieval_defaults(settings: Settings) -> RetrievalOptions:
     rag = settings.rag
     return RetrievalOptions(
-        enabled=rag.enabled, top_k=rag.top_k, min_score=rag.min_score, collection=rag.collection
+        enabled=rag.enabled,
+        top_k=rag.top_k,
+        min_score=rag.min_score,
+        collection=rag.collection,
+        hybrid=rag.hybrid,
     )
 
 
@@ -221,8 +236,13 @@ class Container(containers.DeclarativeContainer):
     embedder = providers.Singleton(_embedder, settings)
     vector_store = providers.Resource(_vector_store_resource, settings, embedder)
     parser = providers.Singleton(_parser)
+    sparse_encoder = providers.Singleton(_sparse_encoder, settings)
     retriever = providers.Singleton(
-        Retriever, embedder, vector_store, defaults=providers.Callable(_retrieval_defaults, settings)
+        Retriever,
+        embedder,
+        vector_store,
+        defaults=providers.Callable(_retrieval_defaults, settings),
+        sparse=sparse_encoder,
     )
     ingestion_service = providers.Singleton(
         IngestionService,
@@ -230,6 +250,7 @@ class Container(containers.DeclarativeContainer):
         embedder=embedder,
         store=vector_store,
         registry=document_registry,
+        sparse=sparse_encoder,
         policy=providers.Callable(
             lambda s: ChunkingPolicy(size=s.rag.chunk_size, overlap=s.rag.chunk_overlap), settings
         ),

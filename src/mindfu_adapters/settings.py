@@ -107,6 +107,13 @@ class RagSettings(BaseModel):
     collection: str = "default"
     top_k: int = Field(default=4, ge=1, le=50)
     min_score: float | None = Field(default=0.25, ge=-1.0, le=1.0)
+    hybrid: bool = Field(
+        default=False, description="Fuse dense and BM25 rankings by default (requests may choose)."
+    )
+    sparse_index: bool = Field(
+        default=True, description="Store BM25 term weights with every chunk, so hybrid retrieval is possible."
+    )
+    bm25_language: str = Field(default="english", description="Snowball stemmer and stop-word language.")
     chunk_size: int = Field(default=512, ge=16)
     chunk_overlap: int = Field(default=50, ge=0)
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)

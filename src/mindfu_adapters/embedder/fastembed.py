@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Sequence
@@ -74,6 +75,14 @@ class FastEmbedEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return await embed_in_batches(texts, self._batch_size, self._embed_batch)
+
+    async def count_tokens(self, texts: Sequence[str]) -> int:
+        return await asyncio.to_thread(self._count, list(texts))
+
+    def _count(self, texts: list[str]) -> int:
+        with self._lock:
+            tokenizer = self._loaded().model.tokenizer
+            return sum(sum(encoding.attention_mask) for encoding in tokenizer.encode_batch(texts))
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         import numpy as np

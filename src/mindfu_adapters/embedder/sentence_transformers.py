@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import threading
@@ -58,6 +59,15 @@ class SentenceTransformersEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return await embed_in_batches(texts, self._batch_size, self._embed_batch)
+
+    async def count_tokens(self, texts: Sequence[str]) -> int:
+        return await asyncio.to_thread(self._count, list(texts))
+
+    def _count(self, texts: list[str]) -> int:
+        with self._lock:
+            model = self._loaded()
+            encoded = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)
+            return sum(sum(mask) for mask in encoded["attention_mask"])
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         import numpy as np

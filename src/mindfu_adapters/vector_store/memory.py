@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
-from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk
+from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk, SparseVector
 from mindfu_core.errors import InvalidRequest
 
 
@@ -99,6 +100,35 @@ class InMemoryVectorStore:
                 if len(hits) == k:
                     break
         return hits
+
+    async def search_sparse(
+        self, collection: str, vector: SparseVector, *, k: int, where: Filter | None = None
+    ) -> list[ScoredChunk]:
+        store = self._collections.get(collection)
+        if store is None or k <= 0 or not vector.indices:
+            return []
+        query = dict(zip(vector.indices, vector.values, strict=True))
+        sparse = [c for c in store.chunks.values() if c.sparse is not None]
+        frequency = dict.fromkeys(query, 0)
+        for chunk in sparse:
+            for index in chunk.sparse.indices if chunk.sparse else ():
+                if index in frequency:
+                    frequency[index] += 1
+        total = len(sparse)
+        idf = {i: math.log((total - n + 0.5) / (n + 0.5) + 1) for i, n in frequency.items()}
+        scored = []
+        for chunk in sparse:
+            if chunk.sparse is None or not _matches(chunk, where):
+                continue
+            score = sum(
+                value * query[index] * idf[index]
+                for index, value in zip(chunk.sparse.indices, chunk.sparse.values, strict=True)
+                if index in query
+            )
+            if score > 0:
+                scored.append(ScoredChunk(chunk=chunk, score=score))
+        scored.sort(key=lambda hit: -hit.score)
+        return scored[:k]
 
     async def delete_document(self, collection: str, document_id: str) -> None:
         async with self._lock:

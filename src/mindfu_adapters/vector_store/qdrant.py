@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk
+from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk, SparseVector
 from mindfu_core.errors import InvalidRequest, UpstreamUnavailable
 
 _POINT_NAMESPACE = uuid.UUID("5b0f3f6e-4a56-4c52-9d43-3f0f86b0a6a1")
 _INDEXED_FIELDS = ("collection", "document_id")
+#: The named sparse vector (BM25 term weights; Qdrant multiplies in the IDF it keeps per term).
+SPARSE = "bm25"
 
 
 def point_id(collection: str, chunk_id: str) -> str:
@@ -64,6 +66,7 @@ class QdrantVectorStore:
                 await self._client.create_collection(
                     self._name,
                     vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                 )
                 for field in _INDEXED_FIELDS if self._server else ():
                     await self._client.create_payload_index(
@@ -105,7 +108,7 @@ class QdrantVectorStore:
         points = [
             models.PointStruct(
                 id=point_id(collection, chunk.id),
-                vector=list(chunk.vector),
+                vector=_vectors(chunk),
                 payload={
                     "chunk_id": chunk.id,
                     "collection": collection,
@@ -150,6 +153,28 @@ class QdrantVectorStore:
             for point in response.points
         ]
 
+    async def search_sparse(
+        self, collection: str, vector: SparseVector, *, k: int, where: Filter | None = None
+    ) -> list[ScoredChunk]:
+        from qdrant_client import models
+
+        if k <= 0 or not vector.indices or await self._guard(self._existing_dimension()) is None:
+            return []
+        response = await self._guard(
+            self._client.query_points(
+                self._name,
+                query=models.SparseVector(indices=list(vector.indices), values=list(vector.values)),
+                using=SPARSE,
+                query_filter=self._filter(collection, where),
+                limit=k,
+                with_payload=True,
+            )
+        )
+        return [
+            ScoredChunk(chunk=_chunk(point.payload or {}), score=float(point.score))
+            for point in response.points
+        ]
+
     async def delete_document(self, collection: str, document_id: str) -> None:
         from qdrant_client import models
 
@@ -185,6 +210,15 @@ class QdrantVectorStore:
             if isinstance(exc, ValueError):  # local mode reports bad input this way
                 raise InvalidRequest(f"Qdrant rejected the request: {exc}") from exc
             raise
+
+
+def _vectors(chunk: Chunk) -> Any:
+    from qdrant_client import models
+
+    if chunk.sparse is None or not chunk.sparse.indices:
+        return {"": list(chunk.vector)}
+    sparse = models.SparseVector(indices=list(chunk.sparse.indices), values=list(chunk.sparse.values))
+    return {"": list(chunk.vector), SPARSE: sparse}
 
 
 def _chunk(payload: dict[str, Any]) -> Chunk:

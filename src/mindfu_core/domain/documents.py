@@ -44,6 +44,18 @@ class TextSpan:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SparseVector:
+    """A sparse vector (lexical term weights): parallel ``indices`` (unique) and ``values``."""
+
+    indices: tuple[int, ...] = ()
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise ValueError("a sparse vector needs as many values as indices")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Chunk:
     """A stored piece of a document, with its embedding when it is written to or read from a store."""
 
@@ -56,6 +68,7 @@ class Chunk:
     page: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     vector: tuple[float, ...] = ()
+    sparse: SparseVector | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

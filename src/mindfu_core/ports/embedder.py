@@ -23,3 +23,7 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One normalized vector per text; must not block the event loop."""
         ...
+
+    async def count_tokens(self, texts: Sequence[str]) -> int:
+        """How many tokens the model reads for ``texts`` (special tokens included; for usage reports)."""
+        ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk
+from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk, SparseVector
 
 
 @runtime_checkable
@@ -26,6 +26,14 @@ class VectorStore(Protocol):
         where: Filter | None = None,
     ) -> list[ScoredChunk]:
         """The ``k`` chunks most similar to ``vector``, best first, at or above ``min_score``."""
+        ...
+
+    async def search_sparse(
+        self, collection: str, vector: SparseVector, *, k: int, where: Filter | None = None
+    ) -> list[ScoredChunk]:
+        """The ``k`` chunks with the highest BM25 score for the query terms in ``vector`` (term weights of
+        stored chunks times the terms' inverse document frequency), best first; chunks stored without a
+        sparse vector are not found here."""
         ...
 
     async def delete_document(self, collection: str, document_id: str) -> None:

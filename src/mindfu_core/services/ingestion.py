@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mindfu_core.domain.documents import Chunk, Document, IngestResult
+from mindfu_core.domain.documents import Chunk, Document, IngestResult, SparseVector
 from mindfu_core.domain.parsing import ParsedDocument
 from mindfu_core.errors import NotFound, PayloadTooLarge, UnprocessableContent
 from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.parser import DocumentParser
+from mindfu_core.ports.sparse_encoder import SparseEncoder
 from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chunking import ChunkingPolicy, split_pages
 
@@ -47,7 +48,9 @@ class IngestionService:
         registry: DocumentRegistry,
         policy: ChunkingPolicy | None = None,
         limits: IngestionLimits | None = None,
+        sparse: SparseEncoder | None = None,
     ) -> None:
+        self._sparse = sparse
         self._parser = parser
         self._embedder = embedder
         self._store = store
@@ -120,7 +123,11 @@ class IngestionService:
         if not spans:
             raise UnprocessableContent(f"{name!r} contains no text to index")
         document_id = document_id_for(collection, sha256)
-        vectors = await self._embed([span.text for span in spans])
+        texts = [span.text for span in spans]
+        vectors = await self._embed(texts)
+        sparse: Sequence[SparseVector | None] = (
+            await self._sparse.encode_documents(texts) if self._sparse else [None] * len(texts)
+        )
         chunks = [
             Chunk(
                 id=f"{document_id}:{index}",
@@ -132,8 +139,9 @@ class IngestionService:
                 page=span.page,
                 metadata=metadata,
                 vector=tuple(vector),
+                sparse=terms,
             )
-            for index, (span, vector) in enumerate(zip(spans, vectors, strict=True))
+            for index, (span, vector, terms) in enumerate(zip(spans, vectors, sparse, strict=True))
         ]
         document = Document(
             id=document_id,

@@ -10,9 +10,14 @@ from mindfu_core.domain.documents import ScoredChunk
 from mindfu_core.domain.retrieval import RetrievalOptions, Source
 from mindfu_core.errors import InvalidRequest
 from mindfu_core.ports.embedder import Embedder
+from mindfu_core.ports.sparse_encoder import SparseEncoder
 from mindfu_core.ports.vector_store import VectorStore
 
 MAX_TOP_K = 50
+#: Reciprocal rank fusion: a hit at rank r (from 1) adds 1 / (RRF_K + r) from each ranking.
+RRF_K = 60
+#: Each side of a hybrid search offers this many candidates per requested chunk (at least 20).
+CANDIDATES_PER_HIT = 5
 EXCERPT_CHARS = 200
 CONTEXT_INSTRUCTIONS = (
     "Answer using the context below when it is relevant, and cite the sources you use by their number, "
@@ -74,26 +79,64 @@ def sources_of(hits: Sequence[ScoredChunk]) -> tuple[Source, ...]:
     )
 
 
+def fuse(rankings: Sequence[Sequence[ScoredChunk]], k: int) -> list[ScoredChunk]:
+    """Reciprocal rank fusion of several rankings; the score is the fused one."""
+    scores: dict[str, float] = {}
+    chunks: dict[str, ScoredChunk] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, 1):
+            scores[hit.chunk.id] = scores.get(hit.chunk.id, 0.0) + 1.0 / (RRF_K + rank)
+            chunks.setdefault(hit.chunk.id, hit)
+    best = sorted(scores, key=lambda chunk_id: -scores[chunk_id])[:k]
+    return [ScoredChunk(chunk=chunks[chunk_id].chunk, score=scores[chunk_id]) for chunk_id in best]
+
+
 class Retriever:
-    """Finds the chunks a chat request should see, and grounds the request in them."""
+    """Finds the chunks a chat request should see, and grounds the request in them.
+
+    With a ``SparseEncoder``, requests may ask for hybrid retrieval (dense plus BM25, fused).
+    """
 
     def __init__(
-        self, embedder: Embedder, store: VectorStore, *, defaults: RetrievalOptions | None = None
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        *,
+        defaults: RetrievalOptions | None = None,
+        sparse: SparseEncoder | None = None,
     ) -> None:
         self._embedder = embedder
         self._store = store
+        self._sparse = sparse
         self.defaults = defaults or RetrievalOptions()
-        validate_options(self.defaults)
+        self._check(self.defaults)
+
+    def _check(self, options: RetrievalOptions) -> None:
+        validate_options(options)
+        if options.hybrid and self._sparse is None:
+            raise InvalidRequest(
+                "hybrid retrieval is not available: this server has no sparse encoder",
+                param="mindfu.rag.hybrid",
+            )
 
     async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
         """The ``top_k`` closest chunks at or above ``min_score`` (an empty collection embeds nothing)."""
-        validate_options(options)
+        self._check(options)
         if not await self._store.count(options.collection, options.where):
             return []
         (vector,) = await self._embedder.embed([query])
-        return await self._store.search(
-            options.collection, vector, k=options.top_k, min_score=options.min_score, where=options.where
+        if not options.hybrid or self._sparse is None:
+            return await self._store.search(
+                options.collection, vector, k=options.top_k, min_score=options.min_score, where=options.where
+            )
+        candidates = max(20, options.top_k * CANDIDATES_PER_HIT)
+        dense = await self._store.search(
+            options.collection, vector, k=candidates, min_score=options.min_score, where=options.where
         )
+        lexical = await self._store.search_sparse(
+            options.collection, await self._sparse.encode_query(query), k=candidates, where=options.where
+        )
+        return fuse([dense, lexical], options.top_k)
 
     def options(self, **overrides: object) -> RetrievalOptions:
         """The server's defaults with ``overrides`` (fields of ``RetrievalOptions``) applied, validated."""
@@ -101,7 +144,7 @@ class Retriever:
         if unknown:
             raise InvalidRequest(f"unknown retrieval options: {', '.join(sorted(unknown))}")
         options = replace(self.defaults, **overrides)  # type: ignore[arg-type]
-        validate_options(options)
+        self._check(options)
         return options
 
     async def ground(self, request: ChatRequest) -> tuple[ChatRequest, tuple[Source, ...]]:

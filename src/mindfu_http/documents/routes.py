@@ -49,6 +49,7 @@ class RetrieveIn(BaseModel):
     top_k: int | None = None
     min_score: float | None = None
     collection: str | None = None
+    hybrid: bool | None = None
     filter: FilterIn | None = None
 
 
@@ -186,7 +187,7 @@ def _hit(hit: ScoredChunk) -> dict[str, Any]:
 async def retrieve(body: RetrieveIn, request: Request) -> dict[str, Any]:
     found = retriever(request)
     overrides: dict[str, Any] = {"enabled": True}
-    for name in ("top_k", "collection"):
+    for name in ("top_k", "collection", "hybrid"):
         if getattr(body, name) is not None:
             overrides[name] = getattr(body, name)
     if "min_score" in body.model_fields_set:

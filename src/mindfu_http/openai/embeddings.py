@@ -65,7 +65,7 @@ async def create_embeddings(body: EmbeddingIn, request: Request) -> dict[str, An
         )
     texts = _texts(body.input)
     vectors = await model.embed(texts)
-    tokens = sum(len(text.split()) for text in texts)
+    tokens = await model.count_tokens(texts)
     return {
         "object": "list",
         "data": [

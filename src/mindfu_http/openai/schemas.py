@@ -104,12 +104,13 @@ class RagIn(BaseModel):
     top_k: int | None = None
     min_score: float | None = None
     collection: str | None = None
+    hybrid: bool | None = None
     filter: FilterIn | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The fields the client set, as ``RetrievalOptions`` fields (``min_score: null`` means none)."""
         given: dict[str, Any] = {"enabled": True}
-        for name in ("top_k", "min_score", "collection"):
+        for name in ("top_k", "min_score", "collection", "hybrid"):
             if name in self.model_fields_set and (name == "min_score" or getattr(self, name) is not None):
                 given[name] = getattr(self, name)
         if self.filter is not None:

@@ -325,3 +325,9 @@ def test_prepare_redoes_an_incomplete_export_in_place(prepared_dir: Path, tmp_pa
     assert prepare_minilm(target) == target
     assert read_marker(target) is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+async def test_count_tokens_counts_what_the_model_reads(embedder: Embedder) -> None:
+    assert await embedder.count_tokens(["hello world"]) == 4  # [CLS] hello world [SEP]
+    assert await embedder.count_tokens(["hello world", "a"]) == 7  # padding is not counted
+    assert await embedder.count_tokens(["word " * 2000]) == 256  # truncated at the model's limit
