@@ -100,6 +100,18 @@ def prepare_models(settings: Settings, *, force: bool = False) -> Path:
     return prepare_minilm(default_model_dir(settings.data_dir), force=force)
 
 
+def pulled_models_dir(settings: Settings) -> Path:
+    """Where ``mindfu models pull`` keeps fastembed catalogue models."""
+    return settings.data_dir.expanduser() / "models" / "fastembed"
+
+
+def pull_model(settings: Settings, model_name: str) -> Path:
+    """Download a fastembed catalogue model (explicitly: nothing else in MindFu reaches a model hub)."""
+    from mindfu_adapters.embedder.fastembed import pull_model as pull
+
+    return pull(model_name, pulled_models_dir(settings))
+
+
 def preflight(settings: Settings) -> None:
     """Cheap checks of what start-up will need (the model file), so mistakes surface as one clear message."""
     _ENGINE_PREFLIGHTS[settings.llm.backend](settings.llm)
@@ -147,9 +159,16 @@ def _embedder(settings: Settings) -> Embedder:
         return SentenceTransformersEmbedder(
             embedding.model_dir, batch_size=embedding.batch_size, threads=embedding.threads
         )
-    from mindfu_adapters.embedder.fastembed import FastEmbedEmbedder
+    from mindfu_adapters.embedder.fastembed import DEFAULT_MODEL_NAME, FastEmbedEmbedder
     from mindfu_adapters.embedder.prepare import default_model_dir
 
+    if embedding.model_dir is None and embedding.model_name != DEFAULT_MODEL_NAME:
+        return FastEmbedEmbedder(
+            model_name=embedding.model_name,
+            batch_size=embedding.batch_size,
+            threads=embedding.threads,
+            hub_cache=pulled_models_dir(settings),
+        )
     return FastEmbedEmbedder(
         embedding.model_dir or default_model_dir(settings.data_dir),
         embedding.model_name,

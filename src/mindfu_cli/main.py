@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
         "prepare", help="build the offline embedding model (all-MiniLM-L6-v2 as ONNX) in the data directory"
     )
     prepare.add_argument("--force", action="store_true", help="rebuild even if it is already prepared")
+    pull = models_commands.add_parser(
+        "pull", help="download a fastembed embedding model from its hub (the only command that does)"
+    )
+    pull.add_argument("name", help="a fastembed model name, e.g. BAAI/bge-small-en-v1.5")
 
     server_help = "a running MindFu server to go through (its API key from MINDFU_API_KEY)"
     ingest = commands.add_parser("ingest", help="index files and folders for retrieval")
@@ -96,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mindfu_cli.models import prepare_models
 
         return prepare_models(force=args.force)
+    if args.command == "models" and args.models_command == "pull":
+        from mindfu_cli.models import pull_model
+
+        return pull_model(args.name)
     if args.command == "ingest":
         from mindfu_cli.documents import ingest
 

@@ -23,6 +23,19 @@ def prepare_models(*, force: bool) -> int:
     return 0
 
 
+def pull_model(name: str) -> int:
+    from mindfu_adapters import container
+    from mindfu_adapters.settings import Settings
+
+    try:
+        path = container.pull_model(Settings(), name)
+    except MindFuError as exc:
+        print(f"mindfu: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"{name} is in {path}; use it with MINDFU_EMBEDDING__MODEL_NAME={name}")
+    return 0
+
+
 def list_models() -> int:
     from mindfu_adapters.container import resolve_model
     from mindfu_adapters.settings import Settings

@@ -19,7 +19,7 @@ from mindfu_adapters.embedder.prepare import (
     embed_in_batches,
     read_marker,
 )
-from mindfu_core.errors import ConfigurationError, EngineFailure
+from mindfu_core.errors import ConfigurationError, EngineFailure, UpstreamUnavailable
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 #: fastembed already lists the hub's all-MiniLM-L6-v2 (and refuses to register a name twice); the local
@@ -43,11 +43,23 @@ class FastEmbedEmbedder:
         *,
         batch_size: int = 64,
         threads: int | None = None,
+        hub_cache: Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError(f"embedding batch_size must be at least 1, got {batch_size}")
         if threads is not None and threads < 1:
             raise ConfigurationError(f"embedding threads must be at least 1, got {threads}")
+        self._batch_size = batch_size
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._hub_cache = hub_cache
+        if hub_cache is not None:  # a fastembed catalogue model that `mindfu models pull` downloaded
+            self._name = model_name
+            self._dir = hub_cache
+            self._model_id = model_name.rsplit("/", 1)[-1]
+            self._dimension = catalogue_dimension(model_name)
+            return
         directory = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
         missing = [name for name in (ONNX_FILE, *TOKENIZER_FILES) if not (directory / name).is_file()]
         if missing:
@@ -60,10 +72,6 @@ class FastEmbedEmbedder:
         self._name = model_name
         self._model_id = str(marker.get("model_id") or model_name.rsplit("/", 1)[-1] or MODEL_ID)
         self._dimension = int(marker.get("dimension") or _hidden_size(directory))
-        self._batch_size = batch_size
-        self._threads = threads
-        self._model: Any = None
-        self._lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -100,6 +108,8 @@ class FastEmbedEmbedder:
     def _loaded(self) -> Any:
         if self._model is not None:
             return self._model
+        if self._hub_cache is not None:
+            return self._load_pulled(self._hub_cache)
         from fastembed import TextEmbedding
         from fastembed.common.model_description import ModelSource, PoolingType
 
@@ -128,6 +138,46 @@ class FastEmbedEmbedder:
                 f"cannot load the embedding model from {self._dir} ({exc}): run `{PREPARE_COMMAND} --force`"
             ) from exc
         return self._model
+
+    def _load_pulled(self, cache: Path) -> Any:
+        from fastembed import TextEmbedding
+
+        try:
+            self._model = TextEmbedding(
+                self._name, cache_dir=str(cache), threads=self._threads, local_files_only=True
+            )
+        except Exception as exc:
+            raise ConfigurationError(
+                f"the embedding model {self._name} is not in {cache} ({exc}): "
+                f"run `mindfu models pull {self._name}` first"
+            ) from exc
+        return self._model
+
+
+def catalogue_dimension(model_name: str) -> int:
+    """The vector size of a model in fastembed's catalogue; ``ConfigurationError`` for unknown names."""
+    from fastembed import TextEmbedding
+
+    catalogue = {str(m["model"]).lower(): m for m in TextEmbedding.list_supported_models()}
+    entry = catalogue.get(model_name.lower())
+    if entry is None:
+        raise ConfigurationError(
+            f"{model_name!r} is not a fastembed model (see `TextEmbedding.list_supported_models()`)"
+        )
+    return int(entry["dim"])
+
+
+def pull_model(model_name: str, cache: Path) -> Path:
+    """Download a fastembed catalogue model into ``cache`` — the only place MindFu reaches a model hub."""
+    from fastembed import TextEmbedding
+
+    catalogue_dimension(model_name)
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        TextEmbedding(model_name, cache_dir=str(cache))
+    except Exception as exc:
+        raise UpstreamUnavailable(f"could not download {model_name}: {exc}") from exc
+    return cache
 
 
 def _hidden_size(directory: Path) -> int:
