@@ -43,7 +43,13 @@ class QdrantVectorStore:
             raise InvalidRequest("give exactly one of path, url or location for Qdrant")
         self._name = name
         self._server = url is not None  # local mode has no payload indexes (it scans)
-        self._client = AsyncQdrantClient(path=path, url=url, location=location, api_key=api_key)
+        try:
+            self._client = AsyncQdrantClient(path=path, url=url, location=location, api_key=api_key)
+        except RuntimeError as exc:  # local mode admits one process per folder
+            raise UpstreamUnavailable(
+                f"the Qdrant folder {path} is in use by another MindFu process (local mode admits one); "
+                "stop it, or go through it (`--server URL` on the command line), or use a Qdrant server"
+            ) from exc
         self._dimension: int | None = None
         self._ready = asyncio.Lock()
 

@@ -33,7 +33,8 @@ class VectorStore(Protocol):
     ) -> list[ScoredChunk]:
         """The ``k`` chunks with the highest BM25 score for the query terms in ``vector`` (term weights of
         stored chunks times the terms' inverse document frequency), best first; chunks stored without a
-        sparse vector are not found here."""
+        sparse vector are not found here. IDF is counted over the queried collection (Qdrant counts the
+        whole physical collection, every tenant: the ranking within a tenant can differ slightly)."""
         ...
 
     async def delete_document(self, collection: str, document_id: str) -> None:

@@ -79,3 +79,12 @@ async def test_deleted_documents_are_not_found(store: VectorStore) -> None:
     await store.delete_document("c", "cats")
     hits = await store.search_sparse("c", await ENCODER.encode_query("cats"), k=5)
     assert [h.chunk.document_id for h in hits] == ["cats-dogs"]
+
+
+def test_a_qdrant_folder_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    from mindfu_core.errors import UpstreamUnavailable
+
+    holder = QdrantVectorStore("x", path=str(tmp_path / "q"))
+    with pytest.raises(UpstreamUnavailable, match="in use by another MindFu process"):
+        QdrantVectorStore("x", path=str(tmp_path / "q"))
+    assert holder is not None
