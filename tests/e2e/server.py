@@ -20,6 +20,14 @@ from mindfu_adapters.settings import default_data_dir
 MINDFU = str(Path(sys.executable).with_name("mindfu"))
 
 
+def data_env(data_dir: Path) -> dict[str, str]:
+    """Settings for a fresh data directory that still use the embedding model `make install` prepared."""
+    return {
+        "MINDFU_DATA_DIR": str(data_dir),
+        "MINDFU_EMBEDDING__MODEL_DIR": str(default_model_dir(default_data_dir())),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -54,9 +62,7 @@ def running_server(
     log = tmp_path / f"server-{port}.log"
     full_env = {
         **os.environ,
-        "MINDFU_DATA_DIR": str(tmp_path / "data"),
-        # the embedding model `make install` prepared in the default data directory
-        "MINDFU_EMBEDDING__MODEL_DIR": str(default_model_dir(default_data_dir())),
+        **data_env(tmp_path / "data"),
         **(env or {}),
     }
     with log.open("w") as out:

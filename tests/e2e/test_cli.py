@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mindfu_core
-from tests.e2e.server import MINDFU
+from tests.e2e.server import MINDFU, data_env
 
 
 def run(
@@ -72,7 +72,7 @@ def test_chat_streams_an_answer(tmp_path: Path) -> None:
         "0",
         "--max-tokens",
         "24",
-        env={"MINDFU_DATA_DIR": str(tmp_path)},
+        env=data_env(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
@@ -86,7 +86,7 @@ def test_chat_repl_reads_until_eof(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "MINDFU_DATA_DIR": str(tmp_path)},
+        env={**os.environ, **data_env(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("> ") >= 2
@@ -97,7 +97,7 @@ def test_public_bind_without_keys_warns(tmp_path: Path) -> None:
     from tests.fixtures.tiny_gguf import write_tiny_gguf
 
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
-    env = {**os.environ, "MINDFU_LLM__MODEL_PATH": str(model), "MINDFU_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "MINDFU_LLM__MODEL_PATH": str(model), **data_env(tmp_path)}
     process = subprocess.Popen(
         [MINDFU, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
         env=env,

@@ -9,20 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mindfu_adapters.embedder.prepare import default_model_dir
-from mindfu_adapters.settings import default_data_dir
-from tests.e2e.server import MINDFU, running_server
+from tests.e2e.server import MINDFU, data_env, running_server
 from tests.fixtures.documents import make_pdf
 
 pytestmark = pytest.mark.slow
 
 
 def run(*args: str, data: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "MINDFU_DATA_DIR": str(data),
-        "MINDFU_EMBEDDING__MODEL_DIR": str(default_model_dir(default_data_dir())),
-    }
+    env = {**os.environ, **data_env(data)}
     return subprocess.run([MINDFU, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
