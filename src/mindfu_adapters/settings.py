@@ -108,7 +108,8 @@ class RagSettings(BaseModel):
     top_k: int = Field(default=4, ge=1, le=50)
     min_score: float | None = Field(default=0.25, ge=-1.0, le=1.0)
     hybrid: bool = Field(
-        default=False, description="Fuse dense and BM25 rankings by default (requests may choose)."
+        default=True,
+        description="Fuse dense and BM25 rankings (SciFact nDCG@10 0.714 vs 0.677); requests may choose.",
     )
     sparse_index: bool = Field(
         default=True, description="Store BM25 term weights with every chunk, so hybrid retrieval is possible."
