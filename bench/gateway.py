@@ -29,10 +29,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import datetime as dt
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -49,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from measure import CpuSnapshot, cpu_snapshot, foreign_load, machine_info, mark, median, percentile, rotation
 
 MODEL_ID = "smollm2-135m-instruct"
 DIRECT, MINDFU, LLAMA_SERVER = "direct", "mindfu", "llama_cpp.server"
@@ -401,79 +401,7 @@ def start_llama_server(model: Path, *, threads: int, workdir: Path) -> Server:
     )
 
 
-# -- CPU accounting: how much of the machine did something else use? --------------------------------
-
-
-@dataclass(slots=True, frozen=True)
-class CpuSnapshot:
-    at: float  # time.monotonic()
-    busy_s: float  # all CPUs, everything but idle and iowait (/proc/stat)
-    steal_s: float  # time the hypervisor ran something else on our virtual CPUs
-    own_s: float  # this process and the server subprocesses (user + system)
-
-
-def _clock_ticks() -> float:
-    try:
-        return float(os.sysconf("SC_CLK_TCK"))
-    except (ValueError, OSError, AttributeError):
-        return 100.0
-
-
-def _proc_cpu_s(pid: int, ticks: float) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    # after the command name: state is field 3, utime/stime are fields 14/15 (1-based, whole line)
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def cpu_snapshot(children: Sequence[subprocess.Popen[bytes]]) -> CpuSnapshot | None:
-    """Machine-wide and own CPU time so far; ``None`` where /proc is not available (not Linux)."""
-    ticks = _clock_ticks()
-    try:
-        line = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in line[1:9])
-    times = os.times()
-    own = times.user + times.system + sum(_proc_cpu_s(c.pid, ticks) for c in children)
-    return CpuSnapshot(
-        at=time.monotonic(),
-        busy_s=(user + nice + system + irq + softirq) / ticks,
-        steal_s=steal / ticks,
-        own_s=own,
-    )
-
-
-def foreign_load(start: CpuSnapshot | None, end: CpuSnapshot | None) -> dict[str, float] | None:
-    """CPU used by processes other than this benchmark's between two snapshots, in cores (1.0 = one core)."""
-    if start is None or end is None or end.at <= start.at:
-        return None
-    wall = end.at - start.at
-    foreign = max(0.0, (end.busy_s - start.busy_s) - (end.own_s - start.own_s))
-    return {
-        "wall_s": wall,
-        "own_cores": (end.own_s - start.own_s) / wall,
-        "foreign_cores": foreign / wall,
-        "steal_cores": (end.steal_s - start.steal_s) / wall,
-    }
-
-
 # -- reporting ----------------------------------------------------------------------------------------
-
-
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def summarise(samples: Sequence[Sample], runs: Sequence[ConcurrentRun]) -> dict[str, Any]:
@@ -484,11 +412,11 @@ def summarise(samples: Sequence[Sample], runs: Sequence[ConcurrentRun]) -> dict[
         ttfts = [s.ttft_s * 1000 for s in mine]
         per[target] = {
             "requests": len(mine),
-            "tokens_per_s_median": _median(rates),
-            "tokens_per_s_p10": _percentile(rates, 0.10),
-            "tokens_per_s_p90": _percentile(rates, 0.90),
-            "ttft_ms_p50": _median(ttfts),
-            "ttft_ms_p90": _percentile(ttfts, 0.90),
+            "tokens_per_s_median": median(rates),
+            "tokens_per_s_p10": percentile(rates, 0.10),
+            "tokens_per_s_p90": percentile(rates, 0.90),
+            "ttft_ms_p50": median(ttfts),
+            "ttft_ms_p90": percentile(ttfts, 0.90),
             "content_chunks_mean": statistics.fmean(s.chunks for s in mine) if mine else float("nan"),
         }
 
@@ -500,7 +428,7 @@ def summarise(samples: Sequence[Sample], runs: Sequence[ConcurrentRun]) -> dict[
             for s in samples
             if s.target == a and (o := index.get((s.round, s.prompt))) and (v := fn(s, o)) is not None
         ]
-        return _median(values)
+        return median(values)
 
     def rate_ratio(x: Sample, y: Sample) -> float | None:
         rx, ry = x.tokens_per_s, y.tokens_per_s
@@ -522,9 +450,9 @@ def summarise(samples: Sequence[Sample], runs: Sequence[ConcurrentRun]) -> dict[
         mine_runs = [r for r in runs if r.target == target]
         conc[target] = {
             "runs": len(mine_runs),
-            "aggregate_tps_median": _median([r.aggregate_tps for r in mine_runs]),
-            "wall_s_median": _median([r.wall_s for r in mine_runs]),
-            "ttft_ms_p50": _median([r.ttft_p50_s * 1000 for r in mine_runs]),
+            "aggregate_tps_median": median([r.aggregate_tps for r in mine_runs]),
+            "wall_s_median": median([r.wall_s for r in mine_runs]),
+            "ttft_ms_p50": median([r.ttft_p50_s * 1000 for r in mine_runs]),
             "errors": sum(r.errors for r in mine_runs),
         }
     if runs:
@@ -590,10 +518,6 @@ def load_notes(samples: Sequence[Sample], load: dict[str, dict[str, float] | Non
                 f"(worst {worst.total_s:.1f} s, round {worst.round + 1} prompt {worst.prompt})"
             )
     return notes
-
-
-def _mark(ok: bool) -> str:
-    return "ok" if ok else "MISS"
 
 
 def print_report(summary: dict[str, Any], notes: Sequence[str], config: dict[str, Any]) -> None:
@@ -667,7 +591,7 @@ def print_report(summary: dict[str, Any], notes: Sequence[str], config: dict[str
     for label, value, target, ok, paired in rows:
         fmt = "{:.1f} ms" if "TTFT" in label else "{:.4f}x"
         paired_text = fmt.format(paired) if paired is not None else "-"
-        print(f"{label:<34}{fmt.format(value):>10}{paired_text:>10}  {target:<10}{_mark(ok):>5}")
+        print(f"{label:<34}{fmt.format(value):>10}{paired_text:>10}  {target:<10}{mark(ok):>5}")
     print(
         f"(llama_cpp.server vs direct: {ratios['server_vs_direct_tps']:.3f}x tok/s, "
         f"TTFT +{ratios['server_ttft_overhead_ms_p50']:.1f} ms p50; 'paired' = median over the same "
@@ -683,35 +607,8 @@ def print_report(summary: dict[str, Any], notes: Sequence[str], config: dict[str
 # -- main ---------------------------------------------------------------------------------------------
 
 
-def _rotation(items: Sequence[str], step: int) -> list[str]:
-    """``items`` rotated left by ``step``: A B C, B C A, C A B, ..."""
-    k = step % len(items)
-    return [*items[k:], *items[:k]]
-
-
 def _round_rate(samples: Sequence[Sample], target: str) -> float:
-    return _median([r for s in samples if s.target == target and (r := s.tokens_per_s) is not None])
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict[str, Any]:
-    import llama_cpp
-
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "llama_cpp_python": getattr(llama_cpp, "__version__", "?"),
-    }
+    return median([r for s in samples if s.target == target and (r := s.tokens_per_s) is not None])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -786,9 +683,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         llm = Llama(model_path=str(model), n_ctx=4096, n_threads=args.threads, verbose=False)
         # Is anything else busy? llama.cpp's threads wait for each other at every step, so on a machine
         # with as many cores as threads even a little foreign load slows generation down a lot.
-        snapshots["idle_start"] = cpu_snapshot(_CHILDREN)
+        snapshots["idle_start"] = cpu_snapshot(c.pid for c in _CHILDREN)
         time.sleep(2.0)
-        snapshots["idle_end"] = cpu_snapshot(_CHILDREN)
+        snapshots["idle_end"] = cpu_snapshot(c.pid for c in _CHILDREN)
         idle = foreign_load(snapshots["idle_start"], snapshots["idle_end"])
         if idle is not None and idle["foreign_cores"] > 0.25:
             print(
@@ -809,9 +706,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         step = 0
         for rnd in range(-args.warmup, args.rounds):
             if rnd == 0:
-                snapshots["sequential_start"] = cpu_snapshot(_CHILDREN)
+                snapshots["sequential_start"] = cpu_snapshot(c.pid for c in _CHILDREN)
             for index in range(len(PROMPTS)):
-                for target in _rotation([DIRECT, MINDFU, LLAMA_SERVER], step):
+                for target in rotation([DIRECT, MINDFU, LLAMA_SERVER], step):
                     sample = run_one(target, rnd, index)
                     if rnd >= 0:
                         samples.append(sample)
@@ -822,14 +719,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             latest = [s for s in samples if s.round == rnd]
             text = "  ".join(f"{t}={_round_rate(latest, t):.0f} tok/s" for t in (DIRECT, *SERVERS))
             print(f"round {rnd + 1}/{args.rounds}: {text}", flush=True)
-        snapshots["sequential_end"] = cpu_snapshot(_CHILDREN)
+        snapshots["sequential_end"] = cpu_snapshot(c.pid for c in _CHILDREN)
 
         # Concurrent: C streams at once against each server in turn (the direct engine sits idle).
         if args.concurrency > 0 and conc_rounds > 0:
             for rnd in range(-1, conc_rounds):  # round -1 warms each server's concurrent path
                 if rnd == 0:
-                    snapshots["concurrent_start"] = cpu_snapshot(_CHILDREN)
-                for target in _rotation(list(SERVERS), rnd):
+                    snapshots["concurrent_start"] = cpu_snapshot(c.pid for c in _CHILDREN)
+                for target in rotation(list(SERVERS), rnd):
                     url = servers[target].base_url
                     run = run_concurrent(
                         pool, client, url, args.concurrency, args.max_tokens, target=target, rnd=rnd
@@ -841,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{r.target}={r.aggregate_tps:.0f} tok/s" for r in runs if r.round == rnd
                     )
                     print(f"concurrent round {rnd + 1}/{conc_rounds}: {text}", flush=True)
-            snapshots["concurrent_end"] = cpu_snapshot(_CHILDREN)
+            snapshots["concurrent_end"] = cpu_snapshot(c.pid for c in _CHILDREN)
     finally:
         _kill_all()  # first: any stream still open ends with a connection error
         pool.shutdown(wait=True, cancel_futures=True)
@@ -859,7 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "machine": machine_info(),
+            "machine": machine_info(["llama-cpp-python"]),
             "config": config,
             "elapsed_s": elapsed,
             "summary": summary,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import gc
 import gzip
 import importlib.metadata
@@ -35,7 +34,6 @@ import inspect
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -44,13 +42,14 @@ import tempfile
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from measure import machine_info, mark, measured_load, median, percentile, rotation
 from mindfu_adapters.embedder.bm25 import Bm25SparseEncoder
 from mindfu_adapters.embedder.fastembed import FastEmbedEmbedder
 from mindfu_adapters.parser.auto import AutoParser
@@ -142,77 +141,7 @@ def synthetic_documents(count: int, *, seed: int, chunk_size: int) -> list[str]:
     return documents
 
 
-# -- CPU accounting: how much of the machine did something else use? --------------------------------
-
-
-@dataclass(slots=True, frozen=True)
-class CpuSnapshot:
-    at: float  # time.monotonic()
-    busy_s: float  # all CPUs, everything but idle and iowait (/proc/stat)
-    steal_s: float  # time the hypervisor ran something else on our virtual CPUs
-    own_s: float  # this process (user + system)
-
-
-def cpu_snapshot() -> CpuSnapshot | None:
-    """Machine-wide and own CPU time so far; ``None`` where /proc is not available (not Linux)."""
-    try:
-        ticks = float(os.sysconf("SC_CLK_TCK"))
-        line = Path("/proc/stat").read_text().splitlines()[0].split()
-    except (OSError, ValueError, AttributeError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in line[1:9])
-    times = os.times()
-    return CpuSnapshot(
-        at=time.monotonic(),
-        busy_s=(user + nice + system + irq + softirq) / ticks,
-        steal_s=steal / ticks,
-        own_s=times.user + times.system,
-    )
-
-
-def foreign_load(start: CpuSnapshot | None, end: CpuSnapshot | None) -> dict[str, float] | None:
-    """CPU used by other processes between two snapshots, in cores (1.0 = one core)."""
-    if start is None or end is None or end.at <= start.at:
-        return None
-    wall = end.at - start.at
-    foreign = max(0.0, (end.busy_s - start.busy_s) - (end.own_s - start.own_s))
-    return {
-        "wall_s": wall,
-        "own_cores": (end.own_s - start.own_s) / wall,
-        "foreign_cores": foreign / wall,
-        "steal_cores": (end.steal_s - start.steal_s) / wall,
-    }
-
-
-@contextlib.contextmanager
-def measured_load(loads: dict[str, Any], part: str) -> Iterator[None]:
-    start = cpu_snapshot()
-    try:
-        yield
-    finally:
-        loads[part] = foreign_load(start, cpu_snapshot())
-
-
 # -- helpers ------------------------------------------------------------------------------------------
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def _rotation(items: Sequence[str], step: int) -> list[str]:
-    """``items`` rotated left by ``step``: A B C, B C A, C A B, ..."""
-    k = step % len(items)
-    return [*items[k:], *items[:k]]
 
 
 class Timed:
@@ -323,7 +252,7 @@ async def run_ingest(
     targets = [PIPELINE, BARE] + ([BARE_CROSS] if args.cross_batch else [])
     rounds: list[IngestRound] = []
     for step, rnd in enumerate(range(-args.warmup, args.rounds)):
-        for target in _rotation(targets, step):
+        for target in rotation(targets, step):
             if target == PIPELINE:
                 folder = workdir / f"ingest-{rnd + args.warmup}"
                 result = await ingest_pipeline(embedder, documents, folder, batch_size=b, rnd=rnd)
@@ -348,26 +277,26 @@ def summarise_ingest(rounds: Sequence[IngestRound], targets: Sequence[str], chun
         rates = [r.chunks_per_s for r in mine]
         per[target] = {
             "rounds": len(mine),
-            "chunks_per_s_median": _median(rates),
+            "chunks_per_s_median": median(rates),
             "chunks_per_s_min": min(rates),
             "chunks_per_s_max": max(rates),
-            "seconds_median": _median([r.seconds for r in mine]),
+            "seconds_median": median([r.seconds for r in mine]),
         }
     pipeline = [r for r in rounds if r.target == PIPELINE]
     bare = {r.round: r for r in rounds if r.target == BARE}
     paired = [bare[r.round].seconds / r.seconds for r in pipeline if r.round in bare]
     # Where the pipeline's time goes, per chunk (medians over rounds).
     breakdown = {
-        part: _median([r.parts.get(part, 0.0) / r.chunks * 1e3 for r in pipeline])
+        part: median([r.parts.get(part, 0.0) / r.chunks * 1e3 for r in pipeline])
         for part in ("embed", "store", "registry")
     }
-    breakdown["other"] = _median([(r.seconds - sum(r.parts.values())) / r.chunks * 1e3 for r in pipeline])
-    breakdown["total"] = _median([r.seconds / r.chunks * 1e3 for r in pipeline])
+    breakdown["other"] = median([(r.seconds - sum(r.parts.values())) / r.chunks * 1e3 for r in pipeline])
+    breakdown["total"] = median([r.seconds / r.chunks * 1e3 for r in pipeline])
     summary: dict[str, Any] = {
         "chunks": chunks,
         "per_target": per,
         "ratio_pipeline_vs_bare": per[PIPELINE]["chunks_per_s_median"] / per[BARE]["chunks_per_s_median"],
-        "paired_ratio_pipeline_vs_bare": _median(paired),
+        "paired_ratio_pipeline_vs_bare": median(paired),
         "pipeline_ms_per_chunk": breakdown,
     }
     if BARE_CROSS in per:
@@ -504,8 +433,8 @@ async def time_calls(
 def _latency_row(samples: Sequence[float]) -> dict[str, float]:
     return {
         "n": len(samples),
-        "p50_ms": _percentile(samples, 0.5),
-        "p99_ms": _percentile(samples, 0.99),
+        "p50_ms": percentile(samples, 0.5),
+        "p99_ms": percentile(samples, 0.99),
         "mean_ms": statistics.fmean(samples),
     }
 
@@ -838,10 +767,6 @@ async def run_scifact(
 # -- reporting ----------------------------------------------------------------------------------------
 
 
-def _mark(ok: bool) -> str:
-    return "ok" if ok else "MISS"
-
-
 def print_ingest(summary: dict[str, Any]) -> None:
     print()
     title = f"ingestion ({summary['chunks']} chunks)"
@@ -856,7 +781,7 @@ def print_ingest(summary: dict[str, Any]) -> None:
     ratio, target = summary["ratio_pipeline_vs_bare"], TARGETS["ingest_pipeline_vs_bare"]
     print(
         f"pipeline / bare: {ratio:.3f}x (paired {summary['paired_ratio_pipeline_vs_bare']:.3f}x)  "
-        f"target >= {target:.2f}x  {_mark(ratio >= target)}"
+        f"target >= {target:.2f}x  {mark(ratio >= target)}"
     )
     if "ratio_pipeline_vs_bare_cross" in summary:
         print(f"pipeline / bare with cross-document batches: {summary['ratio_pipeline_vs_bare_cross']:.3f}x")
@@ -901,7 +826,7 @@ def print_scifact(result: dict[str, Any]) -> None:
         + ")"
     )
     print(
-        f"nDCG@10 {metrics['ndcg@10']:.4f} (target >= {target:.2f} {_mark(metrics['ndcg@10'] >= target)})  "
+        f"nDCG@10 {metrics['ndcg@10']:.4f} (target >= {target:.2f} {mark(metrics['ndcg@10'] >= target)})  "
         f"recall@10 {metrics['recall@10']:.4f}  MRR@10 {metrics['mrr@10']:.4f}  "
         f"recall@all {metrics['recall@all']:.4f} ({metrics['documents_ranked']:.1f} documents ranked)"
     )
@@ -937,39 +862,6 @@ def load_notes(loads: dict[str, dict[str, float] | None]) -> list[str]:
 
 
 # -- main ---------------------------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "-"
-
-
-def machine_info() -> dict[str, Any]:
-    memory = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024  # MiB
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "memory_mib": memory,
-        "python": platform.python_version(),
-        **{
-            name.replace("-", "_"): _version(name)
-            for name in ("fastembed", "onnxruntime", "qdrant-client", "numpy")
-        },
-    }
 
 
 def _sizes(text: str) -> list[int]:
@@ -1095,7 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if key not in ("json", "only")
         }
         payload = {
-            "machine": machine_info(),
+            "machine": machine_info(["fastembed", "onnxruntime", "qdrant-client", "numpy"]),
             "config": config,
             "elapsed_s": elapsed,
             "targets": TARGETS,

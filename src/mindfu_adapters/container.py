@@ -160,7 +160,7 @@ def _embedder(settings: Settings) -> Embedder:
             embedding.model_dir, batch_size=embedding.batch_size, threads=embedding.threads
         )
     from mindfu_adapters.embedder.fastembed import DEFAULT_MODEL_NAME, FastEmbedEmbedder
-    from mindfu_adapters.embedder.prepare import default_model_dir
+    from mindfu_adapters.embedder.prepare import prepared_model_dir
 
     if embedding.model_dir is None and embedding.model_name != DEFAULT_MODEL_NAME:
         return FastEmbedEmbedder(
@@ -170,7 +170,7 @@ def _embedder(settings: Settings) -> Embedder:
             hub_cache=pulled_models_dir(settings),
         )
     return FastEmbedEmbedder(
-        embedding.model_dir or default_model_dir(settings.data_dir),
+        embedding.model_dir or prepared_model_dir(settings.data_dir.expanduser()),
         embedding.model_name,
         batch_size=embedding.batch_size,
         threads=embedding.threads,

@@ -14,18 +14,12 @@ from pathlib import Path
 
 import httpx
 
-from mindfu_adapters.embedder.prepare import default_model_dir
-from mindfu_adapters.settings import default_data_dir
-
 MINDFU = str(Path(sys.executable).with_name("mindfu"))
 
 
 def data_env(data_dir: Path) -> dict[str, str]:
-    """Settings for a fresh data directory that still use the embedding model `make install` prepared."""
-    return {
-        "MINDFU_DATA_DIR": str(data_dir),
-        "MINDFU_EMBEDDING__MODEL_DIR": str(default_model_dir(default_data_dir())),
-    }
+    """Settings for a fresh data directory (the embedding model `make install` prepared is found anyway)."""
+    return {"MINDFU_DATA_DIR": str(data_dir)}
 
 
 def free_port() -> int:

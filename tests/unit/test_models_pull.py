@@ -1,4 +1,4 @@
-"""Catalogue models: only `mindfu models pull` downloads; unknown or unpulled models fail clearly."""
+"""Where embedding models come from: the prepared export, or a catalogue model `models pull` fetched."""
 
 from __future__ import annotations
 
@@ -26,3 +26,15 @@ async def test_a_catalogue_model_that_was_not_pulled_says_how_to_get_it(tmp_path
     with pytest.raises(ConfigurationError, match=r"mindfu models pull BAAI/bge-small-en-v1\.5"):
         await embedder.embed(["hello"])
     assert pulled_models_dir(settings) == tmp_path / "models" / "fastembed"
+
+
+def test_a_fresh_data_dir_uses_the_export_make_install_prepared(tmp_path: Path) -> None:
+    from mindfu_adapters.embedder.prepare import ONNX_FILE, default_model_dir, prepared_model_dir
+
+    shared = default_model_dir()
+    assert (shared / ONNX_FILE).is_file(), "make install prepares the default export"
+    assert prepared_model_dir(tmp_path) == shared
+    own = default_model_dir(tmp_path)
+    own.mkdir(parents=True)
+    (own / ONNX_FILE).write_bytes(b"")
+    assert prepared_model_dir(tmp_path) == own  # a data directory's own export wins

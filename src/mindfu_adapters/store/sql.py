@@ -7,6 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from mindfu_core.errors import ConfigurationError, Conflict, UpstreamUnavailable
 
 #: ``migrations/`` at the repository root (the install is editable: ``make install``).
@@ -20,13 +24,10 @@ _DRIVERS = {
 
 def async_url(url: str) -> str:
     """``url`` with the async driver MindFu uses (``sqlite://`` and ``postgresql://`` are accepted)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigurationError(f"not a database URL: {url!r} (MINDFU_DATABASE__URL)") from exc
+    except exc.ArgumentError as error:
+        raise ConfigurationError(f"not a database URL: {url!r} (MINDFU_DATABASE__URL)") from error
     backend = parsed.get_backend_name()
     if backend not in _DRIVERS:
         raise ConfigurationError(
@@ -41,8 +42,6 @@ def async_url(url: str) -> str:
 def translate_errors(what: str) -> Iterator[None]:
     """SQLAlchemy and driver errors become MindFu's: constraint violations ``Conflict``, the rest
     ``UpstreamUnavailable`` (the database is down, locked or refusing)."""
-    from sqlalchemy import exc
-
     try:
         yield
     except exc.IntegrityError as error:
@@ -55,13 +54,9 @@ class Database:
     """The engine every SQL adapter shares. ``migrate`` brings the schema to alembic's head."""
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5) -> None:
-        from sqlalchemy import event
-        from sqlalchemy.ext.asyncio import create_async_engine
-
         self.url = async_url(url)
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(self.url)
+        parsed: URL = make_url(self.url)
+        self._parsed = parsed
         self.dialect = parsed.get_backend_name()
         options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if self.dialect == "sqlite":
@@ -77,9 +72,7 @@ class Database:
 
     @property
     def safe_url(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
+        return self._parsed.render_as_string(hide_password=True)
 
     @contextlib.asynccontextmanager
     async def transaction(self, what: str) -> AsyncIterator[Any]:

@@ -18,7 +18,7 @@ from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
 from mindfu_core.errors import InvalidRequest
 from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_http.deps import ingestion_service, retriever
-from mindfu_http.openai.schemas import FilterIn
+from mindfu_http.openai.schemas import RagIn
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 
@@ -43,14 +43,10 @@ class DocumentIn(BaseModel):
     chunk: ChunkIn | None = None
 
 
-class RetrieveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RetrieveIn(RagIn):
+    """A query and the same retrieval options a chat request's ``"mindfu": {"rag": {...}}`` takes."""
+
     query: str = Field(min_length=1)
-    top_k: int | None = None
-    min_score: float | None = None
-    collection: str | None = None
-    hybrid: bool | None = None
-    filter: FilterIn | None = None
 
 
 def document_object(document: Document) -> dict[str, Any]:
@@ -186,14 +182,6 @@ def _hit(hit: ScoredChunk) -> dict[str, Any]:
 @router.post("/retrieve", summary="The chunks a chat query would be given (for debugging retrieval)")
 async def retrieve(body: RetrieveIn, request: Request) -> dict[str, Any]:
     found = retriever(request)
-    overrides: dict[str, Any] = {"enabled": True}
-    for name in ("top_k", "collection", "hybrid"):
-        if getattr(body, name) is not None:
-            overrides[name] = getattr(body, name)
-    if "min_score" in body.model_fields_set:
-        overrides["min_score"] = body.min_score
-    if body.filter is not None:
-        overrides["where"] = body.filter.to_core()
-    options = found.options(**overrides)
+    options = found.options(**body.overrides())
     hits = await found.search(body.query, options)
     return {"object": "list", "collection": options.collection, "data": [_hit(h) for h in hits]}
