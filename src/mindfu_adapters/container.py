@@ -19,6 +19,7 @@ from dependency_injector import containers, providers
 from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, Settings
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import ConfigurationError
+from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
 from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.llm import LLMEngine
@@ -27,6 +28,7 @@ from mindfu_core.ports.sparse_encoder import SparseEncoder
 from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.chunking import ChunkingPolicy
+from mindfu_core.services.conversations import ConversationRecorder, ConversationService
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService
 from mindfu_core.services.retrieval import Retriever
 
@@ -138,8 +140,8 @@ async def _database_resource(settings: Settings) -> AsyncIterator[Database]:
         settings.database_url(), echo=settings.database.echo, pool_size=settings.database.pool_size
     )
     try:
-        if settings.database.auto_migrate:
-            await database.migrate()
+        upgrade = settings.database.auto_migrate
+        await database.ensure_schema(upgrade=database.dialect == "sqlite" if upgrade is None else upgrade)
         yield database
     finally:
         await database.aclose()
@@ -149,6 +151,50 @@ def _document_registry(database: Database) -> DocumentRegistry:
     from mindfu_adapters.store.documents import SqlDocumentRegistry
 
     return SqlDocumentRegistry(database)
+
+
+def _conversation_store(database: Database) -> ConversationStore:
+    from mindfu_adapters.store.conversations import SqlConversationStore
+
+    return SqlConversationStore(database)
+
+
+async def _completion_log_resource(
+    settings: Settings, store: ConversationStore
+) -> AsyncIterator[CompletionLog | None]:
+    """The durable queue and its background writer (``None`` with logging off); flushed at shutdown."""
+    if not settings.conversations.enabled:
+        yield None
+        return
+    from mindfu_adapters.store.conversation_log import DurableCompletionLog, LogPolicy
+
+    config = settings.conversations
+    log = DurableCompletionLog(
+        settings.spool_dir(),
+        store,
+        LogPolicy(
+            batch_size=config.batch_size,
+            idle_wait_s=config.idle_wait_s,
+            retry_initial_s=config.retry_initial_s,
+            retry_max_s=config.retry_max_s,
+            shutdown_flush_s=config.shutdown_flush_s,
+            retention_interval_s=config.retention_interval_s,
+        ),
+        retention=ConversationService(store, retention_days=config.retention_days),
+    )
+    await log.start()
+    try:
+        yield log
+    finally:
+        await log.aclose()
+
+
+def _recorder(
+    settings: Settings, log: CompletionLog | None, store: ConversationStore
+) -> ConversationRecorder | None:
+    if log is None:
+        return None
+    return ConversationRecorder(log, store, lookup_timeout=settings.conversations.lookup_timeout_ms / 1000)
 
 
 def _embedder(settings: Settings) -> Embedder:
@@ -278,11 +324,20 @@ class Container(containers.DeclarativeContainer):
             settings,
         ),
     )
+    conversation_store = providers.Singleton(_conversation_store, database)
+    completion_log = providers.Resource(_completion_log_resource, settings, conversation_store)
+    recorder = providers.Singleton(_recorder, settings, completion_log, conversation_store)
+    conversation_service = providers.Singleton(
+        ConversationService,
+        conversation_store,
+        retention_days=providers.Callable(lambda s: s.conversations.retention_days, settings),
+    )
     chat_service = providers.Singleton(
         ChatService,
         engines=providers.List(llm_engine),
         max_n=providers.Callable(lambda s: s.http.max_n, settings),
         retriever=retriever,
+        recorder=recorder,
     )
 
 
@@ -294,6 +349,8 @@ class Services:
     ingestion: IngestionService
     retriever: Retriever
     embedder: Embedder
+    conversations: ConversationService
+    completion_log: CompletionLog | None = None  # for health detail (queue depth, failures)
 
 
 async def resolve(provider: Any) -> Any:
@@ -313,7 +370,16 @@ async def start(container: Container) -> Services:
         ingestion=await resolve(container.ingestion_service),
         retriever=await resolve(container.retriever),
         embedder=await resolve(container.embedder),
+        conversations=await resolve(container.conversation_service),
+        completion_log=await resolve(container.completion_log),
     )
+
+
+async def start_conversations(container: Container) -> ConversationService:
+    """Only the conversation store (no engine, no logging queue): for the CLI's ``conversations``."""
+    service = await resolve(container.conversation_service)
+    assert isinstance(service, ConversationService)
+    return service
 
 
 async def start_ingestion(container: Container) -> IngestionService:
@@ -324,7 +390,7 @@ async def start_ingestion(container: Container) -> IngestionService:
 
 
 async def stop(container: Container) -> None:
-    """Release every resource the container started."""
+    """Release every resource the container started (the conversation log flushes what it was handed)."""
     result = container.shutdown_resources()
     if inspect.isawaitable(result):
         await result

@@ -63,8 +63,10 @@ class DatabaseSettings(BaseModel):
         default=None,
         description="sqlite:///path or postgresql://user@host/db; unset means SQLite in the data directory.",
     )
-    auto_migrate: bool = Field(
-        default=True, description="Upgrade the schema at start-up (else run `mindfu db upgrade` yourself)."
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Upgrade the schema at start-up. Unset: SQLite upgrades itself, and an out-of-date "
+        "PostgreSQL schema stops start-up until `mindfu db upgrade` is run.",
     )
     pool_size: int = Field(default=5, ge=1)
     echo: bool = False
@@ -120,6 +122,31 @@ class RagSettings(BaseModel):
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
 
 
+class ConversationSettings(BaseModel):
+    """Conversation logging (``MINDFU_CONVERSATIONS__...``): a durable local queue drained into the
+    database."""
+
+    enabled: bool = Field(default=True, description="Log every chat completion.")
+    spool_dir: Path | None = Field(
+        default=None,
+        description="The durable queue and the dead-letter file; default <data_dir>/conversations.",
+    )
+    batch_size: int = Field(default=500, ge=1, description="Completions written per database transaction.")
+    idle_wait_s: float = Field(default=0.5, gt=0, description="How long the writer sleeps when idle.")
+    retry_initial_s: float = Field(default=0.5, gt=0, description="First wait after a failed write.")
+    retry_max_s: float = Field(default=30.0, gt=0, description="Longest wait between retries.")
+    lookup_timeout_ms: float = Field(
+        default=50.0, ge=0, description="Longest a chat waits to find the conversation it continues."
+    )
+    shutdown_flush_s: float = Field(
+        default=10.0, ge=0, description="How long shutdown drains the queue; the rest waits on disk."
+    )
+    retention_days: int | None = Field(
+        default=None, ge=1, description="Delete conversations not updated for this many days."
+    )
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="How often retention runs.")
+
+
 class Settings(BaseSettings):
     """Everything MindFu can be told; one instance is built at start-up and handed to the container."""
 
@@ -142,6 +169,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -164,6 +192,10 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         """The configured database, or SQLite at ``<data_dir>/mindfu.db``."""
         return self.database.url or f"sqlite:///{self.data_dir.expanduser() / 'mindfu.db'}"
+
+    def spool_dir(self) -> Path:
+        """Where the conversation log's queue and dead letters live."""
+        return (self.conversations.spool_dir or self.data_dir / "conversations").expanduser()
 
     def all_api_keys(self) -> list[str]:
         """Configured keys from the setting and the keys file (blank lines and ``#`` comments skipped)."""

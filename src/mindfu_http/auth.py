@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from fastapi import Request
@@ -34,6 +35,16 @@ class ApiKeys:
             matched |= hmac.compare_digest(presented, key)
         if not matched:
             raise Unauthenticated("Incorrect API key provided.")
+
+    def key_id(self, authorization: str | None) -> str | None:
+        """A stable fingerprint of the presented key (never the key itself), when keys are enabled."""
+        if not self._keys:
+            return None
+        _, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if not token:
+            return None
+        return "key_" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
 
 
 async def require_api_key(request: Request) -> None:

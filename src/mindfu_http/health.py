@@ -28,7 +28,11 @@ async def ready(request: Request) -> JSONResponse:
         {"model": engine.model_info().id, **asdict(engine.stats())} for engine in service.engines()
     ]
     is_ready = all(entry["ready"] for entry in engines)
+    body: dict[str, Any] = {"status": "ready" if is_ready else "not_ready", "engines": engines}
+    stats = getattr(services.completion_log, "stats", None)
+    if stats is not None:  # a slow or failing log never makes the server unready: chats do not wait for it
+        body["conversation_log"] = asdict(stats())
     return JSONResponse(
-        {"status": "ready" if is_ready else "not_ready", "engines": engines},
+        body,
         status_code=200 if is_ready else 503,
     )

@@ -36,14 +36,55 @@ async def _tables(database: Database) -> set[str]:
 async def test_migrations_go_up_and_down(database: Database) -> None:
     assert await database.current_revision() is None
     await database.migrate()
-    assert await database.current_revision() == "0001"
-    assert {"documents", "alembic_version"} <= await _tables(database)
+    assert await database.current_revision() == database.head_revision() == "0002"
+    everything = {"documents", "conversations", "messages", "completions", "feedback", "alembic_version"}
+    assert everything <= await _tables(database)
     await database.migrate()  # idempotent
+    await database.downgrade("0001")
+    assert await database.current_revision() == "0001"
+    assert "conversations" not in await _tables(database) and "documents" in await _tables(database)
     await database.downgrade("base")
     assert await database.current_revision() is None
-    assert "documents" not in await _tables(database)
+    assert await _tables(database) <= {"alembic_version"}
     await database.migrate()
     assert await SqlDocumentRegistry(database).list() == []
+    assert [r for r, _, _ in await database.history()] == ["0001", "0002"]
+
+
+async def test_the_models_and_the_migrations_agree(database: Database) -> None:
+    """Alembic's autogenerate finds nothing to do against a fully migrated database: no drift."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from mindfu_adapters.store.tables import metadata
+
+    await database.migrate()
+
+    def diff(connection: sa.Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    async with database.connection("comparing") as connection:
+        assert await connection.run_sync(diff) == []
+
+
+async def test_start_up_checks_the_schema(database: Database) -> None:
+    with pytest.raises(ConfigurationError, match="run `mindfu db upgrade`"):
+        await database.ensure_schema(upgrade=False)
+    await database.migrate("0001")
+    with pytest.raises(ConfigurationError, match="revision 0001 but this MindFu needs 0002"):
+        await database.ensure_schema(upgrade=False)
+    await database.ensure_schema(upgrade=True)
+    await database.ensure_schema(upgrade=False)
+
+
+async def test_an_unreachable_database_at_start_names_the_setting() -> None:
+    database = Database("postgresql://postgres@127.0.0.1:1/none")
+    try:
+        with pytest.raises(ConfigurationError, match="MINDFU_DATABASE__URL"):
+            await database.ensure_schema(upgrade=False)
+    finally:
+        await database.aclose()
 
 
 def test_urls_get_the_async_drivers() -> None:

@@ -154,14 +154,14 @@ def test_chat_is_grounded_and_reports_sources(make_client: Any) -> None:
         plain = client.post(
             "/v1/chat/completions", json={"model": "scripted", "messages": ASK, "mindfu": {"rag": False}}
         ).json()
-        assert "mindfu" not in plain
+        assert "sources" not in plain["mindfu"] and plain["mindfu"]["conversation_id"].startswith("conv_")
         assert engine.requests[-1].messages[0].role is Role.USER
 
         elsewhere = client.post(
             "/v1/chat/completions",
             json={"model": "scripted", "messages": ASK, "mindfu": {"rag": {"collection": "empty"}}},
         ).json()
-        assert "mindfu" not in elsewhere
+        assert "sources" not in elsewhere["mindfu"]
 
 
 def test_stream_ends_with_a_sources_chunk_before_done(make_client: Any) -> None:
@@ -200,8 +200,10 @@ def test_server_default_can_disable_rag_and_requests_opt_in(make_client: Any) ->
     with make_client(engine, rag={"enabled": False}) as client:
         upload(client, "station.txt", FACT.encode())
         assert (
-            "mindfu"
-            not in client.post("/v1/chat/completions", json={"model": "scripted", "messages": ASK}).json()
+            "sources"
+            not in client.post("/v1/chat/completions", json={"model": "scripted", "messages": ASK}).json()[
+                "mindfu"
+            ]
         )
         opted = client.post(
             "/v1/chat/completions", json={"model": "scripted", "messages": ASK, "mindfu": {"rag": True}}

@@ -11,10 +11,12 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mindfu_core.errors import ConfigurationError, Conflict, UpstreamUnavailable
+from mindfu_core.errors import ConfigurationError, Conflict, InvalidRequest, UpstreamUnavailable
 
 #: ``migrations/`` at the repository root (the install is editable: ``make install``).
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+#: SQLSTATE classes that mean "this data", not "this database": data exceptions, program limits exceeded.
+_REJECTED_DATA = {"22", "54"}
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
@@ -40,12 +42,22 @@ def async_url(url: str) -> str:
 
 @contextlib.contextmanager
 def translate_errors(what: str) -> Iterator[None]:
-    """SQLAlchemy and driver errors become MindFu's: constraint violations ``Conflict``, the rest
-    ``UpstreamUnavailable`` (the database is down, locked or refusing)."""
+    """SQLAlchemy and driver errors become MindFu's: constraint violations ``Conflict``, values the database
+    refuses ``InvalidRequest``, the rest ``UpstreamUnavailable`` (the database is down, locked or
+    refusing)."""
     try:
         yield
     except exc.IntegrityError as error:
         raise Conflict(f"{what}: {error.orig}") from error
+    except exc.StatementError as error:
+        sqlstate = str(getattr(error.orig, "sqlstate", "") or "")
+        if isinstance(error, exc.DataError) or sqlstate[:2] in _REJECTED_DATA:
+            raise InvalidRequest(f"{what}: the database rejected the data ({error.orig})") from error
+        if sqlstate.startswith("23"):
+            raise Conflict(f"{what}: {error.orig}") from error
+        if not isinstance(error, exc.DBAPIError):  # the values could not even be sent
+            raise InvalidRequest(f"{what}: the data cannot be stored ({error.orig})") from error
+        raise UpstreamUnavailable(f"{what}: the database is unavailable ({type(error).__name__})") from error
     except (exc.SQLAlchemyError, OSError) as error:
         raise UpstreamUnavailable(f"{what}: the database is unavailable ({type(error).__name__})") from error
 
@@ -107,6 +119,45 @@ class Database:
             revision: str | None = await connection.run_sync(read)
             return revision
 
+    def head_revision(self) -> str | None:
+        """The newest revision this MindFu ships."""
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+
+    async def history(self) -> list[tuple[str, str | None, str]]:
+        """Every revision, oldest first: (revision, the one it revises, its message)."""
+        from alembic.script import ScriptDirectory
+
+        scripts = ScriptDirectory.from_config(alembic_config(self.url))
+        return [
+            (script.revision, _single(script.down_revision), script.doc or "")
+            for script in reversed(list(scripts.walk_revisions()))
+        ]
+
+    async def ensure_schema(self, *, upgrade: bool) -> None:
+        """Upgrade to the newest schema, or (``upgrade`` false) check that it is there already.
+
+        A database that cannot be reached, or a schema that is behind, is a ``ConfigurationError`` naming
+        what to do, so start-up ends with one clear line.
+        """
+        try:
+            if upgrade:
+                await self.migrate()
+                return
+            current = await self.current_revision()
+        except UpstreamUnavailable as error:
+            raise ConfigurationError(
+                f"cannot use the database {self.safe_url} (MINDFU_DATABASE__URL): {error.message}"
+            ) from error
+        head = self.head_revision()
+        if current != head:
+            raise ConfigurationError(
+                f"the database schema at {self.safe_url} is at revision {current or '(empty)'} "
+                f"but this MindFu needs {head}: run `mindfu db upgrade` "
+                "(or set MINDFU_DATABASE__AUTO_MIGRATE=true)"
+            )
+
     async def _alembic(self, command_name: str, revision: str) -> None:
         from alembic import command
 
@@ -133,6 +184,12 @@ def alembic_config(url: str) -> Any:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+def _single(revision: Any) -> str | None:
+    if isinstance(revision, (tuple, list)):
+        return ",".join(revision)
+    return revision if isinstance(revision, str) else None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

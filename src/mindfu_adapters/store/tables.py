@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -19,6 +22,27 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 #: JSON everywhere, JSONB on PostgreSQL (indexable, compact).
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out on every backend (SQLite keeps no zone: MindFu stores UTC there)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 documents = sa.Table(
     "documents",
     metadata,
@@ -35,4 +59,98 @@ documents = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("collection", "sha256"),
     sa.Index(None, "collection", "created_at"),
+)
+
+STATUSES = "status in ('ok', 'error', 'cancelled')"
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("model", sa.String(255), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False),
+    sa.Column("completion_count", sa.Integer, nullable=False),
+    # over the assistant messages, so filters and exports need not read every message
+    sa.Column("assistant_turns", sa.Integer, nullable=False),
+    sa.Column("min_response_chars", sa.Integer, nullable=True),
+    sa.Column("max_response_chars", sa.Integer, nullable=True),
+    sa.Column("head_hash", sa.String(64), nullable=True),  # chain hash of the last message
+    sa.Column("last_status", sa.String(16), nullable=False),
+    sa.Column("rating", sa.SmallInteger, nullable=True),  # the latest feedback's
+    sa.Column("api_key_id", sa.String(64), nullable=True),
+    sa.Column("user_name", sa.String(255), nullable=True),
+    sa.Column("tools", Json, nullable=True),  # offered in the latest completion
+    sa.CheckConstraint(STATUSES.replace("status", "last_status", 1), name="last_status"),
+    sa.Index(None, "updated_at", "id"),
+    sa.Index(None, "head_hash"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column(
+        "conversation_id",
+        sa.String(64),
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=True),
+    sa.Column("tool_calls", Json, nullable=True),
+    sa.Column("tool_call_id", sa.String(255), nullable=True),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("chain_hash", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("conversation_id", "position"),
+    sa.CheckConstraint("role in ('system', 'user', 'assistant', 'tool')", name="role"),
+)
+
+completions = sa.Table(
+    "completions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(64),
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("model", sa.String(255), nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False),  # request messages (a prefix of the conversation)
+    sa.Column("responses", Json, nullable=False),  # one assistant message per choice
+    sa.Column("finish_reason", sa.String(32), nullable=True),  # of the first choice
+    sa.Column("finish_reasons", Json, nullable=False),
+    sa.Column("parameters", Json, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float, nullable=True),
+    sa.Column("retrieved", Json, nullable=False),  # [{document_id, chunk_index, score}]
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("api_key_id", sa.String(64), nullable=True),
+    sa.Column("user_name", sa.String(255), nullable=True),
+    sa.CheckConstraint(STATUSES, name="status"),
+    sa.Index(None, "conversation_id", "created_at"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(64),
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("completion_id", sa.String(64), nullable=True),
+    sa.Column("rating", sa.SmallInteger, nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index(None, "conversation_id", "created_at"),
 )

@@ -209,6 +209,8 @@ class ChatResult:
     choices: tuple[Choice, ...]
     usage: Usage
     sources: tuple[Source, ...] = ()
+    id: str = ""  # the completion id (logged under it); empty when the engine's result was not named yet
+    conversation_id: str | None = None  # the logged conversation it belongs to
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

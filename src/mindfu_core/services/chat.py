@@ -2,15 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
-from mindfu_core.domain.chat import ChatDelta, ChatRequest, ChatResult, GenerationRequest, ModelInfo
+from mindfu_core.domain.chat import (
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
+    FinishReason,
+    GenerationRequest,
+    Message,
+    ModelInfo,
+    Role,
+    ToolCall,
+    Usage,
+)
+from mindfu_core.domain.conversations import CallContext, CompletionRecord, CompletionStatus, RetrievedChunk
 from mindfu_core.domain.retrieval import Source
-from mindfu_core.errors import InvalidRequest, NotFound
+from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
 from mindfu_core.ports.llm import LLMEngine
+from mindfu_core.services.conversations import ConversationRecorder, request_parameters
 from mindfu_core.services.retrieval import Retriever
 from mindfu_core.services.validation import validate_request
+
+NO_CONTEXT = CallContext()
+
+
+class ChatStream:
+    """The deltas of one streamed completion, with its id and conversation known before the first one."""
+
+    def __init__(self, deltas: AsyncIterator[ChatDelta], *, id: str, conversation_id: str | None) -> None:
+        self._deltas = deltas
+        self.id = id
+        self.conversation_id = conversation_id
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatDelta:
+        return await anext(self._deltas)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._deltas, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class ChatService:
@@ -21,7 +60,12 @@ class ChatService:
     """
 
     def __init__(
-        self, engines: Iterable[LLMEngine], *, max_n: int = 8, retriever: Retriever | None = None
+        self,
+        engines: Iterable[LLMEngine],
+        *,
+        max_n: int = 8,
+        retriever: Retriever | None = None,
+        recorder: ConversationRecorder | None = None,
     ) -> None:
         self._engines: dict[str, LLMEngine] = {}
         for engine in engines:
@@ -31,6 +75,7 @@ class ChatService:
             self._engines[model_id] = engine
         self._max_n = max_n
         self._retriever = retriever
+        self._recorder = recorder
 
     def models(self) -> list[ModelInfo]:
         """Every served model."""
@@ -63,21 +108,173 @@ class ChatService:
         grounded, sources = await self._retriever.ground(request)
         return engine, grounded, sources
 
-    async def complete(self, request: GenerationRequest) -> ChatResult:
-        """Generate every choice of ``request`` and return them together."""
+    async def complete(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatResult:
+        """Generate every choice of ``request`` and return them together (logged when it is a chat)."""
+        completion_id = _completion_id(request)
         engine, prepared, sources = await self._prepare(request)
-        result = await engine.complete(prepared)
-        return replace(result, sources=sources) if sources else result
+        run = await self._start_run(request, context, completion_id, sources)
+        try:
+            result = await engine.complete(prepared)
+        except BaseException as error:
+            if run is not None:
+                run.fail(error)
+            raise
+        result = replace(result, id=completion_id, conversation_id=run.conversation_id if run else None)
+        if sources:
+            result = replace(result, sources=sources)
+        if run is not None:
+            for choice in result.choices:
+                run.choice(choice.index).add_message(choice.message, choice.finish_reason)
+            run.usage = result.usage
+            await run.finish()
+        return result
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatStream:
         """Validate ``request`` now, then return its deltas as they are generated.
 
         Validation and model lookup happen before the first delta is awaited, so an edge can still
-        answer with a plain error status instead of a broken stream.
+        answer with a plain error status instead of a broken stream. A logged stream is kept durably after
+        its last delta and before it ends.
         """
+        completion_id = _completion_id(request)
         engine, prepared, sources = await self._prepare(request)
+        run = await self._start_run(request, context, completion_id, sources)
         deltas = engine.stream(prepared)
-        return _with_sources(deltas, sources) if sources else deltas
+        if sources:
+            deltas = _with_sources(deltas, sources)
+        if run is not None:
+            deltas = _logged(deltas, run)
+        return ChatStream(deltas, id=completion_id, conversation_id=run.conversation_id if run else None)
+
+    async def _start_run(
+        self,
+        request: GenerationRequest,
+        context: CallContext,
+        completion_id: str,
+        sources: tuple[Source, ...],
+    ) -> _Run | None:
+        if self._recorder is None or not context.log or not isinstance(request, ChatRequest):
+            return None
+        conversation_id = await self._recorder.conversation_for(request.messages, context.conversation_id)
+        return _Run(
+            recorder=self._recorder,
+            request=request,
+            context=context,
+            id=completion_id,
+            conversation_id=conversation_id,
+            sources=sources,
+        )
+
+
+def _completion_id(request: GenerationRequest) -> str:
+    prefix = "chatcmpl" if isinstance(request, ChatRequest) else "cmpl"
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+@dataclass(slots=True)
+class _Choice:
+    content: list[str] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+
+    def add_message(self, message: Message, finish_reason: FinishReason | None) -> None:
+        if message.content:
+            self.content.append(message.content)
+        self.tool_calls.extend(message.tool_calls)
+        self.finish_reason = finish_reason
+
+    def message(self) -> Message:
+        text = "".join(self.content)
+        return Message(
+            role=Role.ASSISTANT,
+            content=text if text or not self.tool_calls else None,
+            tool_calls=tuple(self.tool_calls),
+        )
+
+
+@dataclass(slots=True, kw_only=True)
+class _Run:
+    """One logged completion while it runs: what has been generated so far, and when."""
+
+    recorder: ConversationRecorder
+    request: ChatRequest
+    context: CallContext
+    id: str
+    conversation_id: str
+    sources: tuple[Source, ...]
+    started: float = field(default_factory=time.perf_counter)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    first_token: float | None = None
+    usage: Usage = field(default_factory=Usage)
+    choices: dict[int, _Choice] = field(default_factory=dict)
+
+    def choice(self, index: int) -> _Choice:
+        return self.choices.setdefault(index, _Choice())
+
+    def add_delta(self, delta: ChatDelta) -> None:
+        if delta.content or delta.tool_calls or delta.finish_reason:
+            if self.first_token is None and (delta.content or delta.tool_calls):
+                self.first_token = time.perf_counter()
+            choice = self.choice(delta.index)
+            if delta.content:
+                choice.content.append(delta.content)
+            choice.tool_calls.extend(delta.tool_calls)
+            if delta.finish_reason is not None:
+                choice.finish_reason = delta.finish_reason
+        if delta.usage is not None:
+            self.usage = delta.usage
+
+    def build(self, status: CompletionStatus, error: str | None = None) -> CompletionRecord:
+        ordered = [self.choices[i] for i in sorted(self.choices)]
+        return CompletionRecord(
+            id=self.id,
+            conversation_id=self.conversation_id,
+            created_at=self.created_at,
+            model=self.request.model,
+            messages=self.request.messages,
+            responses=tuple(c.message() for c in ordered),
+            finish_reasons=tuple(c.finish_reason for c in ordered),
+            parameters=request_parameters(self.request),
+            usage=self.usage,
+            latency_ms=(time.perf_counter() - self.started) * 1000.0,
+            ttft_ms=None if self.first_token is None else (self.first_token - self.started) * 1000.0,
+            retrieved=tuple(
+                RetrievedChunk(document_id=s.document_id, chunk_index=s.chunk_index, score=s.score)
+                for s in self.sources
+            ),
+            status=status,
+            error=error,
+            api_key_id=self.context.api_key_id,
+            user=self.context.user,
+        )
+
+    async def finish(self) -> None:
+        await self.recorder.record(self.build(CompletionStatus.OK))
+
+    def fail(self, error: BaseException) -> None:
+        if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            record = self.build(CompletionStatus.CANCELLED)
+        elif isinstance(error, MindFuError):
+            record = self.build(CompletionStatus.ERROR, f"{type(error).__name__}: {error}")
+        else:
+            record = self.build(CompletionStatus.ERROR, f"{type(error).__name__} (internal error)")
+        self.recorder.record_later(record)
+
+
+async def _logged(deltas: AsyncIterator[ChatDelta], run: _Run) -> AsyncIterator[ChatDelta]:
+    """``deltas``, recorded as they pass; the finished record is kept before the stream ends."""
+    try:
+        async for delta in deltas:
+            run.add_delta(delta)
+            yield delta
+    except BaseException as error:
+        run.fail(error)
+        raise
+    finally:
+        aclose = getattr(deltas, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    await run.finish()
 
 
 async def _with_sources(

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mindfu_core.domain.chat import ChatDelta, GenerationRequest
-from mindfu_core.errors import MindFuError
+from mindfu_core.domain.conversations import CallContext
+from mindfu_core.errors import InvalidRequest, MindFuError
+from mindfu_http.auth import ApiKeys
 from mindfu_http.deps import chat_service, retriever
 from mindfu_http.errors import domain_error_payload, error_body, request_id_of
 from mindfu_http.openai import wire
@@ -21,6 +23,7 @@ from mindfu_http.streaming import ClientGone, first_and_rest, unless_disconnecte
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
 
+CONVERSATION_HEADER = "X-MindFu-Conversation-Id"
 # Status 499 is nginx's "client closed request": nobody reads it, but logs say what happened.
 CLIENT_CLOSED = 499
 
@@ -31,7 +34,26 @@ async def chat_completions(body: ChatCompletionIn, request: Request) -> Response
     overrides = body.mindfu.retrieval_overrides() if body.mindfu is not None else None
     if overrides is not None:
         core = replace(core, retrieval=retriever(request).options(**overrides))
-    return await _generate(request, core, chat=True, stream=bool(body.stream), usage=body.include_usage)
+    context = call_context(request, body.mindfu.conversation_id if body.mindfu else None, body.user)
+    return await _generate(
+        request, core, chat=True, stream=bool(body.stream), usage=body.include_usage, context=context
+    )
+
+
+def call_context(request: Request, conversation_id: str | None, user: str | None) -> CallContext:
+    """The conversation named by the extension field or the header (they must agree), the key, the user."""
+    header = request.headers.get(CONVERSATION_HEADER)
+    if header and conversation_id and header != conversation_id:
+        raise InvalidRequest(
+            f"the {CONVERSATION_HEADER} header and mindfu.conversation_id name different conversations",
+            param="mindfu.conversation_id",
+        )
+    keys: ApiKeys = request.app.state.api_keys
+    return CallContext(
+        conversation_id=conversation_id or header or None,
+        api_key_id=keys.key_id(request.headers.get("authorization")),
+        user=user,
+    )
 
 
 @router.post("/completions", summary="Create a text completion (OpenAI-compatible, legacy)")
@@ -42,29 +64,51 @@ async def completions(body: CompletionIn, request: Request) -> Response:
 
 
 async def _generate(
-    request: Request, core: GenerationRequest, *, chat: bool, stream: bool, usage: bool
+    request: Request,
+    core: GenerationRequest,
+    *,
+    chat: bool,
+    stream: bool,
+    usage: bool,
+    context: CallContext | None = None,
 ) -> Response:
     service = chat_service(request)
+    context = context or CallContext()
     if not stream:
         try:
-            result = await unless_disconnected(request, service.complete(core))
+            result = await unless_disconnected(request, service.complete(core, context))
         except ClientGone:
             return Response(status_code=CLIENT_CLOSED)
         build = wire.chat_completion if chat else wire.text_completion
         return JSONResponse(
-            build(result, completion_id=wire.new_id("chatcmpl" if chat else "cmpl"), created=int(time.time()))
+            build(result, completion_id=result.id, created=int(time.time())),
+            headers=_conversation_header(result.conversation_id),
         )
-    deltas = await service.stream(core)
+    deltas = await service.stream(core, context)
     try:
         first, rest = await unless_disconnected(request, first_and_rest(deltas))
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
-    writer = wire.ChunkWriter(model=core.model, chat=chat, include_usage=usage)
+    writer = wire.ChunkWriter(
+        model=core.model,
+        chat=chat,
+        include_usage=usage,
+        completion_id=deltas.id,
+        conversation_id=deltas.conversation_id,
+    )
     return StreamingResponse(
         _sse(writer, first, rest, request_id_of(request)),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            **_conversation_header(deltas.conversation_id),
+        },
     )
+
+
+def _conversation_header(conversation_id: str | None) -> dict[str, str]:
+    return {CONVERSATION_HEADER: conversation_id} if conversation_id else {}
 
 
 async def _sse(

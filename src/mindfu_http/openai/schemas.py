@@ -119,10 +119,12 @@ class RagIn(BaseModel):
 
 
 class MindfuIn(BaseModel):
-    """MindFu's namespaced request extension: ``"mindfu": {"rag": false | true | {...}}``."""
+    """MindFu's namespaced request extension: ``"mindfu": {"rag": false | true | {...},
+    "conversation_id": "..."}``."""
 
     model_config = ConfigDict(extra="forbid")
     rag: bool | RagIn | None = None
+    conversation_id: str | None = None
 
     def retrieval_overrides(self) -> dict[str, Any] | None:
         if self.rag is None:

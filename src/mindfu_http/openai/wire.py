@@ -65,9 +65,15 @@ def source_dict(source: Source) -> dict[str, Any]:
     }
 
 
-def extension(sources: tuple[Source, ...]) -> dict[str, Any]:
-    """MindFu's namespaced response extension: ``"mindfu": {"sources": [...]}`` (absent without sources)."""
-    return {"mindfu": {"sources": [source_dict(s) for s in sources]}} if sources else {}
+def extension(sources: tuple[Source, ...] = (), conversation_id: str | None = None) -> dict[str, Any]:
+    """MindFu's namespaced response extension: ``"mindfu": {"conversation_id": ..., "sources": [...]}``
+    (each key only when it has a value; no ``mindfu`` key at all when neither has)."""
+    body: dict[str, Any] = {}
+    if conversation_id:
+        body["conversation_id"] = conversation_id
+    if sources:
+        body["sources"] = [source_dict(s) for s in sources]
+    return {"mindfu": body} if body else {}
 
 
 def chat_completion(result: ChatResult, *, completion_id: str, created: int) -> dict[str, Any]:
@@ -96,7 +102,7 @@ def chat_completion(result: ChatResult, *, completion_id: str, created: int) -> 
             for choice in result.choices
         ],
         "usage": usage_dict(result.usage),
-        **extension(result.sources),
+        **extension(result.sources, result.conversation_id),
     }
 
 
@@ -134,8 +140,17 @@ def _text_logprobs(logprobs: tuple[TokenLogprob, ...] | None) -> dict[str, Any] 
 class ChunkWriter:
     """Builds the SSE lines of one streamed completion (chat or text)."""
 
-    def __init__(self, *, model: str, chat: bool, include_usage: bool) -> None:
-        self.id = new_id("chatcmpl" if chat else "cmpl")
+    def __init__(
+        self,
+        *,
+        model: str,
+        chat: bool,
+        include_usage: bool,
+        completion_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
+        self.id = completion_id or new_id("chatcmpl" if chat else "cmpl")
+        self._conversation_id = conversation_id  # announced in the first chunk's extension
         self.created = int(time.time())
         self.model = model
         self.chat = chat
@@ -157,7 +172,8 @@ class ChunkWriter:
         }
         if self.include_usage:
             chunk["usage"] = usage_dict(usage) if usage is not None else None
-        chunk.update(extension(sources))
+        chunk.update(extension(sources, self._conversation_id))
+        self._conversation_id = None
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def delta(self, delta: ChatDelta) -> list[bytes]:

@@ -1,0 +1,562 @@
+"""SqlConversationStore: conversations, messages, completions and feedback in SQL (SQLite or PostgreSQL).
+
+Writes come in batches from the conversation log's writer: one transaction per batch, a handful of
+statements whatever its size (existing ids, conversation states, then bulk inserts and updates).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from mindfu_adapters.store.codec import (
+    message_from_dict,
+    message_to_dict,
+    tool_calls_from_json,
+    tool_calls_to_json,
+)
+from mindfu_adapters.store.sql import Database
+from mindfu_adapters.store.tables import completions, conversations, feedback, messages
+from mindfu_core.domain.chat import FinishReason, Message, Role, Usage
+from mindfu_core.domain.conversations import (
+    CompletionRecord,
+    CompletionStatus,
+    Conversation,
+    ConversationFilter,
+    ConversationPage,
+    ConversationSummary,
+    Feedback,
+    LoggedCompletion,
+    RetrievedChunk,
+    chain_hashes,
+)
+from mindfu_core.errors import InvalidRequest, NotFound
+
+TITLE_CHARS = 80
+
+
+@dataclass(slots=True)
+class _State:
+    """A conversation's summary while a batch is applied to it."""
+
+    row: dict[str, Any]
+    new: bool
+    # (chain hash, role, characters) per stored message, loaded only when a batch diverges from it
+    known: list[tuple[str, str, int]] | None = None
+    changed: bool = False
+
+
+@dataclass(slots=True)
+class _Batch:
+    states: dict[str, _State] = field(default_factory=dict)
+    message_rows: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    truncations: dict[str, int] = field(default_factory=dict)  # conversation -> first position deleted
+    completion_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SqlConversationStore:
+    """A ``ConversationStore`` over the shared ``Database``."""
+
+    def __init__(self, database: Database, *, page_size: int = 500) -> None:
+        self._db = database
+        self._page_size = page_size
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    async def record(self, records: Sequence[CompletionRecord]) -> int:
+        unique: dict[str, CompletionRecord] = {}
+        for record in records:
+            unique.setdefault(record.id, record)
+        if not unique:
+            return 0
+        async with self._db.transaction(f"logging {len(unique)} completions") as connection:
+            existing = await self._existing_ids(connection, list(unique))
+            fresh = [r for r in unique.values() if r.id not in existing]
+            if not fresh:
+                return 0
+            batch = _Batch()
+            await self._load_states(connection, {r.conversation_id for r in fresh}, batch)
+            for record in fresh:
+                await self._apply(connection, record, batch)
+            await self._write(connection, batch)
+        return len(fresh)
+
+    async def _existing_ids(self, connection: Any, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            result = await connection.execute(sa.select(completions.c.id).where(completions.c.id.in_(chunk)))
+            found.update(result.scalars())
+        return found
+
+    async def _load_states(self, connection: Any, ids: set[str], batch: _Batch) -> None:
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 1000):
+            chunk = ordered[start : start + 1000]
+            result = await connection.execute(conversations.select().where(conversations.c.id.in_(chunk)))
+            for row in result.mappings():
+                batch.states[row["id"]] = _State(row=dict(row), new=False)
+
+    async def _apply(self, connection: Any, record: CompletionRecord, batch: _Batch) -> None:
+        transcript = record.transcript
+        hashes = chain_hashes(transcript)
+        state = batch.states.get(record.conversation_id)
+        if state is None:
+            state = batch.states[record.conversation_id] = _State(
+                row=_new_conversation(record), new=True, known=[]
+            )
+        row = state.row
+        count: int = row["message_count"]
+        if count and not (len(hashes) >= count and hashes[count - 1] == row["head_hash"]):
+            if state.known is None:
+                stored = await self._stored_hashes(connection, record.conversation_id)
+                pending = sorted(
+                    (position, r)
+                    for (cid, position), r in batch.message_rows.items()
+                    if cid == record.conversation_id
+                )
+                state.known = stored + [
+                    (r["chain_hash"], r["role"], len(r["content"] or "")) for _, r in pending
+                ]
+            common = 0
+            for (known_hash, _, _), new_hash in zip(state.known, hashes, strict=False):
+                if known_hash != new_hash:
+                    break
+                common += 1
+            if common == len(hashes):
+                keep = count  # the request is a prefix of what is stored: nothing to change
+            else:
+                keep = common
+                self._truncate(record.conversation_id, keep, state, batch)
+        else:
+            keep = count
+        for position in range(keep, len(transcript)):
+            message = transcript[position]
+            batch.message_rows[(record.conversation_id, position)] = _message_row(
+                record.conversation_id, position, message, hashes[position]
+            )
+            if state.known is not None:
+                state.known.append((hashes[position], message.role.value, len(message.content or "")))
+            if message.role is Role.ASSISTANT:
+                _count_reply(row, len(message.content or ""))
+        if len(transcript) > keep:
+            row["message_count"] = len(transcript)
+            row["head_hash"] = hashes[-1]
+        if not row["title"]:
+            row["title"] = _title(transcript)
+        row["updated_at"] = max(row["updated_at"], record.created_at)
+        row["model"] = record.model
+        row["completion_count"] += 1
+        row["last_status"] = record.status.value
+        row["api_key_id"] = record.api_key_id
+        row["user_name"] = record.user
+        row["tools"] = _tools(record.parameters)
+        state.changed = True
+        batch.completion_rows.append(_completion_row(record))
+
+    def _truncate(self, conversation_id: str, keep: int, state: _State, batch: _Batch) -> None:
+        assert state.known is not None
+        del state.known[keep:]
+        for key in [k for k in batch.message_rows if k[0] == conversation_id and k[1] >= keep]:
+            del batch.message_rows[key]
+        if not state.new:
+            batch.truncations[conversation_id] = min(keep, batch.truncations.get(conversation_id, keep))
+        row = state.row
+        row["message_count"] = keep
+        row["head_hash"] = state.known[-1][0] if state.known else None
+        row["assistant_turns"] = 0
+        row["min_response_chars"] = row["max_response_chars"] = None
+        for _, role, chars in state.known:
+            if role == Role.ASSISTANT.value:
+                _count_reply(row, chars)
+
+    async def _stored_hashes(self, connection: Any, conversation_id: str) -> list[tuple[str, str, int]]:
+        query = (
+            sa.select(
+                messages.c.chain_hash,
+                messages.c.role,
+                sa.func.coalesce(sa.func.length(messages.c.content), 0),
+            )
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.position)
+        )
+        result = await connection.execute(query)
+        return [(h, role, int(chars)) for h, role, chars in result]
+
+    async def _write(self, connection: Any, batch: _Batch) -> None:
+        for conversation_id, first in batch.truncations.items():
+            await connection.execute(
+                messages.delete().where(
+                    messages.c.conversation_id == conversation_id, messages.c.position >= first
+                )
+            )
+        new_rows = [s.row for s in batch.states.values() if s.new]
+        if new_rows:
+            await connection.execute(conversations.insert(), new_rows)
+        updated = [s.row for s in batch.states.values() if s.changed and not s.new]
+        if updated:
+            columns = [c.name for c in conversations.columns if c.name not in ("id", "created_at")]
+            statement = (
+                conversations.update()
+                .where(conversations.c.id == sa.bindparam("b_id"))
+                .values({name: sa.bindparam(f"b_{name}") for name in columns})
+            )
+            await connection.execute(
+                statement, [{f"b_{k}": v for k, v in row.items() if k != "created_at"} for row in updated]
+            )
+        if batch.message_rows:
+            await connection.execute(messages.insert(), list(batch.message_rows.values()))
+        await connection.execute(completions.insert(), batch.completion_rows)
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    async def find_by_head(self, head_hash: str) -> str | None:
+        query = sa.select(conversations.c.id).where(conversations.c.head_hash == head_hash).limit(1)
+        async with self._db.connection("finding a conversation") as connection:
+            found: str | None = (await connection.execute(query)).scalar()
+        return found
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        async with self._db.connection(f"reading conversation {conversation_id}") as connection:
+            row = (
+                (
+                    await connection.execute(
+                        conversations.select().where(conversations.c.id == conversation_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            message_rows = await connection.execute(
+                messages.select()
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.position)
+            )
+            history = tuple(_message(m) for m in message_rows.mappings())
+            completion_rows = await connection.execute(
+                completions.select()
+                .where(completions.c.conversation_id == conversation_id)
+                .order_by(completions.c.created_at, completions.c.id)
+            )
+            logged = tuple(_completion(c) for c in completion_rows.mappings())
+            feedback_rows = await connection.execute(
+                feedback.select()
+                .where(feedback.c.conversation_id == conversation_id)
+                .order_by(feedback.c.created_at, feedback.c.id)
+            )
+            notes = tuple(_feedback(f) for f in feedback_rows.mappings())
+        return Conversation(
+            summary=_summary(row), messages=history, completions=logged, feedback=notes, tools=_tool_list(row)
+        )
+
+    async def list(
+        self, where: ConversationFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> ConversationPage:
+        query = conversations.select().where(*_conditions(where))
+        if cursor is not None:
+            updated_at, last_id = _decode_cursor(cursor)
+            query = query.where(
+                sa.or_(
+                    conversations.c.updated_at < updated_at,
+                    sa.and_(conversations.c.updated_at == updated_at, conversations.c.id < last_id),
+                )
+            )
+        query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
+        async with self._db.connection("listing conversations") as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        items = tuple(_summary(row) for row in rows[:limit])
+        next_cursor = _encode_cursor(items[-1].updated_at, items[-1].id) if len(rows) > limit else None
+        return ConversationPage(items=items, next_cursor=next_cursor)
+
+    async def export(self, where: ConversationFilter | None = None) -> AsyncIterator[Conversation]:
+        """Pages of ``page_size`` conversations (keyset on the update time), each page's messages in one
+        query: memory stays bounded by the page, whatever the number of conversations."""
+        conditions = _conditions(where)
+        after: tuple[datetime, str] | None = None
+        while True:
+            query = conversations.select().where(*conditions)
+            if after is not None:
+                query = query.where(
+                    sa.or_(
+                        conversations.c.updated_at > after[0],
+                        sa.and_(conversations.c.updated_at == after[0], conversations.c.id > after[1]),
+                    )
+                )
+            query = query.order_by(conversations.c.updated_at, conversations.c.id).limit(self._page_size)
+            async with self._db.connection("exporting conversations") as connection:
+                rows = (await connection.execute(query)).mappings().all()
+                if not rows:
+                    return
+                ids = [row["id"] for row in rows]
+                message_rows = await connection.execute(
+                    messages.select()
+                    .where(messages.c.conversation_id.in_(ids))
+                    .order_by(messages.c.conversation_id, messages.c.position)
+                )
+                grouped: dict[str, list[Message]] = {}
+                for m in message_rows.mappings():
+                    grouped.setdefault(m["conversation_id"], []).append(_message(m))
+            for row in rows:
+                yield Conversation(
+                    summary=_summary(row), messages=tuple(grouped.get(row["id"], ())), tools=_tool_list(row)
+                )
+            if len(rows) < self._page_size:
+                return
+            after = (rows[-1]["updated_at"], rows[-1]["id"])
+
+    # --- changing ------------------------------------------------------------------------------------
+
+    async def delete(self, conversation_id: str) -> bool:
+        async with self._db.transaction(f"deleting conversation {conversation_id}") as connection:
+            result = await connection.execute(
+                conversations.delete().where(conversations.c.id == conversation_id)
+            )
+        return bool(result.rowcount)
+
+    async def add_feedback(self, note: Feedback) -> None:
+        async with self._db.transaction(f"rating conversation {note.conversation_id}") as connection:
+            exists = await connection.execute(
+                sa.select(conversations.c.id).where(conversations.c.id == note.conversation_id)
+            )
+            if exists.scalar() is None:
+                raise NotFound(f"No conversation with id '{note.conversation_id}'", param="conversation_id")
+            if note.completion_id is not None:
+                owned = await connection.execute(
+                    sa.select(completions.c.id).where(
+                        completions.c.id == note.completion_id,
+                        completions.c.conversation_id == note.conversation_id,
+                    )
+                )
+                if owned.scalar() is None:
+                    raise NotFound(
+                        f"No completion '{note.completion_id}' in conversation '{note.conversation_id}'",
+                        param="completion_id",
+                    )
+            await connection.execute(
+                feedback.insert().values(
+                    id=note.id,
+                    conversation_id=note.conversation_id,
+                    completion_id=note.completion_id,
+                    rating=note.rating,
+                    comment=note.comment,
+                    created_at=note.created_at,
+                )
+            )
+            latest = (
+                sa.select(feedback.c.rating)
+                .where(feedback.c.conversation_id == note.conversation_id)
+                .order_by(feedback.c.created_at.desc(), feedback.c.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            await connection.execute(
+                conversations.update().where(conversations.c.id == note.conversation_id).values(rating=latest)
+            )
+
+    async def delete_before(self, cutoff: datetime) -> int:
+        async with self._db.transaction("applying conversation retention") as connection:
+            result = await connection.execute(
+                conversations.delete().where(conversations.c.updated_at < cutoff)
+            )
+        return int(result.rowcount or 0)
+
+
+# --- rows <-> domain -----------------------------------------------------------------------------------
+
+
+def _new_conversation(record: CompletionRecord) -> dict[str, Any]:
+    return {
+        "id": record.conversation_id,
+        "created_at": record.created_at,
+        "updated_at": record.created_at,
+        "model": record.model,
+        "title": "",
+        "message_count": 0,
+        "completion_count": 0,
+        "assistant_turns": 0,
+        "min_response_chars": None,
+        "max_response_chars": None,
+        "head_hash": None,
+        "last_status": record.status.value,
+        "rating": None,
+        "api_key_id": record.api_key_id,
+        "user_name": record.user,
+        "tools": None,
+    }
+
+
+def _count_reply(row: dict[str, Any], chars: int) -> None:
+    row["assistant_turns"] += 1
+    low, high = row["min_response_chars"], row["max_response_chars"]
+    row["min_response_chars"] = chars if low is None else min(low, chars)
+    row["max_response_chars"] = chars if high is None else max(high, chars)
+
+
+def _title(transcript: Iterable[Message]) -> str:
+    for message in transcript:
+        if message.role is Role.USER and message.content:
+            return " ".join(message.content.split())[:TITLE_CHARS]
+    return ""
+
+
+def _tools(parameters: Mapping[str, Any]) -> list[Any] | None:
+    tools = parameters.get("tools")
+    return list(tools) if tools else None
+
+
+def _tool_list(row: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(row["tools"] or ())
+
+
+def _message_row(conversation_id: str, position: int, message: Message, chain_hash: str) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "position": position,
+        "role": message.role.value,
+        "content": message.content,
+        "tool_calls": tool_calls_to_json(message.tool_calls),
+        "tool_call_id": message.tool_call_id,
+        "name": message.name,
+        "chain_hash": chain_hash,
+    }
+
+
+def _message(row: Mapping[str, Any]) -> Message:
+    return Message(
+        role=Role(row["role"]),
+        content=row["content"],
+        tool_calls=tool_calls_from_json(row["tool_calls"]),
+        tool_call_id=row["tool_call_id"],
+        name=row["name"],
+    )
+
+
+def _completion_row(record: CompletionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "conversation_id": record.conversation_id,
+        "created_at": record.created_at,
+        "model": record.model,
+        "message_count": len(record.messages),
+        "responses": [message_to_dict(m) for m in record.responses],
+        "finish_reason": record.finish_reason.value if record.finish_reason else None,
+        "finish_reasons": [r.value if r else None for r in record.finish_reasons],
+        "parameters": dict(record.parameters),
+        "prompt_tokens": record.usage.prompt_tokens,
+        "completion_tokens": record.usage.completion_tokens,
+        "latency_ms": record.latency_ms,
+        "ttft_ms": record.ttft_ms,
+        "retrieved": [
+            {"document_id": c.document_id, "chunk_index": c.chunk_index, "score": c.score}
+            for c in record.retrieved
+        ],
+        "status": record.status.value,
+        "error": record.error,
+        "api_key_id": record.api_key_id,
+        "user_name": record.user,
+    }
+
+
+def _completion(row: Mapping[str, Any]) -> LoggedCompletion:
+    return LoggedCompletion(
+        id=row["id"],
+        created_at=row["created_at"],
+        model=row["model"],
+        message_count=row["message_count"],
+        responses=tuple(message_from_dict(m) for m in row["responses"]),
+        finish_reasons=tuple(FinishReason(r) if r else None for r in row["finish_reasons"]),
+        parameters=dict(row["parameters"]),
+        usage=Usage(prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"]),
+        latency_ms=row["latency_ms"],
+        ttft_ms=row["ttft_ms"],
+        retrieved=tuple(
+            RetrievedChunk(document_id=c["document_id"], chunk_index=c["chunk_index"], score=c["score"])
+            for c in row["retrieved"]
+        ),
+        status=CompletionStatus(row["status"]),
+        error=row["error"],
+        api_key_id=row["api_key_id"],
+        user=row["user_name"],
+    )
+
+
+def _feedback(row: Mapping[str, Any]) -> Feedback:
+    return Feedback(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        rating=row["rating"],
+        comment=row["comment"],
+        completion_id=row["completion_id"],
+        created_at=row["created_at"],
+    )
+
+
+def _summary(row: Mapping[str, Any]) -> ConversationSummary:
+    return ConversationSummary(
+        id=row["id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model=row["model"],
+        message_count=row["message_count"],
+        completion_count=row["completion_count"],
+        last_status=CompletionStatus(row["last_status"]),
+        rating=row["rating"],
+        api_key_id=row["api_key_id"],
+        user=row["user_name"],
+        title=row["title"],
+    )
+
+
+def _conditions(where: ConversationFilter | None) -> list[Any]:
+    if where is None:
+        return []
+    c = conversations.c
+    conditions: list[Any] = []
+    if where.since is not None:
+        conditions.append(c.updated_at >= where.since)
+    if where.until is not None:
+        conditions.append(c.updated_at < where.until)
+    if where.model is not None:
+        conditions.append(c.model == where.model)
+    if where.status is not None:
+        conditions.append(c.last_status == where.status.value)
+    if where.min_rating is not None:
+        conditions.append(c.rating >= where.min_rating)
+    if where.max_rating is not None:
+        conditions.append(c.rating <= where.max_rating)
+    if where.rated is not None:
+        conditions.append(c.rating.is_not(None) if where.rated else c.rating.is_(None))
+    if where.min_turns is not None:
+        conditions.append(c.assistant_turns >= where.min_turns)
+    if where.min_response_chars is not None:
+        conditions.append(c.min_response_chars >= where.min_response_chars)
+    if where.max_response_chars is not None:
+        conditions.append(c.max_response_chars <= where.max_response_chars)
+    if where.api_key_id is not None:
+        conditions.append(c.api_key_id == where.api_key_id)
+    if where.user is not None:
+        conditions.append(c.user_name == where.user)
+    return conditions
+
+
+def _encode_cursor(updated_at: datetime, conversation_id: str) -> str:
+    raw = json.dumps([updated_at.astimezone(UTC).isoformat(), conversation_id]).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, conversation_id = json.loads(raw)
+        return datetime.fromisoformat(when), str(conversation_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("not a cursor this server handed out", param="cursor") from None

@@ -1,0 +1,253 @@
+"""Conversation logging and review: which conversation a request continues, handing finished completions
+to the durable log, and the review / export use cases over the ConversationStore."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mindfu_core.domain.chat import ChatRequest, Message, Role
+from mindfu_core.domain.conversations import (
+    CompletionRecord,
+    Conversation,
+    ConversationFilter,
+    ConversationPage,
+    Feedback,
+    chain_hashes,
+)
+from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
+from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
+
+log = logging.getLogger(__name__)
+
+#: Ids a client may choose for a conversation (the header or the extension field).
+CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+MAX_PAGE = 200
+RATING_RANGE = (-1, 5)
+MAX_COMMENT_CHARS = 10_000
+
+
+def new_conversation_id() -> str:
+    return f"conv_{uuid.uuid4().hex}"
+
+
+def check_conversation_id(value: str, param: str = "conversation_id") -> str:
+    if not CONVERSATION_ID.match(value):
+        raise InvalidRequest(
+            "a conversation id is 1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter "
+            "or digit",
+            param=param,
+        )
+    return value
+
+
+def request_parameters(request: ChatRequest) -> dict[str, Any]:
+    """What the log keeps of a request besides its messages: sampling, n, tools and output constraints."""
+    parameters: dict[str, Any] = {k: v for k, v in asdict(request.sampling).items() if v not in (None, ())}
+    parameters["n"] = request.n
+    if request.tools:
+        parameters["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": dict(tool.parameters),
+                },
+            }
+            for tool in request.tools
+        ]
+        parameters["tool_choice"] = {"mode": request.tool_choice.mode.value, "name": request.tool_choice.name}
+    if request.response_format.type.value != "text":
+        parameters["response_format"] = request.response_format.type.value
+    return parameters
+
+
+class ConversationRecorder:
+    """Names the conversation each chat request belongs to, and hands finished completions to the log.
+
+    A request continues a conversation when it names one, or when its history up to its last assistant
+    message is a logged conversation's whole history: the recorder remembers recent heads itself, and asks
+    the store (for at most ``lookup_timeout`` seconds, so a slow database never slows chat) otherwise.
+    """
+
+    def __init__(
+        self,
+        log: CompletionLog,
+        store: ConversationStore | None = None,
+        *,
+        lookup_timeout: float = 0.05,
+        cache_size: int = 100_000,
+    ) -> None:
+        self._log = log
+        self._store = store
+        self._lookup_timeout = lookup_timeout
+        self._cache_size = cache_size
+        self._heads: OrderedDict[str, str] = OrderedDict()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def conversation_for(self, messages: Sequence[Message], explicit: str | None = None) -> str:
+        if explicit:
+            return check_conversation_id(explicit)
+        last_reply = next(
+            (i for i in range(len(messages) - 1, -1, -1) if messages[i].role is Role.ASSISTANT), None
+        )
+        if last_reply is None:
+            return new_conversation_id()
+        head = chain_hashes(messages[: last_reply + 1])[-1]
+        known = self._heads.get(head)
+        if known is not None:
+            self._heads.move_to_end(head)
+            return known
+        if self._store is not None:
+            try:
+                found = await asyncio.wait_for(self._store.find_by_head(head), self._lookup_timeout)
+            except (TimeoutError, MindFuError) as error:
+                log.debug("conversation lookup skipped: %s", error)
+                found = None
+            if found is not None:
+                return found
+        return new_conversation_id()
+
+    def _remember(self, record: CompletionRecord) -> None:
+        transcript = record.transcript
+        if not transcript:
+            return
+        self._heads[chain_hashes(transcript)[-1]] = record.conversation_id
+        while len(self._heads) > self._cache_size:
+            self._heads.popitem(last=False)
+
+    async def record(self, record: CompletionRecord) -> None:
+        """Keep ``record`` durably before returning (the client is answered after this).
+
+        The hand-off runs in its own task: if the caller is cancelled meanwhile, the record is still kept.
+        A failing log is reported, never raised: logging must not fail a chat.
+        """
+        self._remember(record)
+        task = self._spawn(record)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # already reported by the task's callback
+            pass
+
+    def record_later(self, record: CompletionRecord) -> None:
+        """Hand ``record`` over in the background (for errors and cancellations: nobody waits)."""
+        self._remember(record)
+        self._spawn(record)
+
+    def _spawn(self, record: CompletionRecord) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(self._log.submit(record))
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("a completion could not be logged: %s", error, exc_info=error)
+
+    async def drain(self) -> None:
+        """Wait for every hand-off in progress (at shutdown, before the log closes)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+
+def finetuning_example(conversation: Conversation) -> dict[str, Any]:
+    """One line of OpenAI's chat fine-tuning JSONL: ``{"messages": [...]}`` (tool calls kept, and the
+    tools offered in the latest completion as ``"tools"``)."""
+    example: dict[str, Any] = {"messages": [openai_message(m) for m in conversation.messages]}
+    if conversation.tools:
+        example["tools"] = [dict(tool) for tool in conversation.tools]
+    return example
+
+
+def openai_message(message: Message) -> dict[str, Any]:
+    """A message in the OpenAI chat format."""
+    out: dict[str, Any] = {"role": message.role.value, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        out["name"] = message.name
+    return out
+
+
+class ConversationService:
+    """Review of the logged conversations: list, read, delete, rate, export and retention."""
+
+    def __init__(self, store: ConversationStore, *, retention_days: int | None = None) -> None:
+        self._store = store
+        self.retention_days = retention_days
+
+    async def list(
+        self, where: ConversationFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> ConversationPage:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+        return await self._store.list(where, limit=limit, cursor=cursor)
+
+    async def get(self, conversation_id: str) -> Conversation:
+        conversation = await self._store.get(conversation_id)
+        if conversation is None:
+            raise NotFound(f"No conversation with id '{conversation_id}'", param="conversation_id")
+        return conversation
+
+    async def delete(self, conversation_id: str) -> None:
+        if not await self._store.delete(conversation_id):
+            raise NotFound(f"No conversation with id '{conversation_id}'", param="conversation_id")
+
+    async def add_feedback(
+        self,
+        conversation_id: str,
+        *,
+        rating: int,
+        comment: str | None = None,
+        completion_id: str | None = None,
+    ) -> Feedback:
+        low, high = RATING_RANGE
+        if isinstance(rating, bool) or not low <= rating <= high:
+            raise InvalidRequest(
+                f"rating must be an integer from {low} to {high} (-1/1 thumbs or a 1..5 scale)",
+                param="rating",
+            )
+        if comment is not None and len(comment) > MAX_COMMENT_CHARS:
+            raise InvalidRequest(f"comment is longer than {MAX_COMMENT_CHARS} characters", param="comment")
+        feedback = Feedback(
+            id=f"fb_{uuid.uuid4().hex}",
+            conversation_id=conversation_id,
+            rating=rating,
+            comment=comment,
+            completion_id=completion_id,
+            created_at=datetime.now(UTC),
+        )
+        await self._store.add_feedback(feedback)
+        return feedback
+
+    def export(self, where: ConversationFilter | None = None) -> AsyncIterator[Conversation]:
+        return self._store.export(where)
+
+    async def export_examples(self, where: ConversationFilter | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Fine-tuning examples, one per conversation that has at least one assistant message."""
+        async for conversation in self._store.export(where):
+            if any(m.role is Role.ASSISTANT for m in conversation.messages):
+                yield finetuning_example(conversation)
+
+    async def apply_retention(self, now: datetime | None = None) -> int:
+        """Delete conversations older than the retention period (none without one); returns how many."""
+        if self.retention_days is None:
+            return 0
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=self.retention_days)
+        return await self._store.delete_before(cutoff)
