@@ -1,4 +1,4 @@
-"""``mindfu db upgrade|downgrade|current``: the schema of the configured database, through alembic."""
+"""``mindfu db upgrade|downgrade|current|history``: the schema of the configured database, through alembic."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ def db(*, action: str, revision: str | None) -> int:
             elif action == "downgrade":
                 await database.downgrade(revision or "-1")
             current = await database.current_revision()
+            if action == "history":
+                for name, _, message in await database.history():
+                    marker = "  <- current" if name == current else ""
+                    print(f"{name}  {message.splitlines()[0] if message else ''}{marker}")
             print(f"{database.safe_url}: at revision {current or '(empty)'}")
             return current
         finally:

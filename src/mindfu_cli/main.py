@@ -1,4 +1,4 @@
-"""``mindfu``: serve, chat, models, ingest, documents, db (heavy imports happen inside commands)."""
+"""``mindfu``: serve, chat, models, ingest, documents, conversations, db (imports happen in commands)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,40 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--server", metavar="URL", help=server_help)
         action.add_argument("--json", action="store_true", help="print JSON")
 
+    conversations = commands.add_parser("conversations", help="review, rate and export logged conversations")
+    conversations_commands = conversations.add_subparsers(dest="conversations_command", metavar="ACTION")
+    recent = conversations_commands.add_parser("list", help="conversations, most recently updated first")
+    recent.add_argument("--limit", type=int, default=20)
+    recent.add_argument("--after", metavar="CURSOR", help="continue a listing where the last one ended")
+    export = conversations_commands.add_parser("export", help="write fine-tuning JSONL, oldest first")
+    export.add_argument("-o", "--output", metavar="FILE", help="the file to write (default: stdout)")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+    export.add_argument("--min-turns", type=int, metavar="N", help="at least N assistant messages")
+    export.add_argument("--min-response-chars", type=int, metavar="N", help="each reply N characters or more")
+    export.add_argument("--max-response-chars", type=int, metavar="N", help="each reply N characters or less")
+    for action in (recent, export):
+        action.add_argument("--since", metavar="TIME", help="updated at or after (ISO 8601; no zone is UTC)")
+        action.add_argument("--until", metavar="TIME", help="updated before (ISO 8601; no zone is UTC)")
+        action.add_argument("--model")
+        action.add_argument("--status", choices=["ok", "error", "cancelled"], help="of the latest completion")
+        action.add_argument("--user", help="the requests' user field")
+        action.add_argument("--min-rating", type=int, metavar="N", help="latest rating at least N")
+        action.add_argument("--max-rating", type=int, metavar="N", help="latest rating at most N")
+        rated = action.add_mutually_exclusive_group()
+        rated.add_argument("--rated", action="store_const", const=True, help="only rated conversations")
+        rated.add_argument("--unrated", dest="rated", action="store_const", const=False, help="only unrated")
+    for name, text in (("show", "one conversation with its messages"), ("delete", "remove a conversation")):
+        conversations_commands.add_parser(name, help=text).add_argument("conversation_id", metavar="ID")
+    rate = conversations_commands.add_parser("feedback", help="rate a conversation")
+    rate.add_argument("conversation_id", metavar="ID")
+    rate.add_argument("--rating", type=int, required=True, help="-1 or 1 (thumbs), or 1 to 5")
+    rate.add_argument("--comment")
+    rate.add_argument("--completion", metavar="COMPLETION_ID", help="rate this completion of it")
+    for action in conversations_commands.choices.values():
+        action.add_argument("--server", metavar="URL", help=server_help)
+        if action is not export:
+            action.add_argument("--json", action="store_true", help="print JSON")
+
     database = commands.add_parser("db", help="migrate the database schema (alembic)")
     db_commands = database.add_subparsers(dest="db_command", metavar="ACTION")
     db_commands.add_parser("upgrade", help="to the newest schema").add_argument("revision", nargs="?")
@@ -72,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         "revision", nargs="?"
     )
     db_commands.add_parser("current", help="the schema revision")
+    db_commands.add_parser("history", help="every revision, marking the current one")
     return parser
 
 
@@ -128,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             server=args.server,
             as_json=args.json,
         )
+    if args.command == "conversations" and args.conversations_command:
+        from mindfu_cli.conversations import conversations
+
+        return conversations(args.conversations_command, vars(args))
     if args.command == "db" and args.db_command:
         from mindfu_cli.db import db
 

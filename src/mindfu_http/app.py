@@ -12,6 +12,7 @@ import mindfu_core
 from mindfu_adapters.container import Container, start, stop
 from mindfu_http import health
 from mindfu_http.auth import ApiKeys, require_api_key
+from mindfu_http.conversations import routes as conversations
 from mindfu_http.documents import routes as documents
 from mindfu_http.errors import install_error_handlers
 from mindfu_http.middleware import RequestContext
@@ -52,6 +53,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(models.router, dependencies=protected)
     app.include_router(embeddings.router, dependencies=protected)
     app.include_router(documents.router, dependencies=protected)
+    app.include_router(conversations.router, dependencies=protected)
     # uploads may be as large as the ingestion limit, plus the multipart or JSON envelope around them
     upload_limit = max(settings.http.max_body_bytes, settings.rag.max_upload_bytes + 1024 * 1024)
     app.add_middleware(

@@ -8,6 +8,7 @@ from mindfu_adapters.container import Services
 from mindfu_core.errors import UpstreamUnavailable
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.services.chat import ChatService
+from mindfu_core.services.conversations import ConversationService
 from mindfu_core.services.ingestion import IngestionService
 from mindfu_core.services.retrieval import Retriever
 
@@ -33,3 +34,7 @@ def retriever(request: Request) -> Retriever:
 
 def embedder(request: Request) -> Embedder:
     return services(request).embedder
+
+
+def conversation_service(request: Request) -> ConversationService:
+    return services(request).conversations
