@@ -111,3 +111,28 @@ def test_chain_hashes_ignore_what_clients_do_not_echo() -> None:
     empty = Message(role=Role.ASSISTANT, content="")
     assert chain_hashes([plain]) == chain_hashes([empty])
     assert chain_hashes([plain]) != chain_hashes([Message(role=Role.USER, content="")])
+
+
+async def test_retention_deletes_conversations_older_than_the_setting() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mindfu_adapters.store.memory_conversations import InMemoryConversationStore
+    from mindfu_core.services.conversations import ConversationService
+
+    store = InMemoryConversationStore()
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    for days in (1, 29, 31, 90):
+        await store.record(
+            [
+                CompletionRecord(
+                    id=f"chatcmpl-{days}",
+                    conversation_id=f"conv_{days}",
+                    created_at=now - timedelta(days=days),
+                    model="m",
+                    messages=(Message(role=Role.USER, content="hi"),),
+                )
+            ]
+        )
+    assert await ConversationService(store).apply_retention(now) == 0  # no retention: keep everything
+    assert await ConversationService(store, retention_days=30).apply_retention(now) == 2
+    assert sorted(s.id for s in (await store.list()).items) == ["conv_1", "conv_29"]
