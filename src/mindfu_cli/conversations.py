@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from mindfu_cli.documents import RemoteError
+from mindfu_cli.remote import RemoteApi, RemoteError
 from mindfu_core.domain.conversations import CompletionStatus, ConversationFilter
 from mindfu_core.errors import MindFuError
 
@@ -98,25 +98,8 @@ class LocalConversations:
         await stop(self._container)
 
 
-class RemoteConversations:
-    """A running MindFu server's conversations API; the key comes from ``MINDFU_API_KEY``."""
-
-    def __init__(self, url: str, api_key: str | None) -> None:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=600)
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        import httpx
-
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach {self._http.base_url}: {exc}") from exc
-        _raise_for_error(response.status_code, response.content)
-        body: dict[str, Any] = response.json()
-        return body
+class RemoteConversations(RemoteApi):
+    """A running MindFu server's conversations API (``--server``)."""
 
     async def list(self, where: ConversationFilter, *, limit: int, after: str | None) -> dict[str, Any]:
         params = {**query_params(where), "limit": limit}
@@ -136,33 +119,8 @@ class RemoteConversations:
         body = {"rating": rating, "comment": comment, "completion_id": completion_id}
         return await self._call("POST", f"/v1/conversations/{conversation_id}/feedback", json=body)
 
-    async def export(self, where: ConversationFilter) -> AsyncIterator[str]:
-        import httpx
-
-        try:
-            async with self._http.stream(
-                "GET", "/v1/conversations/export", params=query_params(where)
-            ) as response:
-                if response.status_code >= 400:
-                    _raise_for_error(response.status_code, await response.aread())
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        yield line
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach {self._http.base_url}: {exc}") from exc
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-def _raise_for_error(status: int, content: bytes) -> None:
-    if status < 400:
-        return
-    try:
-        error = json.loads(content).get("error") or {}
-    except (ValueError, AttributeError):
-        error = {}
-    raise RemoteError(str(error.get("message") or f"HTTP {status}"))
+    def export(self, where: ConversationFilter) -> AsyncIterator[str]:
+        return self._lines("/v1/conversations/export", params=query_params(where))
 
 
 def query_params(where: ConversationFilter) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from mindfu_cli.remote import RemoteApi, RemoteError
 from mindfu_core.errors import MindFuError
 
 #: Folders never walked into.
@@ -90,27 +91,8 @@ class LocalDocuments:
         await stop(self._container)
 
 
-class RemoteDocuments:
-    """A running MindFu server's documents API (``--server``); the key comes from ``MINDFU_API_KEY``."""
-
-    def __init__(self, url: str, api_key: str | None) -> None:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=600)
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        import httpx
-
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach {self._http.base_url}: {exc}") from exc
-        body: dict[str, Any] = response.json() if response.content else {}
-        if response.status_code >= 400:
-            error = body.get("error") or {}
-            raise RemoteError(str(error.get("message") or f"HTTP {response.status_code}"))
-        return body
+class RemoteDocuments(RemoteApi):
+    """A running MindFu server's documents API (``--server``)."""
 
     async def ingest(
         self, data: bytes, *, name: str, collection: str | None, metadata: dict[str, Any]
@@ -135,13 +117,6 @@ class RemoteDocuments:
         document = await self.get(document_id)
         await self._call("DELETE", f"/v1/documents/{document_id}")
         return document
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-class RemoteError(Exception):
-    pass
 
 
 def _client(server: str | None) -> Documents:
