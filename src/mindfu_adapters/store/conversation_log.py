@@ -140,13 +140,13 @@ class DurableCompletionLog:
                 await self._write(entries)
             except UpstreamUnavailable as error:
                 self._failed(error)
-                await self._sleep(backoff)
+                await self._back_off(backoff)
                 backoff = min(backoff * 2, self._policy.retry_max_s)
                 continue
             except Exception as error:  # a bug, not the database: say so loudly, keep the entries, go on
                 log.exception("conversation log writer failed")
                 self._failed(error)
-                await self._sleep(backoff)
+                await self._back_off(backoff)
                 backoff = min(backoff * 2, self._policy.retry_max_s)
                 continue
             if self._retrying:
@@ -168,6 +168,15 @@ class DurableCompletionLog:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _back_off(self, seconds: float) -> None:
+        """Wait before retrying a failed write: new chats do not shorten it, shutdown does (down to what
+        is left of the flush deadline)."""
+        if self._deadline is not None:
+            await asyncio.sleep(min(seconds, max(0.0, self._deadline - time.monotonic())))
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
 
     async def _write(self, entries: list[Entry]) -> None:
         records: list[CompletionRecord] = []

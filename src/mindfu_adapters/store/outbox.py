@@ -145,8 +145,9 @@ class Outbox:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        (oldest,) = db.execute("SELECT min(enqueued_at) FROM entries").fetchone()
-        return int(removed), oldest
+        # the oldest entry by its key (an index lookup), never a scan of the whole queue
+        first = db.execute("SELECT enqueued_at FROM entries ORDER BY seq LIMIT 1").fetchone()
+        return int(removed), None if first is None else first[0]
 
     async def close(self) -> None:
         """Finish the puts in progress, then close the file (entries stay on disk for the next open)."""
