@@ -51,8 +51,8 @@ import httpx
 
 from measure import (
     cpu_snapshot,
+    finish,
     foreign_load,
-    machine_info,
     mark,
     measured_load,
     median,
@@ -954,28 +954,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
-    if results["notes"]:
-        print()
-        print("notes:")
-        for note in results["notes"]:
-            print(f"  - {note}")
-    print(f"\n(total {elapsed:.0f} s)")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        config = {
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in vars(args).items()
-            if key not in ("json", "only")
-        }
-        payload = {
-            "machine": machine_info(["sqlalchemy", "asyncpg", "llama-cpp-python", "uvloop"]),
-            "config": config,
-            "elapsed_s": elapsed,
-            "targets": TARGETS,
-            **results,
-        }
-        args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    finish(
+        results,
+        args,
+        elapsed,
+        packages=["sqlalchemy", "asyncpg", "llama-cpp-python", "uvloop"],
+        targets=TARGETS,
+    )
     return 0
 
 

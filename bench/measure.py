@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib.metadata
+import json
 import os
 import platform
 import statistics
@@ -134,3 +135,33 @@ def machine_info(packages: Iterable[str] = ()) -> dict[str, Any]:
         "python": platform.python_version(),
         **{name.replace("-", "_"): _version(name) for name in packages},
     }
+
+
+def finish(
+    results: dict[str, Any], args: Any, elapsed: float, *, packages: Iterable[str], targets: dict[str, Any]
+) -> None:
+    """Print the run's notes and duration; with ``--json PATH``, write the results, the machine and the
+    configuration there."""
+    if results["notes"]:
+        print()
+        print("notes:")
+        for note in results["notes"]:
+            print(f"  - {note}")
+    print(f"\n(total {elapsed:.0f} s)")
+    if args.json is None:
+        return
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in vars(args).items()
+        if key not in ("json", "only")
+    }
+    payload = {
+        "machine": machine_info(packages),
+        "config": config,
+        "elapsed_s": elapsed,
+        "targets": targets,
+        **results,
+    }
+    args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")

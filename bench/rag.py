@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from measure import machine_info, mark, measured_load, median, percentile, rotation
+from measure import finish, mark, measured_load, median, percentile, rotation
 from mindfu_adapters.embedder.bm25 import Bm25SparseEncoder
 from mindfu_adapters.embedder.fastembed import FastEmbedEmbedder
 from mindfu_adapters.parser.auto import AutoParser
@@ -973,28 +973,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
-    if results["notes"]:
-        print()
-        print("notes:")
-        for note in results["notes"]:
-            print(f"  - {note}")
-    print(f"\n(total {elapsed:.0f} s)")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        config = {
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in vars(args).items()
-            if key not in ("json", "only")
-        }
-        payload = {
-            "machine": machine_info(["fastembed", "onnxruntime", "qdrant-client", "numpy"]),
-            "config": config,
-            "elapsed_s": elapsed,
-            "targets": TARGETS,
-            **results,
-        }
-        args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    finish(
+        results,
+        args,
+        elapsed,
+        packages=["fastembed", "onnxruntime", "qdrant-client", "numpy"],
+        targets=TARGETS,
+    )
     return 0
 
 

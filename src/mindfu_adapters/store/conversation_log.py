@@ -188,7 +188,8 @@ class DurableCompletionLog:
                 unreadable.append((entry, f"unreadable queue entry: {type(error).__name__}: {error}"))
         for entry, reason in unreadable:
             await self._dead_letter(entry, reason)
-        readable = [e for e in entries if e not in {u for u, _ in unreadable}]
+        skipped = {entry.seq for entry, _ in unreadable}
+        readable = [e for e in entries if e.seq not in skipped]
         try:
             self._written += await self._store.record(records)
         except UpstreamUnavailable:
