@@ -174,6 +174,7 @@ async def _completion_log_resource(
         store,
         LogPolicy(
             batch_size=config.batch_size,
+            linger_s=config.linger_s,
             idle_wait_s=config.idle_wait_s,
             retry_initial_s=config.retry_initial_s,
             retry_max_s=config.retry_max_s,

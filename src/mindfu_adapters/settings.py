@@ -132,6 +132,12 @@ class ConversationSettings(BaseModel):
         description="The durable queue and the dead-letter file; default <data_dir>/conversations.",
     )
     batch_size: int = Field(default=500, ge=1, description="Completions written per database transaction.")
+    linger_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long the writer lets a part batch fill before writing it (one write a second, "
+        "not one per chat).",
+    )
     idle_wait_s: float = Field(default=0.5, gt=0, description="How long the writer sleeps when idle.")
     retry_initial_s: float = Field(default=0.5, gt=0, description="First wait after a failed write.")
     retry_max_s: float = Field(default=30.0, gt=0, description="Longest wait between retries.")

@@ -3,6 +3,7 @@ database refuses goes to the dead-letter file instead of away."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -187,3 +188,51 @@ async def test_postgresql_refusing_a_text_dead_letters_only_that_record(tmp_path
         assert await completion_ids(store) == [record(1).id, record(3).id]
         assert "rejected" in (tmp_path / "spool" / DEAD_LETTER_FILE).read_text()
         await database.aclose()
+
+
+class CountingStore(FlakyStore):
+    def __init__(self, inner: SqlConversationStore) -> None:
+        super().__init__(inner)
+        self.batches: list[int] = []
+
+    async def record(self, records: Sequence[CompletionRecord]) -> int:
+        self.batches.append(len(records))
+        return await super().record(records)
+
+
+async def test_the_writer_lets_a_part_batch_fill_before_writing(
+    tmp_path: Path, sql_store: SqlConversationStore
+) -> None:
+    store = CountingStore(sql_store)
+    policy = LogPolicy(batch_size=50, linger_s=0.5, idle_wait_s=0.05, shutdown_flush_s=2.0)
+    log = DurableCompletionLog(tmp_path / "spool", store, policy)  # type: ignore[arg-type]
+    await log.start()
+    for number in range(5):
+        await log.submit(record(number))
+    for _ in range(200):  # no flush: the writer's own pace
+        if log.stats().written_total == 5:
+            break
+        await asyncio.sleep(0.02)
+    assert store.batches == [5]
+    await log.aclose()
+
+
+async def test_flush_and_a_full_batch_do_not_wait_for_the_linger(
+    tmp_path: Path, sql_store: SqlConversationStore
+) -> None:
+    store = CountingStore(sql_store)
+    policy = LogPolicy(batch_size=4, linger_s=3600.0, idle_wait_s=0.05, shutdown_flush_s=2.0)
+    log = DurableCompletionLog(tmp_path / "spool", store, policy)  # type: ignore[arg-type]
+    await log.start()
+    for number in range(4):
+        await log.submit(record(number))
+    for _ in range(200):
+        if log.stats().written_total == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert store.batches == [4]  # a full batch goes at once
+    await log.submit(record(10))
+    assert await log.flush(5.0)  # a part batch goes when flushed
+    assert store.batches == [4, 1]
+    await log.aclose()
+    assert await completion_ids(sql_store) == sorted([record(n).id for n in (0, 1, 2, 3, 10)])

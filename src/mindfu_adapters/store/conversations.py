@@ -92,7 +92,9 @@ class SqlConversationStore:
         found: set[str] = set()
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            result = await connection.execute(sa.select(completions.c.id).where(completions.c.id.in_(chunk)))
+            result = await connection.execute(
+                sa.select(completions.c.id).where(_one_of(completions.c.id, chunk))
+            )
             found.update(result.scalars())
         return found
 
@@ -100,7 +102,9 @@ class SqlConversationStore:
         ordered = sorted(ids)
         for start in range(0, len(ordered), 1000):
             chunk = ordered[start : start + 1000]
-            result = await connection.execute(conversations.select().where(conversations.c.id.in_(chunk)))
+            result = await connection.execute(
+                conversations.select().where(_one_of(conversations.c.id, chunk))
+            )
             for row in result.mappings():
                 batch.states[row["id"]] = _State(row=dict(row), new=False)
 
@@ -299,7 +303,7 @@ class SqlConversationStore:
                 ids = [row["id"] for row in rows]
                 message_rows = await connection.execute(
                     messages.select()
-                    .where(messages.c.conversation_id.in_(ids))
+                    .where(_one_of(messages.c.conversation_id, ids))
                     .order_by(messages.c.conversation_id, messages.c.position)
                 )
                 grouped: dict[str, list[Message]] = {}
@@ -560,3 +564,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(when), str(conversation_id)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidRequest("not a cursor this server handed out", param="cursor") from None
+
+
+def _one_of(column: Any, values: list[str]) -> Any:
+    """``column IN (...)`` with the values written into the statement: a prepared statement with the same
+    number of parameters gets PostgreSQL's generic plan after five runs, which on a table not yet analyzed
+    is a sequential scan (11 ms a batch instead of 0.3 ms in the throughput bench)."""
+    return column.in_(sa.bindparam(f"one_of_{column.name}", values, expanding=True, literal_execute=True))
