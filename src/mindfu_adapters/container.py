@@ -10,13 +10,14 @@ import importlib.util
 import inspect
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
 from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, Settings
+from mindfu_core.application import Health
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import ConfigurationError
 from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
@@ -29,6 +30,7 @@ from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_core.services.conversations import ConversationRecorder, ConversationService
+from mindfu_core.services.embeddings import EmbeddingService
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService
 from mindfu_core.services.retrieval import Retriever
 
@@ -344,14 +346,25 @@ class Container(containers.DeclarativeContainer):
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What the edges (HTTP, gRPC, CLI) serve: the application services and the ports they expose."""
+    """The application in this process (``mindfu_core.application.Application``): what the edges serve."""
 
     chat: ChatService
-    ingestion: IngestionService
-    retriever: Retriever
-    embedder: Embedder
+    documents: IngestionService
+    retrieval: Retriever
+    embeddings: EmbeddingService
     conversations: ConversationService
     completion_log: CompletionLog | None = None  # for health detail (queue depth, failures)
+
+    async def health(self) -> Health:
+        """Ready when every engine is; the conversation log is detail only (chats never wait for it)."""
+        engines: list[dict[str, Any]] = [
+            {"model": engine.model_info().id, **asdict(engine.stats())} for engine in self.chat.engines()
+        ]
+        detail: dict[str, Any] = {"engines": engines}
+        stats = getattr(self.completion_log, "stats", None)
+        if stats is not None:
+            detail["conversation_log"] = asdict(stats())
+        return Health(ready=all(entry["ready"] for entry in engines), detail=detail)
 
 
 async def resolve(provider: Any) -> Any:
@@ -368,9 +381,9 @@ async def start(container: Container) -> Services:
     assert isinstance(chat, ChatService)
     return Services(
         chat=chat,
-        ingestion=await resolve(container.ingestion_service),
-        retriever=await resolve(container.retriever),
-        embedder=await resolve(container.embedder),
+        documents=await resolve(container.ingestion_service),
+        retrieval=await resolve(container.retriever),
+        embeddings=EmbeddingService(await resolve(container.embedder)),
         conversations=await resolve(container.conversation_service),
         completion_log=await resolve(container.completion_log),
     )

@@ -56,6 +56,31 @@ class HttpSettings(BaseModel):
     max_n: int = Field(default=8, ge=1, description="Largest n a request may ask for.")
 
 
+class GrpcSettings(BaseModel):
+    """The gRPC services (``MINDFU_GRPC__...``): served next to HTTP, or alone by a core."""
+
+    enabled: bool = Field(default=True, description="Serve gRPC next to HTTP in `mindfu serve`.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    max_message_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest message received or sent; a larger one is RESOURCE_EXHAUSTED (uploads stream "
+        "in chunks, so documents may be larger).",
+    )
+
+
+class CoreSettings(BaseModel):
+    """Where a gateway finds its core (``MINDFU_CORE__...``)."""
+
+    address: str | None = Field(default=None, description="host:port of the core's gRPC server.")
+    api_key: SecretStr | None = Field(
+        default=None, description="The key the gateway presents when a client request brings none."
+    )
+    timeout_s: float = Field(default=600.0, gt=0, description="Deadline of a call to the core.")
+    connect_timeout_s: float = Field(default=30.0, gt=0, description="How long start-up waits for the core.")
+
+
 class DatabaseSettings(BaseModel):
     """The SQL database of the document registry and conversation store (``MINDFU_DATABASE__...``)."""
 
@@ -171,6 +196,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     llm: LlmSettings = Field(default_factory=LlmSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    grpc: GrpcSettings = Field(default_factory=GrpcSettings)
+    core: CoreSettings = Field(default_factory=CoreSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)

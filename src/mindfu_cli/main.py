@@ -14,9 +14,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mindfu {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the OpenAI-compatible HTTP server")
-    serve.add_argument("--host", help="address to bind (default: MINDFU_HTTP__HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: MINDFU_HTTP__PORT or 11434)")
+    serve = commands.add_parser("serve", help="run the OpenAI-compatible HTTP server and the gRPC services")
+    serve.add_argument(
+        "--role",
+        choices=("all", "core", "gateway"),
+        default="all",
+        help="all: HTTP and gRPC over one process (default); core: gRPC only; "
+        "gateway: HTTP over a remote core (--core)",
+    )
+    serve.add_argument("--host", help="HTTP address to bind (default: MINDFU_HTTP__HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default: MINDFU_HTTP__PORT or 11434)")
+    serve.add_argument("--grpc-host", help="gRPC address to bind (default: MINDFU_GRPC__HOST or 127.0.0.1)")
+    serve.add_argument("--grpc-port", type=int, help="gRPC port (default: MINDFU_GRPC__PORT or 50051)")
+    serve.add_argument("--core", metavar="HOST:PORT", help="the core a gateway uses (MINDFU_CORE__ADDRESS)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
 
     chat = commands.add_parser("chat", help="chat with the model in this terminal")
@@ -116,7 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from mindfu_cli.serve import serve
 
-        return serve(host=args.host, port=args.port, log_level=args.log_level)
+        return serve(
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            role=args.role,
+            grpc_host=args.grpc_host,
+            grpc_port=args.grpc_port,
+            core=args.core,
+        )
     if args.command == "chat":
         from mindfu_cli.chat import chat
 

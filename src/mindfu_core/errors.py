@@ -85,9 +85,21 @@ class Overloaded(MindFuError):
 
 
 class UpstreamUnavailable(MindFuError):
-    """A backing service (remote engine, database, vector store) cannot be reached."""
+    """A backing service (remote engine, core, database, vector store) cannot be reached; when it is
+    expected back soon, ``retry_after`` says in how many seconds to try again."""
 
     code = "upstream_unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.retry_after = retry_after
 
 
 class EngineFailure(MindFuError):

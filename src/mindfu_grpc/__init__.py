@@ -1,1 +1,2 @@
-"""gRPC services over the MindFu core (protos in proto/mindfu/v1); servicers arrive with the gRPC issue."""
+"""gRPC over the MindFu application: servicers and server (``server``), and the client a gateway serves
+HTTP through (``client``); the contract is ``proto/mindfu/v1``, the stubs in ``_pb`` are generated."""

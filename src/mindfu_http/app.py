@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import Depends, FastAPI
 
 import mindfu_core
 from mindfu_adapters.container import Container, start, stop
+from mindfu_core.application import Application
 from mindfu_http import health
 from mindfu_http.auth import ApiKeys, require_api_key
 from mindfu_http.conversations import routes as conversations
@@ -21,22 +23,45 @@ from mindfu_http.openai import chat, embeddings, models
 log = logging.getLogger(__name__)
 
 
-def create_app(container: Container) -> FastAPI:
-    """An app serving ``container``'s services; resources start and stop with the app's lifespan."""
+class Runtime(Protocol):
+    """Starts the application the app serves, and stops it (in this process, or a remote core's client)."""
+
+    async def start(self) -> Application: ...
+
+    async def stop(self) -> None: ...
+
+
+class InProcess:
+    """The container's services in this process."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    async def start(self) -> Application:
+        return await start(self._container)
+
+    async def stop(self) -> None:
+        await stop(self._container)
+
+
+def create_app(container: Container, *, runtime: Runtime | None = None) -> FastAPI:
+    """An app serving ``container``'s services (or ``runtime``'s application, with ``container`` giving
+    the settings); they start and stop with the app's lifespan."""
     settings = container.settings()
+    lifetime = runtime or InProcess(container)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            app.state.services = await start(container)
+            app.state.services = await lifetime.start()
         except BaseException:
-            await stop(container)
+            await lifetime.stop()
             raise
         try:
             yield
         finally:
             app.state.services = None
-            await stop(container)
+            await lifetime.stop()
 
     app = FastAPI(
         title="MindFu",
@@ -46,6 +71,7 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.api_keys = ApiKeys(settings.all_api_keys())
     app.state.services = None
+    app.state.runtime = lifetime
     install_error_handlers(app)
     protected = [Depends(require_api_key)]
     app.include_router(health.router)

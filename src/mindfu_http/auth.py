@@ -2,52 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from fastapi import Request
 
-from mindfu_core.errors import Unauthenticated
+from mindfu_core.services.auth import ApiKeys, presented_credentials
 
-
-class ApiKeys:
-    """The configured keys, checked in constant time (every key is compared, whatever matches)."""
-
-    def __init__(self, keys: list[str]) -> None:
-        self._keys = [key.encode("utf-8") for key in keys if key]
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._keys)
-
-    def check(self, authorization: str | None) -> None:
-        if not self._keys:
-            return
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
-                code="missing_api_key",
-            )
-        presented = token.strip().encode("utf-8")
-        matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(presented, key)
-        if not matched:
-            raise Unauthenticated("Incorrect API key provided.")
-
-    def key_id(self, authorization: str | None) -> str | None:
-        """A stable fingerprint of the presented key (never the key itself), when keys are enabled."""
-        if not self._keys:
-            return None
-        _, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if not token:
-            return None
-        return "key_" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+__all__ = ["ApiKeys", "require_api_key"]
 
 
 async def require_api_key(request: Request) -> None:
     """FastAPI dependency for protected routers."""
     keys: ApiKeys = request.app.state.api_keys
-    keys.check(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    keys.check(authorization)
+    presented_credentials.set(authorization)  # a gateway presents the same key to its core

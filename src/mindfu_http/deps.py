@@ -1,40 +1,42 @@
-"""What route handlers take from the app: the services the lifespan started."""
+"""What route handlers take from the app: the application the lifespan started (in-process or remote)."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from mindfu_adapters.container import Services
+from mindfu_core.application import (
+    Application,
+    ChatApi,
+    ConversationApi,
+    DocumentApi,
+    EmbeddingApi,
+    RetrievalApi,
+)
 from mindfu_core.errors import UpstreamUnavailable
-from mindfu_core.ports.embedder import Embedder
-from mindfu_core.services.chat import ChatService
-from mindfu_core.services.conversations import ConversationService
-from mindfu_core.services.ingestion import IngestionService
-from mindfu_core.services.retrieval import Retriever
 
 
-def services(request: Request) -> Services:
-    started: Services | None = request.app.state.services
+def application(request: Request) -> Application:
+    started: Application | None = request.app.state.services
     if started is None:
         raise UpstreamUnavailable("the server is starting or stopping")
     return started
 
 
-def chat_service(request: Request) -> ChatService:
-    return services(request).chat
+def chat_service(request: Request) -> ChatApi:
+    return application(request).chat
 
 
-def ingestion_service(request: Request) -> IngestionService:
-    return services(request).ingestion
+def ingestion_service(request: Request) -> DocumentApi:
+    return application(request).documents
 
 
-def retriever(request: Request) -> Retriever:
-    return services(request).retriever
+def retriever(request: Request) -> RetrievalApi:
+    return application(request).retrieval
 
 
-def embedder(request: Request) -> Embedder:
-    return services(request).embedder
+def embeddings(request: Request) -> EmbeddingApi:
+    return application(request).embeddings
 
 
-def conversation_service(request: Request) -> ConversationService:
-    return services(request).conversations
+def conversation_service(request: Request) -> ConversationApi:
+    return application(request).conversations

@@ -89,9 +89,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MindFuError)
     async def _domain(request: Request, exc: MindFuError) -> JSONResponse:
         status, body = domain_error_payload(exc, request_id_of(request))
-        headers = (
-            {"Retry-After": str(max(1, round(exc.retry_after)))} if isinstance(exc, Overloaded) else None
-        )
+        retry_after = exc.retry_after if isinstance(exc, (Overloaded, UpstreamUnavailable)) else None
+        headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

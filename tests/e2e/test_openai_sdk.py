@@ -1,4 +1,5 @@
-"""End to end: ``mindfu serve`` on SmolLM2 in a subprocess, used through the official openai SDK."""
+"""End to end: ``mindfu serve`` on SmolLM2 in a subprocess, used through the official openai SDK; every test
+runs twice: against the single-process server, and against a gateway talking gRPC to a separate core."""
 
 from __future__ import annotations
 
@@ -31,9 +32,12 @@ WEATHER_TOOL = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("sdk")) as running:
+TOPOLOGIES = ["in-process", "gateway"]
+
+
+@pytest.fixture(scope="module", params=TOPOLOGIES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("sdk"), topology=request.param) as running:
         yield running
 
 
@@ -191,8 +195,10 @@ def test_error_cases_raise_the_matching_sdk_exceptions(client: openai.OpenAI, se
     assert server.ready()["status"] == "ready"
 
 
-def test_api_keys_guard_everything_but_health(tmp_path: Path) -> None:
-    with running_server(tmp_path, env={"MINDFU_API_KEYS": "sk-one,sk-two"}) as guarded:
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_api_keys_guard_everything_but_health(tmp_path: Path, topology: str) -> None:
+    env = {"MINDFU_API_KEYS": "sk-one,sk-two"}
+    with running_server(tmp_path, env=env, topology=topology) as guarded:
         assert httpx.get(f"{guarded.url}/health").status_code == 200
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=guarded.base_url, api_key="sk-wrong", max_retries=0).models.list()

@@ -11,13 +11,14 @@ from fastapi.testclient import TestClient
 from mindfu_core.domain.chat import ToolCall
 from mindfu_core.domain.conversations import CompletionStatus, Conversation
 from tests.fakes import Reply, ScriptedEngine
+from tests.loopback import core_services
 
 HEADER = "X-MindFu-Conversation-Id"
 
 
 def logged(client: TestClient, conversation_id: str) -> Conversation:
     """The conversation as stored, once the log's writer has caught up."""
-    services = client.app.state.services  # type: ignore[attr-defined]
+    services = core_services(client)
 
     async def read() -> Conversation:
         # errors and cancellations are handed over in the background: poll until the writer has them

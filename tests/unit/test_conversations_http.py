@@ -26,6 +26,7 @@ from mindfu_core.domain.conversations import CompletionRecord, CompletionStatus,
 from mindfu_core.ports.conversation_store import ConversationStore
 from mindfu_http.app import create_app
 from tests.fakes import HashEmbedder, ScriptedEngine
+from tests.loopback import LoopbackCore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TOOLS = [{"type": "function", "function": {"name": "weather", "description": "", "parameters": {}}}]
@@ -42,7 +43,7 @@ class Api:
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+def api(request: pytest.FixtureRequest, tmp_path: Path, topology: str) -> Iterator[Api]:
     settings = Settings(data_dir=tmp_path, api_keys="k", conversations={"enabled": False})  # type: ignore[arg-type]
     container = build_container(settings)
     container.llm_engine.override(providers.Object(ScriptedEngine()))
@@ -51,7 +52,9 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     if request.param == "memory":
         container.conversation_store.override(providers.Object(InMemoryConversationStore()))
     headers = {"Authorization": "Bearer k"}
-    with TestClient(create_app(container), raise_server_exceptions=False, headers=headers) as client:
+    runtime = LoopbackCore(container) if topology == "gateway" else None
+    app = create_app(container, runtime=runtime)
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as client:
         store = client.portal.call(resolve, container.conversation_store)  # type: ignore[union-attr]
         yield Api(client, store)
 

@@ -253,10 +253,13 @@ def test_api_keys_file(make_client: Any, tmp_path: Any) -> None:
         assert client.get("/v1/models").status_code == 401
 
 
-def test_health_ready_reports_engine_stats(make_client: Any) -> None:
+def test_health_ready_reports_engine_stats(make_client: Any, topology: str) -> None:
     with make_client() as client:
         body = client.get("/health/ready").json()
     assert body["status"] == "ready"
+    if topology == "gateway":  # the core's detail, and the core itself
+        assert body["role"] == "gateway" and body["core"]["status"] == "ready"
+        assert body["core"]["address"].startswith("127.0.0.1:")
     assert body["engines"][0]["model"] == "scripted"
     assert {"slots", "active", "queued", "tokens_generated_total"} <= set(body["engines"][0])
 

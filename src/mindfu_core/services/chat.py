@@ -85,6 +85,14 @@ class ChatService:
         """One served model; ``NotFound`` if no engine serves ``model_id``."""
         return self.engine_for(model_id).model_info()
 
+    async def list_models(self) -> list[ModelInfo]:
+        """Every served model (the application interface: a remote core answers over the network)."""
+        return self.models()
+
+    async def get_model(self, model_id: str) -> ModelInfo:
+        """One served model; ``NotFound`` if no engine serves ``model_id``."""
+        return self.model(model_id)
+
     def engine_for(self, model_id: str) -> LLMEngine:
         """The engine serving ``model_id``."""
         try:

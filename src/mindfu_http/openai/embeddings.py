@@ -9,13 +9,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mindfu_core.errors import InvalidRequest, NotFound
-from mindfu_http.deps import embedder
+from mindfu_core.errors import InvalidRequest
+from mindfu_http.deps import embeddings
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-#: Inputs per request, as OpenAI allows.
-MAX_INPUTS = 2048
 
 
 class EmbeddingIn(BaseModel):
@@ -29,19 +26,10 @@ class EmbeddingIn(BaseModel):
 
 def _texts(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
     if isinstance(value, str):
-        texts = [value]
-    elif all(isinstance(item, str) for item in value):
-        texts = [str(item) for item in value]
-    else:
-        raise InvalidRequest("token-id input is not supported; send text", param="input")
-    if not texts:
-        raise InvalidRequest("input must not be empty", param="input")
-    if len(texts) > MAX_INPUTS:
-        raise InvalidRequest(f"at most {MAX_INPUTS} inputs per request", param="input")
-    for position, text in enumerate(texts):
-        if not text:
-            raise InvalidRequest(f"input[{position}] is an empty string", param="input")
-    return texts
+        return [value]
+    if all(isinstance(item, str) for item in value):
+        return [str(item) for item in value]
+    raise InvalidRequest("token-id input is not supported; send text", param="input")
 
 
 def _encode(vector: list[float], encoding: str) -> list[float] | str:
@@ -52,26 +40,13 @@ def _encode(vector: list[float], encoding: str) -> list[float] | str:
 
 @router.post("/embeddings", summary="Create embeddings (OpenAI-compatible)")
 async def create_embeddings(body: EmbeddingIn, request: Request) -> dict[str, Any]:
-    model = embedder(request)
-    if body.model not in (model.model_id, f"sentence-transformers/{model.model_id}"):
-        raise NotFound(
-            f"The embedding model '{body.model}' does not exist; this server embeds with '{model.model_id}'",
-            param="model",
-            code="model_not_found",
-        )
-    if body.dimensions is not None and body.dimensions != model.dimension:
-        raise InvalidRequest(
-            f"{model.model_id} has {model.dimension} dimensions and cannot shorten them", param="dimensions"
-        )
-    texts = _texts(body.input)
-    vectors = await model.embed(texts)
-    tokens = await model.count_tokens(texts)
+    found = await embeddings(request).embed(body.model, _texts(body.input), dimensions=body.dimensions)
     return {
         "object": "list",
         "data": [
-            {"object": "embedding", "index": index, "embedding": _encode(vector, body.encoding_format)}
-            for index, vector in enumerate(vectors)
+            {"object": "embedding", "index": index, "embedding": _encode(list(vector), body.encoding_format)}
+            for index, vector in enumerate(found.vectors)
         ],
-        "model": model.model_id,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "model": found.model,
+        "usage": {"prompt_tokens": found.prompt_tokens, "total_tokens": found.prompt_tokens},
     }

@@ -14,9 +14,12 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 
 @router.get("/models", summary="List the served models")
 async def list_models(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": [model_object(info) for info in chat_service(request).models()]}
+    return {
+        "object": "list",
+        "data": [model_object(info) for info in await chat_service(request).list_models()],
+    }
 
 
 @router.get("/models/{model_id:path}", summary="Describe one served model")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    return model_object(chat_service(request).model(model_id))
+    return model_object(await chat_service(request).get_model(model_id))

@@ -1,0 +1,140 @@
+"""The application interface: what an edge (HTTP, gRPC, CLI) asks of MindFu.
+
+The in-process services implement it, and so does the gRPC client of a remote core, so the HTTP facade
+serves either one unchanged (``mindfu serve`` or ``mindfu serve --role gateway``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mindfu_core.domain.chat import ChatResult, GenerationRequest, ModelInfo
+from mindfu_core.domain.conversations import (
+    CallContext,
+    Conversation,
+    ConversationFilter,
+    ConversationPage,
+    Feedback,
+)
+from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
+from mindfu_core.domain.retrieval import RetrievalOptions
+from mindfu_core.services.chat import ChatStream
+from mindfu_core.services.chunking import ChunkingPolicy
+from mindfu_core.services.embeddings import Embeddings
+
+
+class ChatApi(Protocol):
+    """Chat and text completions over the served models (``ChatService``)."""
+
+    async def list_models(self) -> list[ModelInfo]: ...
+
+    async def get_model(self, model_id: str) -> ModelInfo: ...
+
+    async def complete(self, request: GenerationRequest, context: CallContext = ...) -> ChatResult: ...
+
+    async def stream(self, request: GenerationRequest, context: CallContext = ...) -> ChatStream: ...
+
+
+class DocumentApi(Protocol):
+    """Ingestion and the document registry (``IngestionService``)."""
+
+    @property
+    def policy(self) -> ChunkingPolicy: ...
+
+    async def ingest(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        collection: str = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        policy: ChunkingPolicy | None = ...,
+    ) -> IngestResult: ...
+
+    async def ingest_text(
+        self,
+        content: str,
+        *,
+        name: str,
+        collection: str = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        policy: ChunkingPolicy | None = ...,
+    ) -> IngestResult: ...
+
+    async def get(self, document_id: str) -> Document: ...
+
+    async def list(
+        self, *, collection: str | None = ..., limit: int = ..., offset: int = ...
+    ) -> list[Document]: ...
+
+    async def delete(self, document_id: str) -> Document: ...
+
+
+class RetrievalApi(Protocol):
+    """What a query retrieves, and the options requests start from (``Retriever``)."""
+
+    @property
+    def defaults(self) -> RetrievalOptions: ...
+
+    def options(self, **overrides: object) -> RetrievalOptions: ...
+
+    async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]: ...
+
+
+class EmbeddingApi(Protocol):
+    """The embedding model (``EmbeddingService``)."""
+
+    async def embed(
+        self, model: str, texts: Sequence[str], *, dimensions: int | None = ...
+    ) -> Embeddings: ...
+
+
+class ConversationApi(Protocol):
+    """Review of the logged conversations (``ConversationService``)."""
+
+    async def list(
+        self, where: ConversationFilter | None = ..., *, limit: int = ..., cursor: str | None = ...
+    ) -> ConversationPage: ...
+
+    async def get(self, conversation_id: str) -> Conversation: ...
+
+    async def delete(self, conversation_id: str) -> None: ...
+
+    async def add_feedback(
+        self, conversation_id: str, *, rating: int, comment: str | None = ..., completion_id: str | None = ...
+    ) -> Feedback: ...
+
+    def export(self, where: ConversationFilter | None = ...) -> AsyncIterator[Conversation]: ...
+
+    def export_examples(self, where: ConversationFilter | None = ...) -> AsyncIterator[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Health:
+    """Readiness and its detail (engines, queues, the core a gateway talks to)."""
+
+    ready: bool
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Application(Protocol):
+    """Everything an edge serves."""
+
+    @property
+    def chat(self) -> ChatApi: ...
+
+    @property
+    def documents(self) -> DocumentApi: ...
+
+    @property
+    def retrieval(self) -> RetrievalApi: ...
+
+    @property
+    def embeddings(self) -> EmbeddingApi: ...
+
+    @property
+    def conversations(self) -> ConversationApi: ...
+
+    async def health(self) -> Health: ...
