@@ -66,6 +66,7 @@ check: lint typecheck arch proto-check test
 bench: install
 	$(PIP) install --quiet "llama-cpp-python[server]==0.3.36" openai
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/topology.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

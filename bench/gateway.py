@@ -358,7 +358,7 @@ def start_mindfu(model: Path, *, slots: int, threads: int, workdir: Path) -> Ser
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mindfu_cli"]
     return start_server(
         MINDFU,
-        [*cmd, "serve", "--port", str(port)],
+        [*cmd, "serve", "--port", str(port), "--grpc-port", "0"],
         env=env,
         ready_path="/health/ready",
         port=port,
