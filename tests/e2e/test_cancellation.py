@@ -1,4 +1,5 @@
-"""A client that goes away stops the work it asked for, streamed or not, and frees the engine."""
+"""A client that goes away stops the work it asked for, streamed or not, and frees the engine: on the
+single-process server, and through a gateway (the gateway cancels its gRPC call, the core stops)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ pytestmark = pytest.mark.slow
 MAX_TOKENS = 16000
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["in-process", "gateway"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # The tiny model never emits its end token, so only cancellation can stop it before MAX_TOKENS.
     folder = tmp_path_factory.mktemp("cancel")
     model = write_tiny_gguf(folder / "tiny.gguf", context_length=16384)
@@ -28,7 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "MINDFU_LLM__CONTEXT_LENGTH": "16384",
         "MINDFU_LLM__THREADS": "1",
     }
-    with running_server(folder, env=env) as running:
+    with running_server(folder, env=env, topology=request.param) as running:
         yield running
 
 

@@ -56,6 +56,11 @@ async def test_models_list_and_get(make_core: CoreFactory) -> None:
         assert listed.models[0].context_length == 256 and listed.models[0].engine == "scripted"
         got = await core.models.GetModel(models_pb2.GetModelRequest(id="scripted"))
         assert got.model.id == "scripted"
+        status = await core.models.GetStatus(models_pb2.GetStatusRequest())
+        assert status.ready
+        (engine,) = status.detail["engines"]
+        assert engine["model"] == "scripted" and engine["slots"] == 1 and engine["ready"] is True
+        assert "queue_depth" in status.detail["conversation_log"]
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await core.models.GetModel(models_pb2.GetModelRequest(id="nope"))
         assert caught.value.code() is grpc.StatusCode.NOT_FOUND
