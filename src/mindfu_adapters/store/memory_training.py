@@ -1,0 +1,69 @@
+"""A TrainingJobStore held in this process (library use and tests; nothing survives a restart)."""
+
+from __future__ import annotations
+
+from mindfu_core.domain.training import JobEvent, JobStatus, TrainingFile, TrainingJob
+from mindfu_core.errors import Conflict, NotFound
+
+
+class InMemoryTrainingJobStore:
+    """Files, jobs and events in dicts and lists."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, TrainingFile] = {}
+        self._jobs: dict[str, TrainingJob] = {}
+        self._order: list[str] = []
+        self._events: list[JobEvent] = []
+
+    async def add_file(self, file: TrainingFile) -> None:
+        if file.id in self._files:
+            raise Conflict(f"training file {file.id} exists")
+        self._files[file.id] = file
+
+    async def get_file(self, file_id: str) -> TrainingFile | None:
+        return self._files.get(file_id)
+
+    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
+        return sorted(self._files.values(), key=lambda f: (f.created_at, f.id), reverse=True)[:limit]
+
+    async def delete_file(self, file_id: str) -> bool:
+        return self._files.pop(file_id, None) is not None
+
+    async def create(self, job: TrainingJob) -> None:
+        if job.id in self._jobs:
+            raise Conflict(f"training job {job.id} exists")
+        self._jobs[job.id] = job
+        self._order.append(job.id)
+
+    async def get(self, job_id: str) -> TrainingJob | None:
+        return self._jobs.get(job_id)
+
+    async def list_jobs(
+        self, *, limit: int = 20, after: str | None = None, statuses: tuple[JobStatus, ...] | None = None
+    ) -> list[TrainingJob]:
+        ordered = sorted(self._jobs.values(), key=lambda j: (j.created_at, j.id), reverse=True)
+        if after is not None:
+            if after not in self._jobs:
+                raise NotFound(f"no training job {after!r} to list after", param="after")
+            anchor = self._jobs[after]
+            ordered = [j for j in ordered if (j.created_at, j.id) < (anchor.created_at, anchor.id)]
+        if statuses:
+            ordered = [j for j in ordered if j.status in statuses]
+        return ordered[:limit]
+
+    async def update(self, job: TrainingJob) -> None:
+        if job.id not in self._jobs:
+            raise NotFound(f"no training job {job.id!r}")
+        self._jobs[job.id] = job
+
+    async def add_event(self, event: JobEvent) -> None:
+        self._events.append(event)
+
+    async def events(self, job_id: str, *, limit: int = 20, after: str | None = None) -> list[JobEvent]:
+        mine = [e for e in reversed(self._events) if e.job_id == job_id]
+        if after is not None:
+            ids = [e.id for e in mine]
+            if after not in ids:
+                raise NotFound(f"no event {after!r} to list after", param="after")
+            mine = mine[ids.index(after) + 1 :]
+        return mine[:limit]

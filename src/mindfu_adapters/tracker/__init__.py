@@ -1,0 +1,1 @@
+"""ExperimentTracker adapters: MLflow, and an in-memory one."""

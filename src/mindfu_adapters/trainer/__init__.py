@@ -1,0 +1,1 @@
+"""Trainer adapters: QLoRA with transformers, peft, trl and bitsandbytes."""

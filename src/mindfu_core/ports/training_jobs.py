@@ -1,0 +1,41 @@
+"""The TrainingJobStore port: durable records of uploaded training files, jobs and their events."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mindfu_core.domain.training import JobEvent, JobStatus, TrainingFile, TrainingJob
+
+
+class TrainingJobStore(Protocol):
+    """Where fine-tuning state lives (SQL in production; it must survive a server restart)."""
+
+    async def add_file(self, file: TrainingFile) -> None: ...
+
+    async def get_file(self, file_id: str) -> TrainingFile | None: ...
+
+    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
+        """Newest first."""
+        ...
+
+    async def delete_file(self, file_id: str) -> bool: ...
+
+    async def create(self, job: TrainingJob) -> None: ...
+
+    async def get(self, job_id: str) -> TrainingJob | None: ...
+
+    async def list_jobs(
+        self, *, limit: int = 20, after: str | None = None, statuses: tuple[JobStatus, ...] | None = None
+    ) -> list[TrainingJob]:
+        """Newest first; ``after`` is the id of the last job of the previous page."""
+        ...
+
+    async def update(self, job: TrainingJob) -> None:
+        """Replace the stored record of ``job.id`` (``NotFound`` when there is none)."""
+        ...
+
+    async def add_event(self, event: JobEvent) -> None: ...
+
+    async def events(self, job_id: str, *, limit: int = 20, after: str | None = None) -> list[JobEvent]:
+        """Newest first; ``after`` is the id of the last event of the previous page."""
+        ...
