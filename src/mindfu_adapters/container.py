@@ -26,6 +26,8 @@ from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.ports.parser import DocumentParser
 from mindfu_core.ports.sparse_encoder import SparseEncoder
+from mindfu_core.ports.training_jobs import TrainingJobStore
+from mindfu_core.ports.training_runner import TrainingRunner
 from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.chunking import ChunkingPolicy
@@ -33,6 +35,7 @@ from mindfu_core.services.conversations import ConversationRecorder, Conversatio
 from mindfu_core.services.embeddings import EmbeddingService
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService
 from mindfu_core.services.retrieval import Retriever
+from mindfu_core.services.training import TrainingService
 
 if TYPE_CHECKING:
     from mindfu_adapters.store.sql import Database
@@ -200,6 +203,55 @@ def _recorder(
     return ConversationRecorder(log, store, lookup_timeout=settings.conversations.lookup_timeout_ms / 1000)
 
 
+def _training_store(database: Database) -> TrainingJobStore:
+    from mindfu_adapters.store.training import SqlTrainingJobStore
+
+    return SqlTrainingJobStore(database)
+
+
+def _training_runner(settings: Settings) -> TrainingRunner:
+    from mindfu_adapters.jobs.runner import SubprocessTrainingRunner
+
+    config = settings.training
+    return SubprocessTrainingRunner(
+        settings.training_dir(),
+        base_models={name: path.expanduser() for name, path in config.base_models.items()},
+        tracking_uri=settings.tracking_uri(),
+        artifact_root=settings.data_dir.expanduser() / "mlflow-artifacts",
+        experiment=config.experiment,
+        cancel_grace_s=config.cancel_grace_s,
+        merge=config.merge,
+    )
+
+
+async def _training_resource(
+    settings: Settings,
+    store: TrainingJobStore,
+    conversations: ConversationService,
+    log: CompletionLog | None,
+) -> AsyncIterator[TrainingService | None]:
+    """The fine-tuning service and its scheduler (``None`` with training off); stopped at shutdown."""
+    if not settings.training.enabled:
+        yield None
+        return
+    from mindfu_adapters.store.blobs import LocalBlobStore
+
+    service = TrainingService(
+        store,
+        _training_runner(settings),
+        LocalBlobStore(settings.data_dir.expanduser() / "files"),
+        conversations.export,
+        max_file_bytes=settings.training.max_file_bytes,
+        # a dataset of the logged conversations includes every chat already answered
+        catch_up=(lambda: log.flush(settings.conversations.shutdown_flush_s)) if log is not None else None,
+    )
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.aclose()
+
+
 def _embedder(settings: Settings) -> Embedder:
     embedding = settings.embedding
     if embedding.backend == "sentence_transformers":
@@ -335,6 +387,10 @@ class Container(containers.DeclarativeContainer):
         conversation_store,
         retention_days=providers.Callable(lambda s: s.conversations.retention_days, settings),
     )
+    training_store = providers.Singleton(_training_store, database)
+    training_service = providers.Resource(
+        _training_resource, settings, training_store, conversation_service, completion_log
+    )
     chat_service = providers.Singleton(
         ChatService,
         engines=providers.List(llm_engine),
@@ -354,6 +410,7 @@ class Services:
     embeddings: EmbeddingService
     conversations: ConversationService
     completion_log: CompletionLog | None = None  # for health detail (queue depth, failures)
+    training: TrainingService | None = None  # fine-tuning runs in the process that holds the engine
 
     async def health(self) -> Health:
         """Ready when every engine is; the conversation log is detail only (chats never wait for it)."""
@@ -386,6 +443,7 @@ async def start(container: Container) -> Services:
         embeddings=EmbeddingService(await resolve(container.embedder)),
         conversations=await resolve(container.conversation_service),
         completion_log=await resolve(container.completion_log),
+        training=await resolve(container.training_service),
     )
 
 

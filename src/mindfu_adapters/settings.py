@@ -178,6 +178,27 @@ class ConversationSettings(BaseModel):
     retention_interval_s: float = Field(default=3600.0, gt=0, description="How often retention runs.")
 
 
+class TrainingSettings(BaseModel):
+    """Fine-tuning (``MINDFU_TRAINING__...``): job folders, which models can be tuned, MLflow."""
+
+    enabled: bool = Field(default=True, description="Serve the fine-tuning API and run queued jobs.")
+    dir: Path | None = Field(default=None, description="Job folders; default <data_dir>/training.")
+    base_models: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Served model id -> a Hugging Face model folder with its trainable weights "
+        '(JSON in the environment: {"devstral-small-2": "/models/Devstral-Small-2"}).',
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default SQLite at <data_dir>/mlflow.db."
+    )
+    experiment: str = "mindfu-finetune"
+    max_file_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    cancel_grace_s: float = Field(
+        default=300.0, gt=0, description="How long a cancelled job may take to stop."
+    )
+    merge: bool = Field(default=True, description="Merge the adapter into the base model after training.")
+
+
 class Settings(BaseSettings):
     """Everything MindFu can be told; one instance is built at start-up and handed to the container."""
 
@@ -203,6 +224,7 @@ class Settings(BaseSettings):
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     rag: RagSettings = Field(default_factory=RagSettings)
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -229,6 +251,14 @@ class Settings(BaseSettings):
     def spool_dir(self) -> Path:
         """Where the conversation log's queue and dead letters live."""
         return (self.conversations.spool_dir or self.data_dir / "conversations").expanduser()
+
+    def training_dir(self) -> Path:
+        """Where training jobs keep their datasets, checkpoints and models."""
+        return (self.training.dir or self.data_dir / "training").expanduser()
+
+    def tracking_uri(self) -> str:
+        """The MLflow tracking store."""
+        return self.training.tracking_uri or f"sqlite:///{self.data_dir.expanduser() / 'mlflow.db'}"
 
     def all_api_keys(self) -> list[str]:
         """Configured keys from the setting and the keys file (blank lines and ``#`` comments skipped)."""

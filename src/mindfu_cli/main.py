@@ -109,6 +109,33 @@ def _parser() -> argparse.ArgumentParser:
         if action is not export:
             action.add_argument("--json", action="store_true", help="print JSON")
 
+    training = commands.add_parser("train", help="fine-tune a served model (through a running server)")
+    train_commands = training.add_subparsers(dest="train_command", metavar="ACTION")
+    start = train_commands.add_parser("start", help="start a job on the logged conversations or a JSONL file")
+    start.add_argument("--model", required=True, help="the served model to tune")
+    start.add_argument("--file", metavar="JSONL", help="train on this file (OpenAI chat format) instead")
+    start.add_argument("--epochs", type=int)
+    start.add_argument("--max-steps", type=int)
+    start.add_argument("--learning-rate", type=float)
+    start.add_argument("--lora-r", type=int)
+    start.add_argument("--min-turns", type=int, help="conversations with at least N assistant replies")
+    start.add_argument("--suffix", help="the tuned model's name part")
+    start.add_argument("--experiment", help="the MLflow experiment")
+    start.add_argument("--register", choices=["always", "if_better", "never"])
+    status = train_commands.add_parser("status", help="a job (default: the newest) with its latest events")
+    status.add_argument("job_id", nargs="?", metavar="ID")
+    for action in (start, status):
+        action.add_argument("--follow", action="store_true", help="wait for the end, with a progress bar")
+        action.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_commands.add_parser("cancel", help="stop a job after its current step").add_argument(
+        "job_id", metavar="ID"
+    )
+    jobs = train_commands.add_parser("list", help="jobs, newest first")
+    jobs.add_argument("--limit", type=int, default=20)
+    for action in train_commands.choices.values():
+        action.add_argument("--server", metavar="URL", help="the server (default http://127.0.0.1:11434)")
+        action.add_argument("--json", action="store_true", help="print JSON")
+
     database = commands.add_parser("db", help="migrate the database schema (alembic)")
     db_commands = database.add_subparsers(dest="db_command", metavar="ACTION")
     db_commands.add_parser("upgrade", help="to the newest schema").add_argument("revision", nargs="?")
@@ -185,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mindfu_cli.conversations import conversations
 
         return conversations(args.conversations_command, vars(args))
+    if args.command == "train" and args.train_command:
+        from mindfu_cli.train import train
+
+        return train(args.train_command, vars(args))
     if args.command == "db" and args.db_command:
         from mindfu_cli.db import db
 

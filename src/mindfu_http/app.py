@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 
 import mindfu_core
 from mindfu_adapters.container import Container, start, stop
+from mindfu_adapters.settings import DEFAULT_MODEL_ID
 from mindfu_core.application import Application
 from mindfu_http import health
 from mindfu_http.auth import ApiKeys, require_api_key
@@ -19,6 +20,7 @@ from mindfu_http.documents import routes as documents
 from mindfu_http.errors import install_error_handlers
 from mindfu_http.middleware import RequestContext
 from mindfu_http.openai import chat, embeddings, models
+from mindfu_http.training import routes as training
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ def create_app(container: Container, *, runtime: Runtime | None = None) -> FastA
     app.state.api_keys = ApiKeys(settings.all_api_keys())
     app.state.services = None
     app.state.runtime = lifetime
+    app.state.training_experiment = settings.training.experiment
+    app.state.default_model = settings.llm.model_id or DEFAULT_MODEL_ID
     install_error_handlers(app)
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
@@ -80,11 +84,15 @@ def create_app(container: Container, *, runtime: Runtime | None = None) -> FastA
     app.include_router(embeddings.router, dependencies=protected)
     app.include_router(documents.router, dependencies=protected)
     app.include_router(conversations.router, dependencies=protected)
+    app.include_router(training.router, dependencies=protected)
     # uploads may be as large as the ingestion limit, plus the multipart or JSON envelope around them
     upload_limit = max(settings.http.max_body_bytes, settings.rag.max_upload_bytes + 1024 * 1024)
     app.add_middleware(
         RequestContext,
         max_body=settings.http.max_body_bytes,
-        limits={path: upload_limit for path in documents.UPLOAD_PATHS},
+        limits={
+            **{path: upload_limit for path in documents.UPLOAD_PATHS},
+            **{path: settings.training.max_file_bytes + 1024 * 1024 for path in training.UPLOAD_PATHS},
+        },
     )
     return app

@@ -70,3 +70,7 @@ class CompletionLog(Protocol):
     async def submit(self, record: CompletionRecord) -> None:
         """Keep ``record`` safely (it reaches the ConversationStore later); must not wait for the store."""
         ...
+
+    async def flush(self, within: float) -> bool:
+        """Wait until everything submitted so far is in the store (true) or ``within`` seconds pass."""
+        ...

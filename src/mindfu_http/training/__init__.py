@@ -1,0 +1,1 @@
+"""The OpenAI fine-tuning API (files and jobs) and the seed's /train aliases."""

@@ -1,0 +1,136 @@
+"""Files (``purpose: fine-tune``), fine-tuning jobs, their events and checkpoints; ``/train`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+
+from mindfu_core.errors import InvalidRequest, NotFound, UpstreamUnavailable
+from mindfu_core.services.training import TrainingService
+from mindfu_http.deps import application
+from mindfu_http.documents.routes import safe_name
+from mindfu_http.training.wire import (
+    JobIn,
+    MindfuJobIn,
+    TrainStartIn,
+    checkpoint_object,
+    event_object,
+    file_object,
+    job_object,
+)
+
+router = APIRouter(tags=["fine-tuning"])
+#: Paths whose bodies may be as large as a training file.
+UPLOAD_PATHS = ("/v1/files",)
+
+
+def training(request: Request) -> TrainingService:
+    found = getattr(application(request), "training", False)
+    if found is False:
+        raise UpstreamUnavailable("fine-tuning runs in the core: this gateway does not serve it yet")
+    if found is None:
+        raise NotFound("fine-tuning is turned off on this server (MINDFU_TRAINING__ENABLED)")
+    assert isinstance(found, TrainingService)
+    return found
+
+
+def _experiment(request: Request) -> str:
+    return str(request.app.state.training_experiment)
+
+
+@router.post("/v1/files", summary="Upload a training file (JSONL in the chat fine-tuning format)")
+async def upload_file(
+    request: Request,
+    file: Annotated[UploadFile, File(description="The JSONL file")],
+    purpose: Annotated[str, Form()] = "fine-tune",
+) -> dict[str, Any]:
+    try:
+        data = await file.read()
+    finally:
+        await file.close()
+    stored = await training(request).upload_file(data, filename=safe_name(file.filename), purpose=purpose)
+    return file_object(stored)
+
+
+@router.get("/v1/files", summary="List training files")
+async def list_files(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    files = await training(request).list_files(limit=limit)
+    return {"object": "list", "data": [file_object(f) for f in files], "has_more": False}
+
+
+@router.get("/v1/files/{file_id}", summary="One training file")
+async def get_file(file_id: str, request: Request) -> dict[str, Any]:
+    return file_object(await training(request).get_file(file_id))
+
+
+@router.delete("/v1/files/{file_id}", summary="Delete a training file")
+async def delete_file(file_id: str, request: Request) -> dict[str, Any]:
+    deleted = await training(request).delete_file(file_id)
+    return {"id": deleted.id, "object": "file", "deleted": True}
+
+
+@router.post(
+    "/v1/fine_tuning/jobs", summary="Create a fine-tuning job (from a file or the logged conversations)"
+)
+async def create_job(body: JobIn, request: Request) -> dict[str, Any]:
+    return job_object(await training(request).create_job(body.to_spec(_experiment(request))))
+
+
+@router.get("/v1/fine_tuning/jobs", summary="List fine-tuning jobs, newest first")
+async def list_jobs(
+    request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None
+) -> dict[str, Any]:
+    jobs = await training(request).list_jobs(limit=min(limit + 1, 100), after=after)
+    return {"object": "list", "data": [job_object(j) for j in jobs[:limit]], "has_more": len(jobs) > limit}
+
+
+@router.get("/v1/fine_tuning/jobs/{job_id}", summary="One fine-tuning job, with its progress")
+async def get_job(job_id: str, request: Request) -> dict[str, Any]:
+    return job_object(await training(request).get_job(job_id))
+
+
+@router.get("/v1/fine_tuning/jobs/{job_id}/events", summary="A job's events, newest first")
+async def job_events(
+    job_id: str, request: Request, limit: Annotated[int, Query(ge=1, le=99)] = 20, after: str | None = None
+) -> dict[str, Any]:
+    events = await training(request).events(job_id, limit=limit + 1, after=after)
+    return {
+        "object": "list",
+        "data": [event_object(e) for e in events[:limit]],
+        "has_more": len(events) > limit,
+    }
+
+
+@router.post("/v1/fine_tuning/jobs/{job_id}/cancel", summary="Cancel a job (it stops after its current step)")
+async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
+    return job_object(await training(request).cancel_job(job_id))
+
+
+@router.get("/v1/fine_tuning/jobs/{job_id}/checkpoints", summary="A job's saved checkpoints, newest first")
+async def job_checkpoints(job_id: str, request: Request) -> dict[str, Any]:
+    service = training(request)
+    job = await service.get_job(job_id)
+    found = await service.checkpoints(job_id)
+    return {"object": "list", "data": [checkpoint_object(job, c) for c in found], "has_more": False}
+
+
+@router.post("/train/start", summary="Train on the logged conversations (the seed's route)")
+async def train_start(body: TrainStartIn, request: Request) -> dict[str, Any]:
+    model = body.model or request.app.state.default_model
+    if not model:
+        raise InvalidRequest("no model to train: name one", param="model")
+    job = JobIn(
+        model=model,
+        hyperparameters={"n_epochs": body.num_epochs},  # type: ignore[arg-type]
+        mindfu=MindfuJobIn(experiment=body.experiment_name, max_steps=body.max_steps),
+    )
+    return job_object(await training(request).create_job(job.to_spec(_experiment(request))))
+
+
+@router.get("/train/status", summary="The newest fine-tuning job (the seed's route)")
+async def train_status(request: Request) -> dict[str, Any]:
+    jobs = await training(request).list_jobs(limit=1)
+    if not jobs:
+        raise NotFound("no fine-tuning job has been started")
+    return job_object(jobs[0])

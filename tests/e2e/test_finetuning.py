@@ -1,0 +1,183 @@
+"""Fine-tuning end to end on the CPU: the HTTP API over the real worker process, QloraTrainer on a tiny
+Llama built here, MLflow read back through its own client; training from an uploaded file and from the
+logged conversations, cancellation, and a job a server restart interrupted resuming from its checkpoint."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+from fastapi.testclient import TestClient
+
+from mindfu_adapters.container import build_container
+from mindfu_adapters.settings import Settings
+from mindfu_adapters.vector_store.memory import InMemoryVectorStore
+from mindfu_http.app import create_app
+from tests.fakes import HashEmbedder, Reply, ScriptedEngine
+from tests.fixtures.tiny_llama import write_tiny_llama
+
+pytestmark = pytest.mark.slow
+FAST = {"gradient_accumulation": 1, "learning_rate": 0.002, "logging_steps": 2, "save_steps": 4}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@contextmanager
+def server(data: Path, tiny: Path, engine: ScriptedEngine | None = None) -> Iterator[TestClient]:
+    settings = Settings(data_dir=data, training={"base_models": {"scripted": str(tiny)}})  # type: ignore[arg-type]
+    container = build_container(settings)
+    container.llm_engine.override(providers.Object(engine or ScriptedEngine()))
+    container.embedder.override(providers.Object(HashEmbedder()))
+    container.vector_store.override(providers.Object(InMemoryVectorStore()))
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        yield client
+
+
+def wait_for(
+    client: TestClient, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 300
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/fine_tuning/jobs/{job_id}").json()
+        if done(job):
+            return job
+        assert time.monotonic() < deadline, f"the job did not get there in time: {job}"
+        time.sleep(0.2)
+
+
+def events(client: TestClient, job_id: str) -> list[str]:
+    body = client.get(f"/v1/fine_tuning/jobs/{job_id}/events", params={"limit": 99}).json()
+    return [e["message"] for e in reversed(body["data"])]
+
+
+def jsonl(count: int) -> bytes:
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {i} plus {i}?"},
+                {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."},
+            ]
+        }
+        for i in range(count)
+    ]
+    return "\n".join(json.dumps(line) for line in lines).encode()
+
+
+def test_a_job_from_an_uploaded_file_trains_tracks_merges_and_registers(tmp_path: Path, tiny: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    with server(tmp_path, tiny) as client:
+        bad = client.post(
+            "/v1/files",
+            files={"file": ("bad.jsonl", io.BytesIO(jsonl(3) + b"\n{oops"))},
+            data={"purpose": "fine-tune"},
+        )
+        assert bad.status_code == 400 and "line 4" in bad.json()["error"]["message"]
+        uploaded = client.post(
+            "/v1/files", files={"file": ("train.jsonl", io.BytesIO(jsonl(40)))}, data={"purpose": "fine-tune"}
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        file = uploaded.json()
+        assert file["object"] == "file" and file["mindfu"]["examples"] == 40
+        created = client.post(
+            "/v1/fine_tuning/jobs",
+            json={
+                "model": "scripted",
+                "training_file": file["id"],
+                "suffix": "sums",
+                "hyperparameters": {"batch_size": 2},
+                "mindfu": {"max_steps": 8, **FAST},
+            },
+        )
+        assert created.status_code == 200, created.text
+        job = created.json()
+        assert job["object"] == "fine_tuning.job" and job["status"] == "queued"
+        assert job["mindfu"]["dataset"]["kept"] == 40
+        done = wait_for(client, job["id"], lambda j: j["status"] in ("succeeded", "failed", "cancelled"))
+        assert done["status"] == "succeeded", done
+        assert done["fine_tuned_model"] == f"ft:scripted:sums:{job['id']}"
+        evaluation = done["mindfu"]["evaluation"]
+        assert evaluation["eval_loss"] < evaluation["base_eval_loss"]
+        artifacts = done["mindfu"]["artifacts"]
+        assert (Path(artifacts["adapter"]) / "adapter_model.safetensors").exists()
+        assert (Path(artifacts["merged"]) / "model.safetensors").exists()
+        assert done["trained_tokens"] > 0 and done["mindfu"]["progress"]["step"] == 8
+        messages = events(client, job["id"])
+        assert (
+            messages[0] == "Created the fine-tuning job"
+            and messages[-1] == "The job has successfully completed"
+        )
+        assert any(m.startswith("Step 8/8: ") for m in messages)
+        steps = [
+            c["step_number"]
+            for c in client.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+        ]
+        assert steps == [8, 4]
+        listed = client.get("/v1/fine_tuning/jobs").json()
+        assert [j["id"] for j in listed["data"]] == [job["id"]]
+
+    mlflow = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = mlflow.get_run(done["mindfu"]["mlflow_run_id"])
+    assert (
+        run.info.status == "FINISHED"
+        and run.data.params["lora_r"] == "16"
+        and run.data.params["lora_alpha"] == "32"
+    )
+    assert [m.step for m in mlflow.get_metric_history(run.info.run_id, "loss")] == [2, 4, 6, 8]
+    assert "base_eval_loss" in run.data.metrics and "perplexity" in run.data.metrics
+    assert [a.path for a in mlflow.list_artifacts(run.info.run_id)] == ["adapter"]
+
+
+def test_conversations_train_cancel_and_resume_after_a_restart(tmp_path: Path, tiny: Path) -> None:
+    engine = ScriptedEngine([Reply(text=f"The code for item {i} is {1000 + 37 * i}.") for i in range(30)])
+    with server(tmp_path, tiny, engine) as client:
+        for i in range(30):
+            reply = client.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "scripted",
+                    "messages": [{"role": "user", "content": f"What is the code for item {i}?"}],
+                },
+            )
+            assert reply.status_code == 200
+        few = client.post(
+            "/v1/fine_tuning/jobs", json={"model": "scripted", "mindfu": {"quality": {"min_turns": 5}}}
+        ).json()
+        assert few["status"] == "failed" and "too_few_turns 30" in few["error"]["message"]
+        job = client.post(
+            "/v1/fine_tuning/jobs",
+            json={"model": "scripted", "mindfu": {"source": "conversations", "max_steps": 2000, **FAST}},
+        ).json()
+        assert job["status"] == "queued" and job["mindfu"]["dataset"]["kept"] == 30, job
+        wait_for(client, job["id"], lambda j: j["mindfu"]["progress"]["step"] >= 5)
+    # the server stopped with the job running: it is still running in its record, with a checkpoint
+    with server(tmp_path, tiny, engine) as client:
+        resumed = wait_for(
+            client, job["id"], lambda j: j["mindfu"]["attempts"] == 2 and j["status"] == "running"
+        )
+        messages = events(client, job["id"])
+        assert any("Interrupted by a server restart" in m for m in messages)
+        wait_for(
+            client,
+            job["id"],
+            lambda j: any(m.startswith("Resuming from checkpoint-") for m in events(client, j["id"])),
+        )
+        cancelled = client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")
+        assert cancelled.status_code == 200
+        final = wait_for(client, job["id"], lambda j: j["status"] == "cancelled")
+        assert final["mindfu"]["progress"]["step"] < 2000 and resumed["mindfu"]["source"] == "conversations"
+        assert client.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints").json()["data"]
+        again = client.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")
+        assert again.status_code == 400
+        status = client.get("/train/status").json()
+        assert status["id"] == job["id"]

@@ -1,0 +1,64 @@
+"""``mindfu train`` against ``mindfu serve``: a JSONL file uploaded and trained on with a progress bar
+(``--follow``), then ``status`` and ``list``; a bad file is refused naming its line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import MINDFU, running_server
+from tests.fixtures.tiny_llama import write_tiny_llama
+
+pytestmark = pytest.mark.slow
+MODEL = "smollm2-135m-instruct"
+
+
+def mindfu(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MINDFU, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
+
+
+def test_train_start_follow_status_and_list(tmp_path: Path) -> None:
+    tiny = write_tiny_llama(tmp_path / "tiny")  # stands in for the served model's trainable weights
+    data = tmp_path / "train.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"Say {i}"},
+                        {"role": "assistant", "content": f"I say {i}."},
+                    ]
+                }
+            )
+            for i in range(24)
+        )
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\n')
+    env = {"MINDFU_TRAINING__BASE_MODELS": json.dumps({MODEL: str(tiny)})}
+    with running_server(tmp_path, env=env) as server:
+        refused = mindfu("train", "start", "--model", MODEL, "--file", str(bad), "--server", server.url)
+        assert refused.returncode == 1 and "line 1" in refused.stderr
+        started = mindfu(
+            "train", "start", "--model", MODEL, "--file", str(data), "--max-steps", "4", "--suffix", "cli",
+            "--follow", "--server", server.url,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        assert "uploaded" in started.stdout and "(24 examples)" in started.stdout
+        final = started.stdout.strip().splitlines()[-1]
+        assert " succeeded " in final and f"ft:{MODEL}:cli:" in final
+        assert "step" in started.stderr  # the progress bar
+        job_id = final.split()[0]
+        status = mindfu("train", "status", "--server", server.url)
+        assert status.returncode == 0 and status.stdout.startswith(job_id)
+        assert "The job has successfully completed" in status.stdout
+        listed = mindfu("train", "list", "--json", "--server", server.url)
+        assert [j["id"] for j in json.loads(listed.stdout)["data"]] == [job_id]
+        missing = mindfu("train", "cancel", "ftjob-nope", "--server", server.url)
+        assert missing.returncode == 1 and "No fine-tuning job" in missing.stderr
