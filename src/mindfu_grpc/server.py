@@ -24,11 +24,14 @@ from mindfu_grpc._pb.mindfu.v1 import (
     embeddings_pb2_grpc,
     models_pb2,
     models_pb2_grpc,
+    training_pb2,
+    training_pb2_grpc,
 )
 from mindfu_grpc.errors import ErrorInterceptor
 from mindfu_grpc.servicers.chat import ChatServicer, ModelServicer
 from mindfu_grpc.servicers.conversations import ConversationServicer
 from mindfu_grpc.servicers.documents import DocumentServicer, EmbeddingServicer
+from mindfu_grpc.servicers.training import TrainingServicer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ SERVICE_NAMES = tuple(
         (embeddings_pb2, "EmbeddingService"),
         (documents_pb2, "DocumentService"),
         (conversations_pb2, "ConversationService"),
+        (training_pb2, "TrainingService"),
     )
 )
 
@@ -54,6 +58,7 @@ class GrpcOptions:
     port: int = 50051
     max_message_bytes: int = 8 * 1024 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
+    experiment: str = "mindfu-finetune"
 
     @classmethod
     def from_settings(
@@ -65,6 +70,7 @@ class GrpcOptions:
             port=settings.grpc.port if port is None else port,
             max_message_bytes=settings.grpc.max_message_bytes,
             max_upload_bytes=settings.rag.max_upload_bytes,
+            experiment=settings.training.experiment,
         )
 
 
@@ -89,6 +95,9 @@ class GrpcServer:
         )
         conversations_pb2_grpc.add_ConversationServiceServicer_to_server(
             ConversationServicer(application), self._server
+        )
+        training_pb2_grpc.add_TrainingServiceServicer_to_server(
+            TrainingServicer(application, experiment=options.experiment), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

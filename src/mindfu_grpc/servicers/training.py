@@ -1,0 +1,76 @@
+"""mindfu.v1.TrainingService."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from mindfu_core.application import Application
+from mindfu_core.errors import NotFound, UpstreamUnavailable
+from mindfu_core.services.training import TrainingService
+from mindfu_grpc._pb.mindfu.v1 import training_pb2 as pb
+from mindfu_grpc._pb.mindfu.v1 import training_pb2_grpc
+from mindfu_grpc.mapping import training as mapping
+
+Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_PAGE = 20
+#: How often a watch looks at the job (progress changes every optimizer step at most).
+WATCH_POLL_S = 0.5
+
+
+class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
+    """Fine-tuning jobs; ``WatchJob`` streams a job's changes until it finishes."""
+
+    def __init__(self, application: Application, *, experiment: str) -> None:
+        self._app = application
+        self._experiment = experiment
+
+    def _service(self) -> TrainingService:
+        found = getattr(self._app, "training", False)
+        if found is False:
+            raise UpstreamUnavailable("fine-tuning runs in the core: this server does not serve it")
+        if found is None:
+            raise NotFound("fine-tuning is turned off on this server (MINDFU_TRAINING__ENABLED)")
+        assert isinstance(found, TrainingService)
+        return found
+
+    async def CreateJob(self, request: pb.CreateJobRequest, context: Context) -> pb.CreateJobResponse:
+        job = await self._service().create_job(mapping.spec_from_pb(request, self._experiment))
+        return pb.CreateJobResponse(job=mapping.job_to_pb(job))
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
+        return pb.GetJobResponse(job=mapping.job_to_pb(await self._service().get_job(request.id)))
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
+        jobs = await self._service().list_jobs(
+            limit=request.limit or DEFAULT_PAGE, after=request.after or None
+        )
+        return pb.ListJobsResponse(jobs=[mapping.job_to_pb(j) for j in jobs])
+
+    async def CancelJob(self, request: pb.CancelJobRequest, context: Context) -> pb.CancelJobResponse:
+        return pb.CancelJobResponse(job=mapping.job_to_pb(await self._service().cancel_job(request.id)))
+
+    async def ListJobEvents(
+        self, request: pb.ListJobEventsRequest, context: Context
+    ) -> pb.ListJobEventsResponse:
+        events = await self._service().events(
+            request.id, limit=request.limit or DEFAULT_PAGE, after=request.after or None
+        )
+        return pb.ListJobEventsResponse(events=[mapping.event_to_pb(e) for e in events])
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: Context
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        service = self._service()
+        last = None
+        while True:
+            job = await service.get_job(request.id)
+            seen = (job.status, job.progress, job.fine_tuned_model, job.error)
+            if seen != last:
+                last = seen
+                yield pb.WatchJobResponse(job=mapping.job_to_pb(job))
+            if job.status.finished:
+                return
+            await asyncio.sleep(WATCH_POLL_S)
