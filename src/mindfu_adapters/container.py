@@ -107,6 +107,31 @@ def prepare_models(settings: Settings, *, force: bool = False) -> Path:
     return prepare_minilm(default_model_dir(settings.data_dir), force=force)
 
 
+def prepare_trainable(settings: Settings, *, force: bool = False) -> Path | None:
+    """Dequantize the served GGUF into trainable Hugging Face weights (None without the training stack)."""
+    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("peft") is None:
+        return None
+    from mindfu_adapters.export.hf import gguf_to_hf, trainable_dir
+
+    path, model_id = resolve_model(settings.llm)
+    return gguf_to_hf(path, trainable_dir(settings.data_dir.expanduser(), model_id), force=force)
+
+
+def _base_models(settings: Settings) -> dict[str, Path]:
+    """Trainable weights per served model id: the settings', and the served model's prepared folder."""
+    from mindfu_adapters.export.hf import find_trainable
+
+    found: dict[str, Path] = {}
+    try:
+        _, model_id = resolve_model(settings.llm)
+    except ConfigurationError:
+        model_id = None
+    if model_id is not None and (prepared := find_trainable(settings.data_dir.expanduser(), model_id)):
+        found[model_id] = prepared
+    found.update({name: path.expanduser() for name, path in settings.training.base_models.items()})
+    return found
+
+
 def pulled_models_dir(settings: Settings) -> Path:
     """Where ``mindfu models pull`` keeps fastembed catalogue models."""
     return settings.data_dir.expanduser() / "models" / "fastembed"
@@ -215,12 +240,14 @@ def _training_runner(settings: Settings) -> TrainingRunner:
     config = settings.training
     return SubprocessTrainingRunner(
         settings.training_dir(),
-        base_models={name: path.expanduser() for name, path in config.base_models.items()},
+        base_models=_base_models(settings),
         tracking_uri=settings.tracking_uri(),
         artifact_root=settings.data_dir.expanduser() / "mlflow-artifacts",
         experiment=config.experiment,
         cancel_grace_s=config.cancel_grace_s,
         merge=config.merge,
+        gguf=config.export_gguf,
+        tools=settings.data_dir.expanduser() / "tools",
     )
 
 
@@ -229,13 +256,20 @@ async def _training_resource(
     store: TrainingJobStore,
     conversations: ConversationService,
     log: CompletionLog | None,
+    chat: ChatService,
 ) -> AsyncIterator[TrainingService | None]:
     """The fine-tuning service and its scheduler (``None`` with training off); stopped at shutdown."""
     if not settings.training.enabled:
         yield None
         return
+    from mindfu_adapters.jobs.serving import Publisher
     from mindfu_adapters.store.blobs import LocalBlobStore
 
+    def build(gguf: Path, name: str) -> LLMEngine:
+        llm = settings.llm.model_copy(update={"model_path": gguf, "model_id": name, "slots": 1})
+        return _ENGINE_FACTORIES[llm.backend](llm)
+
+    publisher = Publisher(chat, build)
     service = TrainingService(
         store,
         _training_runner(settings),
@@ -244,12 +278,14 @@ async def _training_resource(
         max_file_bytes=settings.training.max_file_bytes,
         # a dataset of the logged conversations includes every chat already answered
         catch_up=(lambda: log.flush(settings.conversations.shutdown_flush_s)) if log is not None else None,
+        publish=publisher,
     )
     await service.start()
     try:
         yield service
     finally:
         await service.aclose()
+        await publisher.aclose()
 
 
 def _embedder(settings: Settings) -> Embedder:
@@ -388,15 +424,15 @@ class Container(containers.DeclarativeContainer):
         retention_days=providers.Callable(lambda s: s.conversations.retention_days, settings),
     )
     training_store = providers.Singleton(_training_store, database)
-    training_service = providers.Resource(
-        _training_resource, settings, training_store, conversation_service, completion_log
-    )
     chat_service = providers.Singleton(
         ChatService,
         engines=providers.List(llm_engine),
         max_n=providers.Callable(lambda s: s.http.max_n, settings),
         retriever=retriever,
         recorder=recorder,
+    )
+    training_service = providers.Resource(
+        _training_resource, settings, training_store, conversation_service, completion_log, chat_service
     )
 
 

@@ -197,6 +197,11 @@ class TrainingSettings(BaseModel):
         default=300.0, gt=0, description="How long a cancelled job may take to stop."
     )
     merge: bool = Field(default=True, description="Merge the adapter into the base model after training.")
+    export_gguf: str | None = Field(
+        default="q8_0",
+        description="Export the merged model as GGUF of this type (f16, bf16, q8_0) so llama.cpp serves it "
+        "under the job's fine_tuned_model name; empty: no export.",
+    )
 
 
 class Settings(BaseSettings):

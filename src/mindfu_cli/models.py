@@ -20,6 +20,14 @@ def prepare_models(*, force: bool) -> int:
         print(f"mindfu: {exc.message}", file=sys.stderr)
         return 2
     print(f"embedding model ready in {path} ({time.monotonic() - started:.1f} s)")
+    started = time.monotonic()
+    try:
+        trainable = container.prepare_trainable(Settings(), force=force)
+    except MindFuError as exc:
+        print(f"mindfu: the served model cannot be prepared for fine-tuning: {exc.message}", file=sys.stderr)
+        return 0
+    if trainable is not None:
+        print(f"trainable weights of the served model in {trainable} ({time.monotonic() - started:.1f} s)")
     return 0
 
 

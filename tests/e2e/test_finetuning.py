@@ -34,7 +34,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextmanager
 def server(data: Path, tiny: Path, engine: ScriptedEngine | None = None) -> Iterator[TestClient]:
-    settings = Settings(data_dir=data, training={"base_models": {"scripted": str(tiny)}})  # type: ignore[arg-type]
+    # the tiny Llama's made-up tokenizer is not one llama.cpp's converter knows: no GGUF export here
+    training = {"base_models": {"scripted": str(tiny)}, "export_gguf": None}
+    settings = Settings(data_dir=data, training=training)  # type: ignore[arg-type]
     container = build_container(settings)
     container.llm_engine.override(providers.Object(engine or ScriptedEngine()))
     container.embedder.override(providers.Object(HashEmbedder()))

@@ -41,7 +41,7 @@ def test_train_start_follow_status_and_list(tmp_path: Path) -> None:
     )
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": []}\n')
-    env = {"MINDFU_TRAINING__BASE_MODELS": json.dumps({MODEL: str(tiny)})}
+    env = {"MINDFU_TRAINING__BASE_MODELS": json.dumps({MODEL: str(tiny)}), "MINDFU_TRAINING__EXPORT_GGUF": ""}
     with running_server(tmp_path, env=env) as server:
         refused = mindfu("train", "start", "--model", MODEL, "--file", str(bad), "--server", server.url)
         assert refused.returncode == 1 and "line 1" in refused.stderr

@@ -23,7 +23,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 async def test_create_watch_list_and_events(make_core: CoreFactory, tiny: Path) -> None:
     engine = ScriptedEngine([Reply(text=f"Reply number {i} says {i * 11}.") for i in range(12)])
-    async with make_core(engine, training={"base_models": {"scripted": str(tiny)}}) as core:
+    async with make_core(
+        engine, training={"base_models": {"scripted": str(tiny)}, "export_gguf": None}
+    ) as core:
         for i in range(12):
             question = chat_pb2.ChatMessage(role=chat_pb2.ROLE_USER, content=f"Tell me reply number {i}")
             await core.chat.Complete(chat_pb2.CompleteRequest(model="scripted", messages=[question]))

@@ -64,6 +64,8 @@ class SubprocessTrainingRunner:
         experiment: str = "mindfu-finetune",
         cancel_grace_s: float = 300.0,
         merge: bool = True,
+        gguf: str | None = None,
+        tools: Path | None = None,
     ) -> None:
         self._root = root
         self._base_models = dict(base_models)
@@ -72,6 +74,8 @@ class SubprocessTrainingRunner:
         self._experiment = experiment
         self._grace = cancel_grace_s
         self._merge = merge
+        self._gguf = gguf or None
+        self._tools = tools
         self._processes: dict[str, asyncio.subprocess.Process] = {}
 
     def folder(self, job_id: str) -> Path:
@@ -83,7 +87,8 @@ class SubprocessTrainingRunner:
             known = ", ".join(sorted(self._base_models)) or "none"
             raise NotFound(
                 f"The model '{model}' cannot be fine-tuned here: no trainable weights are configured for it "
-                f"(MINDFU_TRAINING__BASE_MODELS; configured: {known})",
+                f"(run `mindfu models prepare` for the served model, or set MINDFU_TRAINING__BASE_MODELS; "
+                f"configured: {known})",
                 param="model",
                 code="model_not_found",
             )
@@ -137,7 +142,9 @@ class SubprocessTrainingRunner:
             "experiment": job.spec.experiment or self._experiment,
             "mlflow_run_id": job.mlflow_run_id,
             "stats": job.stats.as_dict() if job.stats else None,
-            "merge": self._merge,
+            "merge": self._merge or bool(self._gguf),
+            "gguf": self._gguf,
+            "tools": str(self._tools) if self._tools else None,
         }
         (folder / JOB).write_text(json.dumps(spec), encoding="utf-8")
         events = folder / EVENTS

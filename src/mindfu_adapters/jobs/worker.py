@@ -111,6 +111,19 @@ def run(folder: Path) -> int:
             artifacts["merged"] = trainer.merge(
                 spec["base_model"], outcome.adapter_dir, str(folder / "merged")
             )
+        if spec.get("gguf") and "merged" in artifacts:
+            from mindfu_adapters.export.gguf import export_gguf
+
+            reporter.emit(
+                type="message", level="info", message=f"Exporting GGUF ({spec['gguf']}) for llama.cpp"
+            )
+            gguf = export_gguf(
+                Path(artifacts["merged"]),
+                folder / "model.gguf",
+                tools=Path(spec["tools"]),
+                outtype=spec["gguf"],
+            )
+            artifacts["gguf"] = str(gguf)
         final: dict[str, float] = {}
         if outcome.eval_loss is not None:
             final["perplexity"] = math.exp(min(outcome.eval_loss, 50.0))

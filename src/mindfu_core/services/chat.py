@@ -85,6 +85,13 @@ class ChatService:
         """One served model; ``NotFound`` if no engine serves ``model_id``."""
         return self.engine_for(model_id).model_info()
 
+    def add_engine(self, engine: LLMEngine) -> None:
+        """Serve one more model (a fine-tuned one, once its job finishes); its id must be new."""
+        model_id = engine.model_info().id
+        if model_id in self._engines:
+            raise InvalidRequest(f"the model id {model_id!r} is already served")
+        self._engines[model_id] = engine
+
     async def list_models(self) -> list[ModelInfo]:
         """Every served model (the application interface: a remote core answers over the network)."""
         return self.models()

@@ -67,14 +67,17 @@ class TrainingService:
         *,
         max_file_bytes: int = 512 * 1024 * 1024,
         catch_up: Callable[[], Awaitable[object]] | None = None,
+        publish: Callable[[TrainingJob], Awaitable[bool]] | None = None,
     ) -> None:
-        """``catch_up`` lets the conversation log write what it holds before a dataset is read from it."""
+        """``catch_up`` lets the conversation log write what it holds before a dataset is read from it;
+        ``publish`` serves a finished job's model under its ``fine_tuned_model`` name (true when it did)."""
         self._store = store
         self._runner = runner
         self._files = files
         self._conversations = conversations
         self._max_file_bytes = max_file_bytes
         self._catch_up = catch_up
+        self._publish = publish
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running: str | None = None
@@ -211,6 +214,13 @@ class TrainingService:
             await self._event(
                 job, "Interrupted by a server restart; queued to resume from its last checkpoint", "warn"
             )
+        if self._publish is not None:  # the models of finished jobs are served again after a restart
+            for done in await self._store.list_jobs(limit=MAX_PAGE, statuses=(JobStatus.SUCCEEDED,)):
+                if done.fine_tuned_model:
+                    try:
+                        await self._publish(done)
+                    except MindFuError as error:
+                        log.warning("cannot serve %s again: %s", done.fine_tuned_model, error.message)
         self._task = asyncio.create_task(self._schedule(), name="mindfu-training-scheduler")
 
     async def aclose(self) -> None:
@@ -310,6 +320,12 @@ class TrainingService:
             )
         if policy is RegisterPolicy.IF_BETTER and not better:
             await self._event(job, "Not registered: the tuned model does not beat the base model", "warn")
+        if job.fine_tuned_model and self._publish is not None:
+            try:
+                if await self._publish(job):
+                    await self._event(job, f"Serving the tuned model as {job.fine_tuned_model}")
+            except MindFuError as error:
+                await self._event(job, f"The tuned model could not be served: {error.message}", "error")
         await self._finish(job, JobStatus.SUCCEEDED)
 
     async def _finish(self, job: TrainingJob, status: JobStatus, *, error: str | None = None) -> TrainingJob:
