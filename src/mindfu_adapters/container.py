@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
-import re
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,18 +16,14 @@ from typing import TYPE_CHECKING, Any
 from dependency_injector import containers, providers
 
 from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, Settings
+from mindfu_adapters.wiring import rag as rag_wiring
+from mindfu_adapters.wiring import training as training_wiring
 from mindfu_core.application import Health
-from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import ConfigurationError
 from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
 from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.llm import LLMEngine
-from mindfu_core.ports.parser import DocumentParser
-from mindfu_core.ports.sparse_encoder import SparseEncoder
-from mindfu_core.ports.training_jobs import TrainingJobStore
-from mindfu_core.ports.training_runner import TrainingRunner
-from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_core.services.conversations import ConversationRecorder, ConversationService
@@ -108,28 +103,23 @@ def prepare_models(settings: Settings, *, force: bool = False) -> Path:
 
 
 def prepare_trainable(settings: Settings, *, force: bool = False) -> Path | None:
-    """Dequantize the served GGUF into trainable Hugging Face weights (None without the training stack)."""
-    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("peft") is None:
-        return None
-    from mindfu_adapters.export.hf import gguf_to_hf, trainable_dir
-
-    path, model_id = resolve_model(settings.llm)
-    return gguf_to_hf(path, trainable_dir(settings.data_dir.expanduser(), model_id), force=force)
+    """Trainable Hugging Face weights of the served GGUF (``None`` without the training stack installed)."""
+    return training_wiring.prepare_trainable(settings, resolve_model(settings.llm), force=force)
 
 
-def _base_models(settings: Settings) -> dict[str, Path]:
-    """Trainable weights per served model id: the settings', and the served model's prepared folder."""
-    from mindfu_adapters.export.hf import find_trainable
-
-    found: dict[str, Path] = {}
+def _served_model_id(settings: Settings) -> str | None:
     try:
-        _, model_id = resolve_model(settings.llm)
+        return resolve_model(settings.llm)[1]
     except ConfigurationError:
-        model_id = None
-    if model_id is not None and (prepared := find_trainable(settings.data_dir.expanduser(), model_id)):
-        found[model_id] = prepared
-    found.update({name: path.expanduser() for name, path in settings.training.base_models.items()})
-    return found
+        return None
+
+
+def _build_engine(llm: LlmSettings) -> LLMEngine:
+    return _ENGINE_FACTORIES[llm.backend](llm)
+
+
+def _embedder(settings: Settings) -> Embedder:
+    return rag_wiring.embedder(settings, hub_cache=pulled_models_dir(settings))
 
 
 def pulled_models_dir(settings: Settings) -> Path:
@@ -228,159 +218,6 @@ def _recorder(
     return ConversationRecorder(log, store, lookup_timeout=settings.conversations.lookup_timeout_ms / 1000)
 
 
-def _training_store(database: Database) -> TrainingJobStore:
-    from mindfu_adapters.store.training import SqlTrainingJobStore
-
-    return SqlTrainingJobStore(database)
-
-
-def _training_runner(settings: Settings) -> TrainingRunner:
-    from mindfu_adapters.jobs.runner import SubprocessTrainingRunner
-
-    config = settings.training
-    return SubprocessTrainingRunner(
-        settings.training_dir(),
-        base_models=_base_models(settings),
-        tracking_uri=settings.tracking_uri(),
-        artifact_root=settings.data_dir.expanduser() / "mlflow-artifacts",
-        experiment=config.experiment,
-        cancel_grace_s=config.cancel_grace_s,
-        merge=config.merge,
-        gguf=config.export_gguf,
-        tools=settings.data_dir.expanduser() / "tools",
-    )
-
-
-async def _training_resource(
-    settings: Settings,
-    store: TrainingJobStore,
-    conversations: ConversationService,
-    log: CompletionLog | None,
-    chat: ChatService,
-) -> AsyncIterator[TrainingService | None]:
-    """The fine-tuning service and its scheduler (``None`` with training off); stopped at shutdown."""
-    if not settings.training.enabled:
-        yield None
-        return
-    from mindfu_adapters.jobs.serving import Publisher
-    from mindfu_adapters.store.blobs import LocalBlobStore
-
-    def build(gguf: Path, name: str) -> LLMEngine:
-        llm = settings.llm.model_copy(update={"model_path": gguf, "model_id": name, "slots": 1})
-        return _ENGINE_FACTORIES[llm.backend](llm)
-
-    publisher = Publisher(chat, build)
-    service = TrainingService(
-        store,
-        _training_runner(settings),
-        LocalBlobStore(settings.data_dir.expanduser() / "files"),
-        conversations.export,
-        max_file_bytes=settings.training.max_file_bytes,
-        # a dataset of the logged conversations includes every chat already answered
-        catch_up=(lambda: log.flush(settings.conversations.shutdown_flush_s)) if log is not None else None,
-        publish=publisher,
-    )
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.aclose()
-        await publisher.aclose()
-
-
-def _embedder(settings: Settings) -> Embedder:
-    embedding = settings.embedding
-    if embedding.backend == "sentence_transformers":
-        from mindfu_adapters.embedder.sentence_transformers import SentenceTransformersEmbedder
-
-        return SentenceTransformersEmbedder(
-            embedding.model_dir, batch_size=embedding.batch_size, threads=embedding.threads
-        )
-    from mindfu_adapters.embedder.fastembed import DEFAULT_MODEL_NAME, FastEmbedEmbedder
-    from mindfu_adapters.embedder.prepare import prepared_model_dir
-
-    if embedding.model_dir is None and embedding.model_name != DEFAULT_MODEL_NAME:
-        return FastEmbedEmbedder(
-            model_name=embedding.model_name,
-            batch_size=embedding.batch_size,
-            threads=embedding.threads,
-            hub_cache=pulled_models_dir(settings),
-        )
-    return FastEmbedEmbedder(
-        embedding.model_dir or prepared_model_dir(settings.data_dir.expanduser()),
-        embedding.model_name,
-        batch_size=embedding.batch_size,
-        threads=embedding.threads,
-    )
-
-
-def store_name(model_id: str) -> str:
-    """The physical collection (Qdrant) or table (pgvector) of one embedding model's vectors."""
-    return "mindfu_chunks_" + re.sub(r"[^a-z0-9]+", "_", model_id.lower()).strip("_")
-
-
-async def _vector_store_resource(settings: Settings, embedder: Embedder) -> AsyncIterator[VectorStore]:
-    config = settings.vector_store
-    name = config.name or store_name(embedder.model_id)
-    store: Any
-    if config.backend == "memory":
-        from mindfu_adapters.vector_store.memory import InMemoryVectorStore
-
-        store = InMemoryVectorStore()
-    elif config.backend == "pgvector":
-        from mindfu_adapters.vector_store.pgvector import PgVectorStore
-
-        dsn = config.dsn or settings.database.url
-        if not dsn:
-            raise ConfigurationError("the pgvector store needs MINDFU_VECTOR_STORE__DSN (a PostgreSQL URL)")
-        store = PgVectorStore(dsn, table=name)
-    else:
-        from mindfu_adapters.vector_store.qdrant import QdrantVectorStore
-
-        api_key = config.api_key.get_secret_value() if config.api_key else None
-        if config.url:
-            store = QdrantVectorStore(name, url=config.url, api_key=api_key)
-        elif config.in_memory:
-            store = QdrantVectorStore(name, location=":memory:")
-        else:
-            path = (config.path or settings.data_dir / "qdrant").expanduser()
-            path.mkdir(parents=True, exist_ok=True)
-            store = QdrantVectorStore(name, path=str(path))
-    try:
-        yield store
-    finally:
-        aclose = getattr(store, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-def _sparse_encoder(settings: Settings) -> SparseEncoder | None:
-    if not settings.rag.sparse_index:
-        if settings.rag.hybrid:
-            raise ConfigurationError("MINDFU_RAG__HYBRID needs MINDFU_RAG__SPARSE_INDEX=true")
-        return None
-    from mindfu_adapters.embedder.bm25 import Bm25SparseEncoder
-
-    return Bm25SparseEncoder(language=settings.rag.bm25_language)
-
-
-def _parser() -> DocumentParser:
-    from mindfu_adapters.parser.auto import AutoParser
-
-    return AutoParser()
-
-
-def _retrieval_defaults(settings: Settings) -> RetrievalOptions:
-    rag = settings.rag
-    return RetrievalOptions(
-        enabled=rag.enabled,
-        top_k=rag.top_k,
-        min_score=rag.min_score,
-        collection=rag.collection,
-        hybrid=rag.hybrid,
-    )
-
-
 class Container(containers.DeclarativeContainer):
     """Wires settings to adapters to services; ``start`` and ``stop`` below run its resources."""
 
@@ -390,14 +227,14 @@ class Container(containers.DeclarativeContainer):
     database = providers.Resource(_database_resource, settings)
     document_registry = providers.Singleton(_document_registry, database)
     embedder = providers.Singleton(_embedder, settings)
-    vector_store = providers.Resource(_vector_store_resource, settings, embedder)
-    parser = providers.Singleton(_parser)
-    sparse_encoder = providers.Singleton(_sparse_encoder, settings)
+    vector_store = providers.Resource(rag_wiring.vector_store_resource, settings, embedder)
+    parser = providers.Singleton(rag_wiring.parser)
+    sparse_encoder = providers.Singleton(rag_wiring.sparse_encoder, settings)
     retriever = providers.Singleton(
         Retriever,
         embedder,
         vector_store,
-        defaults=providers.Callable(_retrieval_defaults, settings),
+        defaults=providers.Callable(rag_wiring.retrieval_defaults, settings),
         sparse=sparse_encoder,
     )
     ingestion_service = providers.Singleton(
@@ -423,7 +260,7 @@ class Container(containers.DeclarativeContainer):
         conversation_store,
         retention_days=providers.Callable(lambda s: s.conversations.retention_days, settings),
     )
-    training_store = providers.Singleton(_training_store, database)
+    training_store = providers.Singleton(training_wiring.training_store, database)
     chat_service = providers.Singleton(
         ChatService,
         engines=providers.List(llm_engine),
@@ -432,7 +269,14 @@ class Container(containers.DeclarativeContainer):
         recorder=recorder,
     )
     training_service = providers.Resource(
-        _training_resource, settings, training_store, conversation_service, completion_log, chat_service
+        training_wiring.training_resource,
+        settings,
+        training_store,
+        conversation_service,
+        completion_log,
+        chat_service,
+        _build_engine,
+        providers.Callable(_served_model_id, settings),
     )
 
 
