@@ -202,6 +202,9 @@ class TrainingSettings(BaseModel):
         description="Export the merged model as GGUF of this type (f16, bf16, q8_0) so llama.cpp serves it "
         "under the job's fine_tuned_model name; empty: no export.",
     )
+    export_awq: bool = Field(
+        default=False, description="Also quantize the merged model with AWQ for vLLM (needs a CUDA GPU)."
+    )
 
 
 class Settings(BaseSettings):

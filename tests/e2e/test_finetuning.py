@@ -113,6 +113,9 @@ def test_a_job_from_an_uploaded_file_trains_tracks_merges_and_registers(tmp_path
         artifacts = done["mindfu"]["artifacts"]
         assert (Path(artifacts["adapter"]) / "adapter_model.safetensors").exists()
         assert (Path(artifacts["merged"]) / "model.safetensors").exists()
+        vllm = json.loads(Path(artifacts["vllm"]).read_text())
+        assert vllm["served_model_name"] == done["fine_tuned_model"]
+        assert f"--lora-modules {done['fine_tuned_model']}={artifacts['adapter']}" in vllm["lora"]["command"]
         assert done["trained_tokens"] > 0 and done["mindfu"]["progress"]["step"] == 8
         messages = events(client, job["id"])
         assert (
@@ -183,3 +186,23 @@ def test_conversations_train_cancel_and_resume_after_a_restart(tmp_path: Path, t
         assert again.status_code == 400
         status = client.get("/train/status").json()
         assert status["id"] == job["id"]
+
+
+def test_an_export_this_machine_cannot_produce_is_refused_before_training(tmp_path: Path, tiny: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: AWQ can be produced here")
+    training = {"base_models": {"scripted": str(tiny)}, "export_gguf": None, "export_awq": True}
+    container = build_container(Settings(data_dir=tmp_path, training=training))  # type: ignore[arg-type]
+    container.llm_engine.override(providers.Object(ScriptedEngine()))
+    container.embedder.override(providers.Object(HashEmbedder()))
+    container.vector_store.override(providers.Object(InMemoryVectorStore()))
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        uploaded = client.post("/v1/files", files={"file": ("t.jsonl", io.BytesIO(jsonl(10)))}).json()
+        refused = client.post(
+            "/v1/fine_tuning/jobs", json={"model": "scripted", "training_file": uploaded["id"]}
+        )
+        assert refused.status_code == 400
+        assert "AWQ export needs a CUDA GPU" in refused.json()["error"]["message"]
+        assert client.get("/v1/fine_tuning/jobs").json()["data"] == []  # nothing was recorded

@@ -19,6 +19,7 @@ from mindfu_core.errors import EngineFailure, NotFound
 from mindfu_core.ports.training_runner import Checkpoint, RunnerUpdate, RunResult
 from mindfu_core.services.conversations import openai_message
 from mindfu_core.services.dataset import ChatExample
+from mindfu_core.services.training import fine_tuned_name
 
 POLL_S = 0.5
 #: How long a stopping server waits for a running worker to checkpoint.
@@ -66,6 +67,7 @@ class SubprocessTrainingRunner:
         merge: bool = True,
         gguf: str | None = None,
         tools: Path | None = None,
+        awq: bool = False,
     ) -> None:
         self._root = root
         self._base_models = dict(base_models)
@@ -76,12 +78,17 @@ class SubprocessTrainingRunner:
         self._merge = merge
         self._gguf = gguf or None
         self._tools = tools
+        self._awq = awq
         self._processes: dict[str, asyncio.subprocess.Process] = {}
 
     def folder(self, job_id: str) -> Path:
         return self._root / job_id
 
     def base_model_path(self, model: str) -> str:
+        if self._awq:  # before anything trains: a format this machine cannot produce is refused now
+            from mindfu_adapters.export.awq import check_awq
+
+            check_awq()
         path = self._base_models.get(model)
         if path is None:
             known = ", ".join(sorted(self._base_models)) or "none"
@@ -142,8 +149,10 @@ class SubprocessTrainingRunner:
             "experiment": job.spec.experiment or self._experiment,
             "mlflow_run_id": job.mlflow_run_id,
             "stats": job.stats.as_dict() if job.stats else None,
-            "merge": self._merge or bool(self._gguf),
+            "merge": self._merge or bool(self._gguf) or self._awq,
             "gguf": self._gguf,
+            "awq": self._awq,
+            "served_name": fine_tuned_name(job),
             "tools": str(self._tools) if self._tools else None,
         }
         (folder / JOB).write_text(json.dumps(spec), encoding="utf-8")

@@ -58,6 +58,33 @@ def _examples(path: Path) -> list[Any]:
         return list(read_chat_jsonl(lines))
 
 
+def _vllm_manifest(folder: Path, spec: dict[str, Any], artifacts: dict[str, str]) -> str:
+    """How vLLM serves the result: the merged model under the tuned name, or the base with the adapter."""
+    name = spec.get("served_name") or spec["job_id"]
+    api = "python -m vllm.entrypoints.openai.api_server"
+    manifest = {
+        "served_model_name": name,
+        "merged": {
+            "model": artifacts["merged"],
+            "command": f"{api} --model {artifacts['merged']} --served-model-name {name}",
+        },
+        "lora": {
+            "base_model": spec["base_model"],
+            "adapter": artifacts["adapter"],
+            "command": f"{api} --model {spec['base_model']} --enable-lora "
+            f"--lora-modules {name}={artifacts['adapter']}",
+        },
+    }
+    if "awq" in artifacts:
+        manifest["awq"] = {
+            "model": artifacts["awq"],
+            "command": f"{api} --model {artifacts['awq']} --served-model-name {name}",
+        }
+    path = folder / "vllm.json"
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return str(path)
+
+
 def run(folder: Path) -> int:
     from mindfu_adapters.tracker.mlflow import MlflowTracker
     from mindfu_adapters.trainer.qlora import QloraTrainer
@@ -124,6 +151,18 @@ def run(folder: Path) -> int:
                 outtype=spec["gguf"],
             )
             artifacts["gguf"] = str(gguf)
+        if spec.get("awq") and "merged" in artifacts:
+            from mindfu_adapters.export.awq import export_awq
+            from mindfu_adapters.trainer.formatting import render
+
+            reporter.emit(type="message", level="info", message="Quantizing with AWQ for vLLM")
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(artifacts["merged"])
+            texts = [render(example, tokenizer) for example in request.train]
+            artifacts["awq"] = str(export_awq(Path(artifacts["merged"]), folder / "awq", texts))
+        if "merged" in artifacts:
+            artifacts["vllm"] = _vllm_manifest(folder, spec, artifacts)
         final: dict[str, float] = {}
         if outcome.eval_loss is not None:
             final["perplexity"] = math.exp(min(outcome.eval_loss, 50.0))

@@ -63,6 +63,7 @@ def training_runner(settings: Settings, served_model_id: str | None) -> Training
         merge=config.merge,
         gguf=config.export_gguf,
         tools=settings.data_dir.expanduser() / "tools",
+        awq=config.export_awq,
     )
 
 
