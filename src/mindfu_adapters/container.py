@@ -312,8 +312,11 @@ async def resolve(provider: Any) -> Any:
     return made
 
 
-async def start(container: Container) -> Services:
-    """Start what the services need (the engine loads here, the database is migrated) and return them."""
+async def start(container: Container, *, training: bool = True) -> Services:
+    """Start what the services need (the engine loads here, the database is migrated) and return them.
+
+    ``training=False`` leaves the fine-tuning scheduler out (a one-off process such as ``mindfu chat`` must
+    not pick up the server's queued jobs)."""
     chat = await resolve(container.chat_service)
     assert isinstance(chat, ChatService)
     return Services(
@@ -323,7 +326,7 @@ async def start(container: Container) -> Services:
         embeddings=EmbeddingService(await resolve(container.embedder)),
         conversations=await resolve(container.conversation_service),
         completion_log=await resolve(container.completion_log),
-        training=await resolve(container.training_service),
+        training=await resolve(container.training_service) if training else None,
     )
 
 

@@ -16,7 +16,7 @@ async def _run(
 
     container = build_container()
     try:
-        service = (await start(container)).chat
+        service = (await start(container, training=False)).chat
         model_id = model or service.models()[0].id
         history: list[Message] = [Message(role=Role.SYSTEM, content=system)] if system else []
         interactive = prompt is None

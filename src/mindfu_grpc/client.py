@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import fields, replace
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
@@ -28,12 +27,13 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
 from mindfu_core.domain.retrieval import RetrievalOptions
-from mindfu_core.errors import ConfigurationError, InvalidRequest, UpstreamUnavailable
+from mindfu_core.errors import ConfigurationError, UpstreamUnavailable
 from mindfu_core.services.auth import presented_credentials
 from mindfu_core.services.chat import NO_CONTEXT, ChatStream
 from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_core.services.conversations import finetuning_example
 from mindfu_core.services.embeddings import Embeddings
+from mindfu_core.services.retrieval import with_overrides
 from mindfu_grpc._pb.mindfu.v1 import chat_pb2, conversations_pb2, documents_pb2, embeddings_pb2, models_pb2
 from mindfu_grpc._pb.mindfu.v1.chat_pb2_grpc import ChatServiceStub
 from mindfu_grpc._pb.mindfu.v1.conversations_pb2_grpc import ConversationServiceStub
@@ -298,10 +298,8 @@ class RemoteRetrieval:
         return self._defaults.retrieval
 
     def options(self, **overrides: object) -> RetrievalOptions:
-        unknown = set(overrides) - {f.name for f in fields(RetrievalOptions)}
-        if unknown:
-            raise InvalidRequest(f"unknown retrieval options: {', '.join(sorted(unknown))}")
-        return replace(self.defaults, **overrides)  # type: ignore[arg-type]
+        """The core's defaults with ``overrides`` applied (the core validates them when they arrive)."""
+        return with_overrides(self.defaults, **overrides)
 
     async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
         request = documents_pb2.RetrieveRequest(query=query, options=chat_mapping.retrieval_to_pb(options))

@@ -79,6 +79,14 @@ def sources_of(hits: Sequence[ScoredChunk]) -> tuple[Source, ...]:
     )
 
 
+def with_overrides(defaults: RetrievalOptions, **overrides: object) -> RetrievalOptions:
+    """``defaults`` with ``overrides`` applied; ``InvalidRequest`` for a name that is not an option."""
+    unknown = set(overrides) - {f.name for f in fields(RetrievalOptions)}
+    if unknown:
+        raise InvalidRequest(f"unknown retrieval options: {', '.join(sorted(unknown))}")
+    return replace(defaults, **overrides)  # type: ignore[arg-type]
+
+
 def fuse(rankings: Sequence[Sequence[ScoredChunk]], k: int) -> list[ScoredChunk]:
     """Reciprocal rank fusion of several rankings; the score is the fused one."""
     scores: dict[str, float] = {}
@@ -140,10 +148,7 @@ class Retriever:
 
     def options(self, **overrides: object) -> RetrievalOptions:
         """The server's defaults with ``overrides`` (fields of ``RetrievalOptions``) applied, validated."""
-        unknown = set(overrides) - {f.name for f in fields(RetrievalOptions)}
-        if unknown:
-            raise InvalidRequest(f"unknown retrieval options: {', '.join(sorted(unknown))}")
-        options = replace(self.defaults, **overrides)  # type: ignore[arg-type]
+        options = with_overrides(self.defaults, **overrides)
         self._check(options)
         return options
 
