@@ -44,7 +44,11 @@ async def test_create_watch_list_and_events(make_core: CoreFactory, tiny: Path) 
         final = seen[-1]
         assert final.status == training_pb2.JOB_STATUS_SUCCEEDED, final.error
         assert final.fine_tuned_model == f"ft:scripted:grpc:{job.id}" and final.progress.step == 4
-        assert final.evaluation.HasField("eval_loss") and set(final.artifacts) == {"adapter", "merged"}
+        assert final.evaluation.HasField("eval_loss") and set(final.artifacts) == {
+            "adapter",
+            "merged",
+            "vllm",
+        }
         steps = [j.progress.step for j in seen]
         assert steps == sorted(steps) and training_pb2.JOB_STATUS_RUNNING in [j.status for j in seen]
         listed = await stub.ListJobs(training_pb2.ListJobsRequest())
