@@ -18,6 +18,7 @@ from mindfu_core import (
     Message,
     ModelInfo,
     ToolCall,
+    ToolSpec,
     Usage,
     collect,
 )
@@ -67,10 +68,11 @@ class ScriptedEngine:
             ready=True,
         )
 
-    async def count_tokens(self, messages: Sequence[Message] | str) -> int:
+    async def count_tokens(self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()) -> int:
         if isinstance(messages, str):
             return len(messages.split())
-        return sum(len((m.content or "").split()) + 2 for m in messages)
+        offered = sum(len(t.name.split()) + len(t.description.split()) + 4 for t in tools)
+        return sum(len((m.content or "").split()) + 2 for m in messages) + offered
 
     def _next_reply(self) -> Reply:
         reply = self._replies[min(self._served, len(self._replies) - 1)]

@@ -207,6 +207,17 @@ class TrainingSettings(BaseModel):
     )
 
 
+class AnthropicSettings(BaseModel):
+    """The Anthropic Messages API (``MINDFU_ANTHROPIC__...``), for Claude Code and the anthropic SDKs."""
+
+    model_map: dict[str, str] = Field(
+        default_factory=lambda: {"claude-*": ""},
+        description="Model names clients send (glob patterns, first match wins) -> a served model id; an "
+        'empty id means the default model. JSON in the environment: {"claude-*": "devstral-small-2"}. '
+        "Names that match no pattern are used as they are.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything MindFu can be told; one instance is built at start-up and handed to the container."""
 
@@ -233,6 +244,7 @@ class Settings(BaseSettings):
     rag: RagSettings = Field(default_factory=RagSettings)
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)
 
     @field_validator("api_keys", mode="before")
     @classmethod

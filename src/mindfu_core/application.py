@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mindfu_core.domain.chat import ChatResult, GenerationRequest, ModelInfo
+from mindfu_core.domain.chat import ChatRequest, ChatResult, GenerationRequest, ModelInfo
 from mindfu_core.domain.conversations import (
     CallContext,
     Conversation,
@@ -31,6 +31,8 @@ class ChatApi(Protocol):
     async def list_models(self) -> list[ModelInfo]: ...
 
     async def get_model(self, model_id: str) -> ModelInfo: ...
+
+    async def count_tokens(self, request: ChatRequest) -> int: ...
 
     async def complete(self, request: GenerationRequest, context: CallContext = ...) -> ChatResult: ...
 

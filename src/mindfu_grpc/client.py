@@ -123,6 +123,11 @@ class RemoteChat:
         found = await self._channel.call(self._models.GetModel, models_pb2.GetModelRequest(id=model_id))
         return chat_mapping.model_from_pb(found.model)
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        message = _chat_message(chat_pb2.CountTokensRequest, request, NO_CONTEXT)
+        counted = await self._channel.call(self._chat.CountTokens, message)
+        return int(counted.input_tokens)
+
     async def complete(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatResult:
         if isinstance(request, ChatRequest):
             response = await self._channel.call(
@@ -185,7 +190,11 @@ def _chat_message(kind: Any, request: ChatRequest, context: CallContext) -> Any:
         model=request.model,
         messages=[chat_mapping.message_to_pb(m) for m in request.messages],
         options=chat_mapping.completion_options_to_pb(
-            request, conversation_id=context.conversation_id, user=context.user
+            request,
+            conversation_id=context.conversation_id,
+            user=context.user,
+            previous_completion_id=context.previous_completion_id,
+            store=context.log,
         ),
     )
 

@@ -14,12 +14,13 @@ from mindfu_adapters.container import Container, start, stop
 from mindfu_adapters.settings import DEFAULT_MODEL_ID
 from mindfu_core.application import Application
 from mindfu_http import health
+from mindfu_http.anthropic import routes as anthropic
 from mindfu_http.auth import ApiKeys, require_api_key
 from mindfu_http.conversations import routes as conversations
 from mindfu_http.documents import routes as documents
 from mindfu_http.errors import install_error_handlers
 from mindfu_http.middleware import RequestContext
-from mindfu_http.openai import chat, embeddings, models
+from mindfu_http.openai import chat, embeddings, models, responses
 from mindfu_http.training import routes as training
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,13 @@ def create_app(container: Container, *, runtime: Runtime | None = None) -> FastA
     app.state.runtime = lifetime
     app.state.training_experiment = settings.training.experiment
     app.state.default_model = settings.llm.model_id or DEFAULT_MODEL_ID
+    app.state.anthropic_models = dict(settings.anthropic.model_map)
     install_error_handlers(app)
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
     app.include_router(chat.router, dependencies=protected)
+    app.include_router(responses.router, dependencies=protected)
+    app.include_router(anthropic.router, dependencies=protected)
     app.include_router(models.router, dependencies=protected)
     app.include_router(embeddings.router, dependencies=protected)
     app.include_router(documents.router, dependencies=protected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -57,6 +58,41 @@ def error_body(
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+#: Routes of the Anthropic Messages API answer errors in Anthropic's shape.
+ANTHROPIC_PREFIX = "/v1/messages"
+#: HTTP status -> (Anthropic status, Anthropic error type). A busy or unreachable engine is
+#: ``overloaded_error`` (529), which Anthropic clients retry.
+ANTHROPIC_ERRORS: dict[int, tuple[int, str]] = {
+    400: (400, "invalid_request_error"),
+    401: (401, "authentication_error"),
+    403: (403, "permission_error"),
+    404: (404, "not_found_error"),
+    409: (409, "invalid_request_error"),
+    413: (413, "request_too_large"),
+    415: (415, "invalid_request_error"),
+    422: (422, "invalid_request_error"),
+    429: (529, "overloaded_error"),
+    503: (529, "overloaded_error"),
+}
+
+
+def anthropic_error(status: int, message: str, request_id: str) -> tuple[int, dict[str, Any]]:
+    """The Anthropic error object (and status) for an error MindFu answers with ``status``."""
+    status, type_ = ANTHROPIC_ERRORS.get(status, (status if status >= 500 else 400, "api_error"))
+    if status < 500 and type_ == "api_error":
+        type_ = "invalid_request_error"
+    return status, {"type": "error", "error": {"type": type_, "message": message}, "request_id": request_id}
+
+
+def _shaped(
+    request: Request, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """``body`` (an OpenAI error object) as the route's API expects it."""
+    if request.url.path.startswith(ANTHROPIC_PREFIX):
+        status, body = anthropic_error(status, body["error"]["message"], request_id_of(request))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "unknown")
 
@@ -91,12 +127,12 @@ def install_error_handlers(app: FastAPI) -> None:
         status, body = domain_error_payload(exc, request_id_of(request))
         retry_after = exc.retry_after if isinstance(exc, (Overloaded, UpstreamUnavailable)) else None
         headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
-        return JSONResponse(body, status_code=status, headers=headers)
+        return _shaped(request, status, body, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = _validation_message(exc)
-        return JSONResponse(error_body(message, "invalid_request_error", param=param), status_code=400)
+        return _shaped(request, 400, error_body(message, "invalid_request_error", param=param))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -106,7 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if exc.status_code == 404
             else str(exc.detail)
         )
-        return JSONResponse(error_body(message, type_), status_code=exc.status_code, headers=exc.headers)
+        return _shaped(request, exc.status_code, error_body(message, type_), exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -114,4 +150,4 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("request %s failed with an unexpected error", request_id, exc_info=exc)
         body = error_body(INTERNAL_MESSAGE.format(request_id=request_id), "server_error")
         # this handler runs outside the request-id middleware, so it sets the header itself
-        return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id})
+        return _shaped(request, 500, body, {"X-Request-Id": request_id})

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mindfu_http.errors import error_body
+from mindfu_http.errors import ANTHROPIC_PREFIX, anthropic_error, error_body
 
 
 class RequestContext:
@@ -31,8 +31,9 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         limit = self.limits.get(scope.get("path", ""), self.max_body)
         declared = headers.get(b"content-length")
+        path = str(scope.get("path", ""))
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(send, request_id, limit)
+            await self._too_large(send, request_id, limit, path)
             return
         received = 0
 
@@ -50,20 +51,20 @@ class RequestContext:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode("latin-1")),
+                    (b"request-id", request_id.encode("latin-1")),  # where Anthropic's SDKs look
                 ]
             await send(message)
 
         try:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
-            await self._too_large(send, request_id, limit)
+            await self._too_large(send, request_id, limit, path)
 
-    async def _too_large(self, send: Send, request_id: str, limit: int) -> None:
-        body: dict[str, Any] = error_body(
-            f"Request body is larger than the limit of {limit} bytes.",
-            "invalid_request_error",
-            code="payload_too_large",
-        )
+    async def _too_large(self, send: Send, request_id: str, limit: int, path: str) -> None:
+        message = f"Request body is larger than the limit of {limit} bytes."
+        body: dict[str, Any] = error_body(message, "invalid_request_error", code="payload_too_large")
+        if path.startswith(ANTHROPIC_PREFIX):
+            _, body = anthropic_error(413, message, request_id)
         payload = json.dumps(body).encode("utf-8")
         await send(
             {

@@ -61,3 +61,30 @@ def test_a_node_client_checks_health_lists_models_and_streams_a_chat(node: str, 
     usage = seen["usage"]
     assert 0 < usage["completion_tokens"] <= 16
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_the_openai_node_sdk_chats_and_streams(node: str, tmp_path: Path) -> None:
+    """The official ``openai`` npm package against the OpenAI-compatible API (chat, stream, an error)."""
+    with running_server(tmp_path, env={"MINDFU_API_KEYS": "node-key"}) as server:
+        result = subprocess.run(
+            [node, "openai.mjs", server.base_url, "node-key", "smollm2-135m-instruct"],
+            cwd=CLIENT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["object"] == "chat.completion" and "Paris" in seen["text"]
+    assert seen["finish"] in ("stop", "length")
+    assert seen["pieces"] > 2 and "Paris" in seen["streamed"]
+    assert seen["streamFinish"] in ("stop", "length")
+    usage, streamed = seen["usage"], seen["streamUsage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 10
+    assert 0 < streamed["completion_tokens"] <= 24
+    assert seen["unknownModel"] == {
+        "status": 404,
+        "code": "model_not_found",
+        "type": "not_found_error",
+        "isNotFound": True,
+    }

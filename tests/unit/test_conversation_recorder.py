@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from mindfu_core.domain.chat import ChatRequest, Message, Role
 from mindfu_core.domain.conversations import CallContext, CompletionRecord, CompletionStatus, chain_hashes
 from mindfu_core.services.chat import ChatService
@@ -139,3 +141,25 @@ async def test_retention_deletes_conversations_older_than_the_setting() -> None:
     assert await ConversationService(store).apply_retention(now) == 0  # no retention: keep everything
     assert await ConversationService(store, retention_days=30).apply_retention(now) == 2
     assert sorted(s.id for s in (await store.list()).items) == ["conv_1", "conv_29"]
+
+
+async def test_a_continuation_comes_from_memory_then_from_the_store() -> None:
+    from mindfu_adapters.store.memory_conversations import InMemoryConversationStore
+    from mindfu_core.errors import NotFound
+
+    log = ListLog()
+    store = InMemoryConversationStore()
+    service = ChatService([ScriptedEngine([Reply(text="hi Ada")])], recorder=ConversationRecorder(log, store))
+    first = await service.complete(ask("I am Ada"))
+    continued = CallContext(previous_completion_id=first.id)
+    second = await service.complete(ask("who am I?"), continued)
+    assert second.conversation_id == first.conversation_id
+    assert [m.content for m in log.records[-1].messages] == ["I am Ada", "hi Ada", "who am I?"]
+
+    await store.record(log.records)  # what the log writer does; a fresh process remembers nothing
+    later = ChatService([ScriptedEngine([Reply(text="x")])], recorder=ConversationRecorder(ListLog(), store))
+    third = await later.complete(ask("again?"), CallContext(previous_completion_id=second.id))
+    assert third.conversation_id == first.conversation_id
+    with pytest.raises(NotFound) as missing:
+        await later.complete(ask("x"), CallContext(previous_completion_id="chatcmpl-nope"))
+    assert missing.value.param == "previous_response_id"

@@ -42,6 +42,7 @@ from mindfu_core.domain.chat import (
     ModelInfo,
     ResponseFormatType,
     TextRequest,
+    ToolChoice,
     ToolChoiceMode,
     ToolSpec,
     Usage,
@@ -191,10 +192,11 @@ class LlamaCppEngine:
             ready=not self._closed,
         )
 
-    async def count_tokens(self, messages: Sequence[Message] | str) -> int:
+    async def count_tokens(self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()) -> int:
         if isinstance(messages, str):
             return len(self._tokenize(messages))
-        return len(self._tokenize(self._render(messages, (), ToolMode.PLAIN, None)))
+        mode = ToolMode.AUTO if tools else ToolMode.PLAIN
+        return len(self._tokenize(self._render(messages, tools, mode, ToolChoice())))
 
     # -- port: generation ---------------------------------------------------------------------------
 

@@ -227,6 +227,12 @@ class SqlConversationStore:
             found: str | None = (await connection.execute(query)).scalar()
         return found
 
+    async def find_completion(self, completion_id: str) -> str | None:
+        query = sa.select(completions.c.conversation_id).where(completions.c.id == completion_id)
+        async with self._db.connection("finding a completion") as connection:
+            found: str | None = (await connection.execute(query)).scalar()
+        return found
+
     async def get(self, conversation_id: str) -> Conversation | None:
         async with self._db.connection(f"reading conversation {conversation_id}") as connection:
             row = (

@@ -166,6 +166,10 @@ class InMemoryConversationStore:
         found = [e for e in self._entries.values() if e.hashes and e.hashes[-1] == head_hash]
         return max(found, key=lambda e: e.key).id if found else None
 
+    async def find_completion(self, completion_id: str) -> str | None:
+        found = self._completion_ids.get(completion_id)
+        return found if found in self._entries else None
+
     async def get(self, conversation_id: str) -> Conversation | None:
         entry = self._entries.get(conversation_id)
         return entry.conversation() if entry is not None else None

@@ -77,6 +77,8 @@ class CallContext:
     api_key_id: str | None = None  # a fingerprint of the API key, never the key
     user: str | None = None  # the request's ``user`` field
     log: bool = True
+    # continue after this logged completion: its transcript comes before the request's messages
+    previous_completion_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -38,6 +38,10 @@ class ConversationStore(Protocol):
         """The conversation whose stored messages end with this chain hash (see ``chain_hashes``)."""
         ...
 
+    async def find_completion(self, completion_id: str) -> str | None:
+        """The conversation holding the completion logged under ``completion_id``."""
+        ...
+
     async def get(self, conversation_id: str) -> Conversation | None: ...
 
     async def list(

@@ -12,6 +12,7 @@ from mindfu_core.domain.chat import (
     GenerationRequest,
     Message,
     ModelInfo,
+    ToolSpec,
 )
 
 
@@ -33,8 +34,9 @@ class LLMEngine(Protocol):
         """Current load and lifetime counters."""
         ...
 
-    async def count_tokens(self, messages: Sequence[Message] | str) -> int:
-        """Tokens the prompt for these messages (rendered with the chat template) or this text uses."""
+    async def count_tokens(self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()) -> int:
+        """Tokens the prompt for these messages (rendered with the chat template, offering ``tools`` as a
+        request with ``tool_choice`` auto would) or this text uses."""
         ...
 
     async def complete(self, request: GenerationRequest) -> ChatResult:

@@ -27,7 +27,8 @@ class ApiKeys:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+                "(or 'x-api-key: <key>').",
                 code="missing_api_key",
             )
         presented = token.strip().encode("utf-8")

@@ -19,6 +19,7 @@ from mindfu_core.domain.chat import (
     ModelInfo,
     Role,
     ToolCall,
+    ToolChoiceMode,
     Usage,
 )
 from mindfu_core.domain.conversations import CallContext, CompletionRecord, CompletionStatus, RetrievedChunk
@@ -109,6 +110,13 @@ class ChatService:
                 f"The model '{model_id}' does not exist", param="model", code="model_not_found"
             ) from None
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Prompt tokens ``request`` would use: its messages in the model's chat template, with its tools
+        (retrieved context is not counted: it depends on the query and is reported in each usage)."""
+        engine = self.engine_for(request.model)
+        tools = request.tools if request.tool_choice.mode is not ToolChoiceMode.NONE else ()
+        return await engine.count_tokens(request.messages, tools)
+
     def engines(self) -> list[LLMEngine]:
         """Every engine, for health checks and shutdown."""
         return list(self._engines.values())
@@ -125,6 +133,7 @@ class ChatService:
 
     async def complete(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatResult:
         """Generate every choice of ``request`` and return them together (logged when it is a chat)."""
+        request, context = await self._continued(request, context)
         completion_id = _completion_id(request)
         engine, prepared, sources = await self._prepare(request)
         run = await self._start_run(request, context, completion_id, sources)
@@ -151,6 +160,7 @@ class ChatService:
         answer with a plain error status instead of a broken stream. A logged stream is kept durably after
         its last delta and before it ends.
         """
+        request, context = await self._continued(request, context)
         completion_id = _completion_id(request)
         engine, prepared, sources = await self._prepare(request)
         run = await self._start_run(request, context, completion_id, sources)
@@ -160,6 +170,30 @@ class ChatService:
         if run is not None:
             deltas = _logged(deltas, run)
         return ChatStream(deltas, id=completion_id, conversation_id=run.conversation_id if run else None)
+
+    async def _continued(
+        self, request: GenerationRequest, context: CallContext
+    ) -> tuple[GenerationRequest, CallContext]:
+        """``request`` after the logged completion the context continues (its transcript first), in that
+        completion's conversation."""
+        previous = context.previous_completion_id
+        if previous is None:
+            return request, context
+        if not isinstance(request, ChatRequest):
+            raise InvalidRequest("only chat requests can continue a previous response")
+        if self._recorder is None:
+            raise InvalidRequest(
+                "this server does not log conversations, so it cannot continue a previous response",
+                param="previous_response_id",
+            )
+        conversation_id, history = await self._recorder.continuation(previous)
+        if context.conversation_id and context.conversation_id != conversation_id:
+            raise InvalidRequest(
+                "the previous response belongs to another conversation than the one named",
+                param="previous_response_id",
+            )
+        continued = replace(request, messages=history + request.messages)
+        return continued, replace(context, conversation_id=conversation_id)
 
     async def _start_run(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 from mindfu_core.domain.chat import ChatRequest, Message, Role
 from mindfu_core.domain.conversations import (
     CompletionRecord,
+    CompletionStatus,
     Conversation,
     ConversationFilter,
     ConversationPage,
@@ -85,12 +86,16 @@ class ConversationRecorder:
         *,
         lookup_timeout: float = 0.05,
         cache_size: int = 100_000,
+        recent_size: int = 1_000,
     ) -> None:
         self._log = log
         self._store = store
         self._lookup_timeout = lookup_timeout
         self._cache_size = cache_size
         self._heads: OrderedDict[str, str] = OrderedDict()
+        # completion id -> (conversation id, transcript): what a continuation asks for first is the latest
+        self._recent: OrderedDict[str, tuple[str, tuple[Message, ...]]] = OrderedDict()
+        self._recent_size = recent_size
         self._pending: set[asyncio.Task[None]] = set()
 
     async def conversation_for(self, messages: Sequence[Message], explicit: str | None = None) -> str:
@@ -116,10 +121,42 @@ class ConversationRecorder:
                 return found
         return new_conversation_id()
 
+    async def continuation(self, completion_id: str) -> tuple[str, tuple[Message, ...]]:
+        """The conversation and transcript (request and first reply) of a logged completion, to continue
+        after it; ``NotFound`` when neither recent memory nor the store holds it."""
+        recent = self._recent.get(completion_id)
+        if recent is not None:
+            return recent
+        found = await self._stored_continuation(completion_id) if self._store is not None else None
+        if found is None:
+            raise NotFound(
+                f"No stored response with id {completion_id!r} (it was not logged, or was deleted).",
+                param="previous_response_id",
+                code="response_not_found",
+            )
+        return found
+
+    async def _stored_continuation(self, completion_id: str) -> tuple[str, tuple[Message, ...]] | None:
+        assert self._store is not None
+        conversation_id = await self._store.find_completion(completion_id)
+        conversation = await self._store.get(conversation_id) if conversation_id else None
+        if conversation is None:
+            return None
+        for completion in conversation.completions:
+            if completion.id == completion_id:
+                history = conversation.messages[: completion.message_count]
+                if completion.status is CompletionStatus.OK:
+                    history += completion.responses[:1]
+                return conversation.id, history
+        return None
+
     def _remember(self, record: CompletionRecord) -> None:
         transcript = record.transcript
         if not transcript:
             return
+        self._recent[record.id] = (record.conversation_id, transcript)
+        while len(self._recent) > self._recent_size:
+            self._recent.popitem(last=False)
         self._heads[chain_hashes(transcript)[-1]] = record.conversation_id
         while len(self._heads) > self._cache_size:
             self._heads.popitem(last=False)

@@ -246,7 +246,12 @@ def chat_request_from_pb(
 
 
 def completion_options_to_pb(
-    request: ChatRequest, *, conversation_id: str | None = None, user: str | None = None
+    request: ChatRequest,
+    *,
+    conversation_id: str | None = None,
+    user: str | None = None,
+    previous_completion_id: str | None = None,
+    store: bool = True,
 ) -> pb.CompletionOptions:
     out = pb.CompletionOptions(
         sampling=sampling_to_pb(request.sampling),
@@ -263,6 +268,10 @@ def completion_options_to_pb(
         out.conversation_id = conversation_id
     if user is not None:
         out.user = user
+    if previous_completion_id is not None:
+        out.previous_completion_id = previous_completion_id
+    if not store:
+        out.store = False
     return out
 
 

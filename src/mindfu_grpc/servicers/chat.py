@@ -34,6 +34,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             conversation_id=optional(options, "conversation_id"),
             api_key_id=self._keys.key_id(authorization_of(context)),
             user=optional(options, "user"),
+            previous_completion_id=optional(options, "previous_completion_id"),
+            log=optional(options, "store") is not False,
         )
 
     async def Complete(self, request: pb.CompleteRequest, context: Context) -> pb.CompleteResponse:
@@ -57,6 +59,12 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 )
         finally:
             await stream.aclose()
+
+    async def CountTokens(self, request: pb.CountTokensRequest, context: Context) -> pb.CountTokensResponse:
+        core = mapping.chat_request_from_pb(
+            request.model, request.messages, request.options, self._app.retrieval.options
+        )
+        return pb.CountTokensResponse(input_tokens=await self._app.chat.count_tokens(core))
 
     async def CompleteText(
         self, request: pb.CompleteTextRequest, context: Context

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from mindfu_core.domain.chat import ChatDelta, GenerationRequest
 from mindfu_core.domain.conversations import CallContext
 from mindfu_core.errors import InvalidRequest, MindFuError
-from mindfu_http.auth import ApiKeys
+from mindfu_http.auth import ApiKeys, credentials
 from mindfu_http.deps import chat_service, retriever
 from mindfu_http.errors import domain_error_payload, error_body, request_id_of
 from mindfu_http.openai import wire
@@ -51,7 +51,7 @@ def call_context(request: Request, conversation_id: str | None, user: str | None
     keys: ApiKeys = request.app.state.api_keys
     return CallContext(
         conversation_id=conversation_id or header or None,
-        api_key_id=keys.key_id(request.headers.get("authorization")),
+        api_key_id=keys.key_id(credentials(request)),
         user=user,
     )
 

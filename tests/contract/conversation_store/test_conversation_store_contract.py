@@ -142,6 +142,9 @@ async def test_a_follow_up_appends_and_moves_the_head(store: ConversationStore) 
     assert await store.find_by_head(chain_hashes(second.transcript)[-1]) == "conv_a"
     assert await store.find_by_head(chain_hashes(first.transcript)[-1]) is None
     assert await store.find_by_head("0" * 64) is None
+    assert await store.find_completion(first.id) == "conv_a"
+    assert await store.find_completion(second.id) == "conv_a"
+    assert await store.find_completion("chatcmpl-missing") is None
 
 
 async def test_an_edited_turn_replaces_the_tail(store: ConversationStore) -> None:
@@ -286,6 +289,7 @@ async def test_delete_removes_everything(store: ConversationStore) -> None:
     assert await store.delete("conv_a") is False
     assert (await store.list()).items == ()
     assert await store.find_by_head(chain_hashes(first.transcript)[-1]) is None
+    assert await store.find_completion(first.id) is None
 
 
 async def test_export_streams_every_match_oldest_first(store: ConversationStore) -> None:

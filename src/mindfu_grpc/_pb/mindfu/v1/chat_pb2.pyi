@@ -580,12 +580,23 @@ class CompletionOptions(_message.Message):
     RETRIEVAL_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    PREVIOUS_COMPLETION_ID_FIELD_NUMBER: _builtins.int
+    STORE_FIELD_NUMBER: _builtins.int
     n: _builtins.int
     """How many choices to generate (0 means 1)."""
     conversation_id: _builtins.str
     """Continue this logged conversation (otherwise it is found from the messages, or a new one starts)."""
     user: _builtins.str
     """An end-user identifier, logged with the conversation."""
+    previous_completion_id: _builtins.str
+    """Continue after this logged completion: its conversation (request and first reply) comes before
+    messages, and the new completion is logged in the same conversation. NOT_FOUND when the log does not
+    hold it.
+    """
+    store: _builtins.bool
+    """False: do not log this completion (the Responses API's store: false); unset or true: the server's
+    logging policy applies.
+    """
     @_builtins.property
     def sampling(self) -> Global___SamplingParams:
         """Decoding parameters."""
@@ -617,17 +628,27 @@ class CompletionOptions(_message.Message):
         retrieval: _retrieval_pb2.RetrievalOptions | None = ...,
         conversation_id: _builtins.str | None = ...,
         user: _builtins.str | None = ...,
+        previous_completion_id: _builtins.str | None = ...,
+        store: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "_user", b"_user", "conversation_id", b"conversation_id", "response_format", b"response_format", "retrieval", b"retrieval", "sampling", b"sampling", "tool_choice", b"tool_choice", "user", b"user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "_previous_completion_id", b"_previous_completion_id", "_store", b"_store", "_user", b"_user", "conversation_id", b"conversation_id", "previous_completion_id", b"previous_completion_id", "response_format", b"response_format", "retrieval", b"retrieval", "sampling", b"sampling", "store", b"store", "tool_choice", b"tool_choice", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "_user", b"_user", "conversation_id", b"conversation_id", "n", b"n", "response_format", b"response_format", "retrieval", b"retrieval", "sampling", b"sampling", "tool_choice", b"tool_choice", "tools", b"tools", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "_previous_completion_id", b"_previous_completion_id", "_store", b"_store", "_user", b"_user", "conversation_id", b"conversation_id", "n", b"n", "previous_completion_id", b"previous_completion_id", "response_format", b"response_format", "retrieval", b"retrieval", "sampling", b"sampling", "store", b"store", "tool_choice", b"tool_choice", "tools", b"tools", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__conversation_id: _TypeAlias = _typing.Literal["conversation_id"]  # noqa: Y015
     _WhichOneofArgType__conversation_id: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id"]  # noqa: Y015
+    _WhichOneofReturnType__previous_completion_id: _TypeAlias = _typing.Literal["previous_completion_id"]  # noqa: Y015
+    _WhichOneofArgType__previous_completion_id: _TypeAlias = _typing.Literal["_previous_completion_id", b"_previous_completion_id"]  # noqa: Y015
+    _WhichOneofReturnType__store: _TypeAlias = _typing.Literal["store"]  # noqa: Y015
+    _WhichOneofArgType__store: _TypeAlias = _typing.Literal["_store", b"_store"]  # noqa: Y015
     _WhichOneofReturnType__user: _TypeAlias = _typing.Literal["user"]  # noqa: Y015
     _WhichOneofArgType__user: _TypeAlias = _typing.Literal["_user", b"_user"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__conversation_id) -> _WhichOneofReturnType__conversation_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__previous_completion_id) -> _WhichOneofReturnType__previous_completion_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__store) -> _WhichOneofReturnType__store | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__user) -> _WhichOneofReturnType__user | None: ...
 
@@ -666,6 +687,62 @@ class CompleteRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteRequest: _TypeAlias = CompleteRequest  # noqa: Y015
+
+@_typing.final
+class CountTokensRequest(_message.Message):
+    """CountTokensRequest is a chat request to measure (options.sampling, n and retrieval are ignored)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """A served model's id (ModelService.ListModels)."""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
+        """The conversation to count (at least one message)."""
+
+    @_builtins.property
+    def options(self) -> Global___CompletionOptions:
+        """The tools and tool_choice to count with."""
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        messages: _abc.Iterable[Global___ChatMessage] | None = ...,
+        options: Global___CompletionOptions | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "model", b"model", "options", b"options"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountTokensRequest: _TypeAlias = CountTokensRequest  # noqa: Y015
+
+@_typing.final
+class CountTokensResponse(_message.Message):
+    """CountTokensResponse is the size of a prompt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    input_tokens: _builtins.int
+    """Tokens the prompt uses."""
+    def __init__(
+        self,
+        *,
+        input_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_tokens", b"input_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountTokensResponse: _TypeAlias = CountTokensResponse  # noqa: Y015
 
 @_typing.final
 class CompleteResponse(_message.Message):

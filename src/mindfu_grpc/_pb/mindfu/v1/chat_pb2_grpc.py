@@ -57,6 +57,11 @@ class ChatServiceStub:
                 request_serializer=mindfu_dot_v1_dot_chat__pb2.StreamCompleteTextRequest.SerializeToString,
                 response_deserializer=mindfu_dot_v1_dot_chat__pb2.StreamCompleteTextResponse.FromString,
                 _registered_method=True)
+        self.CountTokens = channel.unary_unary(
+                '/mindfu.v1.ChatService/CountTokens',
+                request_serializer=mindfu_dot_v1_dot_chat__pb2.CountTokensRequest.SerializeToString,
+                response_deserializer=mindfu_dot_v1_dot_chat__pb2.CountTokensResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -96,6 +101,14 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountTokens(self, request, context):
+        """CountTokens says how many prompt tokens a chat request would use: its messages in the model's chat
+        template with its tools (retrieved context is not counted). Nothing is generated or logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +131,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.StreamCompleteText,
                     request_deserializer=mindfu_dot_v1_dot_chat__pb2.StreamCompleteTextRequest.FromString,
                     response_serializer=mindfu_dot_v1_dot_chat__pb2.StreamCompleteTextResponse.SerializeToString,
+            ),
+            'CountTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTokens,
+                    request_deserializer=mindfu_dot_v1_dot_chat__pb2.CountTokensRequest.FromString,
+                    response_serializer=mindfu_dot_v1_dot_chat__pb2.CountTokensResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +249,33 @@ class ChatService:
             '/mindfu.v1.ChatService/StreamCompleteText',
             mindfu_dot_v1_dot_chat__pb2.StreamCompleteTextRequest.SerializeToString,
             mindfu_dot_v1_dot_chat__pb2.StreamCompleteTextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mindfu.v1.ChatService/CountTokens',
+            mindfu_dot_v1_dot_chat__pb2.CountTokensRequest.SerializeToString,
+            mindfu_dot_v1_dot_chat__pb2.CountTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,10 @@ class ChatServiceStub:
     """CompleteText continues a raw text prompt (the legacy completions API)."""
     StreamCompleteText: _grpc.UnaryStreamMultiCallable[_chat_pb2.StreamCompleteTextRequest, _chat_pb2.StreamCompleteTextResponse]
     """StreamCompleteText streams a text completion as it is generated."""
+    CountTokens: _grpc.UnaryUnaryMultiCallable[_chat_pb2.CountTokensRequest, _chat_pb2.CountTokensResponse]
+    """CountTokens says how many prompt tokens a chat request would use: its messages in the model's chat
+    template with its tools (retrieved context is not counted). Nothing is generated or logged.
+    """
 
 @_typing.type_check_only
 class ChatServiceAsyncStub(ChatServiceStub):
@@ -69,6 +73,10 @@ class ChatServiceAsyncStub(ChatServiceStub):
     """CompleteText continues a raw text prompt (the legacy completions API)."""
     StreamCompleteText: _aio.UnaryStreamMultiCallable[_chat_pb2.StreamCompleteTextRequest, _chat_pb2.StreamCompleteTextResponse]  # type: ignore[assignment]
     """StreamCompleteText streams a text completion as it is generated."""
+    CountTokens: _aio.UnaryUnaryMultiCallable[_chat_pb2.CountTokensRequest, _chat_pb2.CountTokensResponse]  # type: ignore[assignment]
+    """CountTokens says how many prompt tokens a chat request would use: its messages in the model's chat
+    template with its tools (retrieved context is not counted). Nothing is generated or logged.
+    """
 
 class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
     """ChatService generates completions: the OpenAI chat and (legacy) text completion APIs over gRPC, with
@@ -111,5 +119,15 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_chat_pb2.StreamCompleteTextResponse], _abc.AsyncIterator[_chat_pb2.StreamCompleteTextResponse]]:
         """StreamCompleteText streams a text completion as it is generated."""
+
+    @_abc_1.abstractmethod
+    def CountTokens(
+        self,
+        request: _chat_pb2.CountTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_pb2.CountTokensResponse, _abc.Awaitable[_chat_pb2.CountTokensResponse]]:
+        """CountTokens says how many prompt tokens a chat request would use: its messages in the model's chat
+        template with its tools (retrieved context is not counted). Nothing is generated or logged.
+        """
 
 def add_ChatServiceServicer_to_server(servicer: ChatServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
