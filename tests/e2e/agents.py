@@ -75,4 +75,3 @@ def claude_code() -> Path:
             timeout=600,
         )
     return executable
-

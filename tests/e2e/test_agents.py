@@ -124,7 +124,17 @@ def test_mistral_vibe_gets_an_answer(server: Server, tmp_path: Path) -> None:
     }
     marker = "vibe-check-7"
     result = subprocess.run(
-        [str(executable), "-p", f"{PROMPT} ({marker})", "--agent", "tiny", "--output", "text", "--max-turns", "2"],
+        [
+            str(executable),
+            "-p",
+            f"{PROMPT} ({marker})",
+            "--agent",
+            "tiny",
+            "--output",
+            "text",
+            "--max-turns",
+            "2",
+        ],
         cwd=work,
         env=env,
         capture_output=True,

@@ -106,9 +106,13 @@ def test_anthropic_count_tokens_and_errors(claude: anthropic.Anthropic, server: 
     assert 10 < counted.input_tokens < longer.input_tokens
     stranger = anthropic.Anthropic(base_url=server.url, api_key="wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):
-        stranger.messages.create(model="claude-sonnet-4-5", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+        stranger.messages.create(
+            model="claude-sonnet-4-5", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
     with pytest.raises(anthropic.NotFoundError):
-        claude.messages.create(model="no-such-model", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+        claude.messages.create(
+            model="no-such-model", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
     with pytest.raises(anthropic.BadRequestError, match="image"):
         claude.messages.create(
             model="claude-sonnet-4-5",
@@ -145,7 +149,12 @@ def test_responses_create_and_stream(oai: openai.OpenAI) -> None:
 
 
 def test_responses_function_call(oai: openai.OpenAI) -> None:
-    tool: Any = {"type": "function", "name": "get_weather", "description": "Weather of a city", "parameters": CITY}
+    tool: Any = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "parameters": CITY,
+    }
     response = oai.responses.create(
         model=MODEL, input="What is the weather in Paris?", tools=[tool], tool_choice="required"
     )
@@ -169,7 +178,12 @@ def test_langchain_chat_openai(server: Server) -> None:
     from langchain_openai import ChatOpenAI
 
     llm = ChatOpenAI(
-        base_url=server.base_url, api_key="sk-matrix", model=MODEL, temperature=0, max_tokens=24, max_retries=0
+        base_url=server.base_url,
+        api_key="sk-matrix",
+        model=MODEL,
+        temperature=0,
+        max_tokens=24,
+        max_retries=0,
     )  # type: ignore[call-arg]
     assert "Paris" in str(llm.invoke(QUESTION).content)
     streamed = [str(chunk.content) for chunk in llm.stream(QUESTION)]
@@ -180,7 +194,8 @@ def test_langchain_chat_openai(server: Server) -> None:
         """Current weather of a city."""
         return f"Sunny in {city}"
 
-    bound = llm.bind_tools([get_weather], tool_choice="get_weather")
+    # a call needs more room than the short answers above: a cut-off call is no call
+    bound = llm.model_copy(update={"max_tokens": 96}).bind_tools([get_weather], tool_choice="get_weather")
     calls = bound.invoke("What is the weather in Paris?").tool_calls  # type: ignore[attr-defined]
     assert calls and calls[0]["name"] == "get_weather" and isinstance(calls[0]["args"].get("city"), str)
 
@@ -210,6 +225,8 @@ def test_everything_above_was_logged(server: Server, tmp_path: Path) -> None:
     import httpx
 
     listed = httpx.get(
-        f"{server.base_url}/conversations", params={"limit": 200}, headers={"Authorization": "Bearer sk-matrix"}
+        f"{server.base_url}/conversations",
+        params={"limit": 200},
+        headers={"Authorization": "Bearer sk-matrix"},
     ).json()["data"]
     assert len(listed) >= 8
