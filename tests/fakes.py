@@ -18,6 +18,7 @@ from mindfu_core import (
     Message,
     ModelInfo,
     ToolCall,
+    ToolCallDelta,
     ToolSpec,
     Usage,
     collect,
@@ -26,10 +27,12 @@ from mindfu_core import (
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: text (split on spaces into tokens) or tool calls."""
+    """One scripted answer: text (split on spaces into tokens) or tool calls (whole, or with ``pieces``
+    streamed as they would be generated: the name first, then the arguments a few characters at a time)."""
 
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    pieces: bool = False
 
 
 class ScriptedEngine:
@@ -95,6 +98,17 @@ class ScriptedEngine:
             produced = 0
             for index in range(request.n):
                 reply = self._next_reply()
+                if reply.tool_calls and reply.pieces:
+                    for number, call in enumerate(reply.tool_calls):
+                        yield ChatDelta(
+                            index=index,
+                            tool_call_deltas=(ToolCallDelta(index=number, id=call.id, name=call.name),),
+                        )
+                        for start in range(0, len(call.arguments), 4):
+                            piece = ToolCallDelta(index=number, arguments=call.arguments[start : start + 4])
+                            yield ChatDelta(index=index, tool_call_deltas=(piece,))
+                    yield ChatDelta(index=index, finish_reason=FinishReason.TOOL_CALLS)
+                    continue
                 if reply.tool_calls:
                     yield ChatDelta(
                         index=index, tool_calls=reply.tool_calls, finish_reason=FinishReason.TOOL_CALLS

@@ -80,6 +80,7 @@ def _llama_cpp_engine(llm: LlmSettings) -> LLMEngine:
             top_k=llm.top_k,
             min_p=llm.min_p,
             repeat_penalty=llm.repeat_penalty,
+            clamp_max_tokens=llm.clamp_max_tokens,
         )
     )
 

@@ -45,6 +45,12 @@ class LlmSettings(BaseModel):
     top_k: int = Field(default=40, ge=0)
     min_p: float = Field(default=0.05, ge=0.0, le=1.0)
     repeat_penalty: float = Field(default=1.0, ge=0.0)
+    clamp_max_tokens: bool = Field(
+        default=True,
+        description="Lower a max_tokens that the context window cannot hold after the prompt (the answer "
+        "ends with finish_reason length), as llama.cpp's server and Ollama do; false: refuse it with 400, as "
+        "OpenAI and vLLM do.",
+    )
 
 
 class HttpSettings(BaseModel):

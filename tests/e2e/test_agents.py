@@ -154,3 +154,71 @@ def test_mistral_vibe_gets_an_answer(server: Server, tmp_path: Path) -> None:
     for call in calls:  # when the small model did call a tool, the call went back to vibe well-formed
         assert call["function"]["name"] in names
         assert isinstance(json.loads(call["function"]["arguments"]), dict)
+
+
+# --- Claude Code ------------------------------------------------------------------------------------------
+
+
+def claude_env(server: Server, home: Path) -> dict[str, str]:
+    """Claude Code pointed at MindFu, with nothing sent anywhere else and no retries to wait through."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_"))},
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": server.url,
+        "ANTHROPIC_API_KEY": KEY,  # sent as x-api-key
+        "ANTHROPIC_MODEL": "claude-sonnet-4-5",  # mapped to SmolLM2 by MINDFU_ANTHROPIC__MODEL_MAP
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "256",
+        "CLAUDE_CODE_MAX_CONTEXT_TOKENS": "8192",
+        "CLAUDE_CODE_DISABLE_THINKING": "1",
+        "DISABLE_PROMPT_CACHING": "1",
+    }
+
+
+def test_claude_code_gets_an_answer(server: Server, tmp_path: Path) -> None:
+    executable = agents.claude_code()
+    marker = "claude-check-7"
+    work = tmp_path / "work"
+    work.mkdir()
+    with open(os.devnull) as nothing:
+        result = subprocess.run(
+            [
+                str(executable),
+                "-p",
+                f"{PROMPT} ({marker})",
+                "--bare",  # no CLAUDE.md, hooks, MCP or plugins: a prompt a 135M model's window holds
+                "--system-prompt",
+                "You are a terse coding assistant.",
+                "--tools",
+                "Bash",
+                "--no-session-persistence",
+                "--max-turns",
+                "3",
+                "--output-format",
+                "json",
+            ],
+            cwd=work,
+            env=claude_env(server, tmp_path),
+            stdin=nothing,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    outcome = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    assert outcome.get("type") == "result", (result.returncode, result.stdout, result.stderr)
+    if outcome.get("subtype") != "error_max_turns":  # the small model may keep calling Bash
+        assert result.returncode == 0 and outcome["is_error"] is False, result.stdout
+        assert isinstance(outcome["result"], str)
+    conversation = logged(server, marker)
+    assert_tools_well_formed(conversation, "Bash")
+    messages = conversation["messages"]
+    assert any(m["role"] == "user" and marker in (m["content"] or "") for m in messages)
+    calls = [c for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    for call in calls:  # when the model did call Bash, Claude Code ran it and sent the result back
+        assert call["function"]["name"] == "Bash"
+        assert isinstance(json.loads(call["function"]["arguments"]), dict)

@@ -12,6 +12,7 @@ from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
 from mindfu_core import (
     ChatRequest,
     ConfigurationError,
+    ContextLengthExceeded,
     FinishReason,
     InvalidRequest,
     Message,
@@ -20,6 +21,7 @@ from mindfu_core import (
     Role,
     SamplingParams,
     TextRequest,
+    ToolCallAssembler,
     ToolChoice,
     ToolChoiceMode,
     ToolSpec,
@@ -82,12 +84,31 @@ async def test_forced_tool_call_is_parsed(engine: LlamaCppEngine) -> None:
     assert json.loads(call.arguments)["color"] in ("red", "green")
 
 
-async def test_streamed_forced_tool_call_arrives_whole(engine: LlamaCppEngine) -> None:
+async def test_a_forced_tool_call_streams_its_name_then_its_arguments(engine: LlamaCppEngine) -> None:
     choice = ToolChoice(mode=ToolChoiceMode.REQUIRED)
     deltas = [d async for d in engine.stream(request(tools=(PICK_COLOR,), tool_choice=choice))]
-    assert not any(d.content for d in deltas)
-    calls = [c for d in deltas for c in d.tool_calls]
-    assert [c.name for c in calls] == ["pick_color"]
+    assert not any(d.content or d.tool_calls for d in deltas)
+    pieces = [p for d in deltas for p in d.tool_call_deltas]
+    assert pieces[0].name == "pick_color" and pieces[0].id and pieces[0].id.startswith("call_")
+    assert all(p.index == 0 and p.name is None and p.id is None for p in pieces[1:])
+    assert len(pieces) > 3  # the arguments arrive as the model writes them
+    assembler = ToolCallAssembler()
+    for delta in deltas:
+        assembler.add(delta)
+    (call,) = assembler.calls()
+    assert json.loads(call.arguments)["color"] in ("red", "green")
+    assert [d.finish_reason for d in deltas if d.finish_reason] == [FinishReason.TOOL_CALLS]
+
+
+async def test_a_forced_call_cut_short_ends_with_length(engine: LlamaCppEngine) -> None:
+    choice = ToolChoice(mode=ToolChoiceMode.REQUIRED)
+    for budget in (4, 24):  # cut before the call's name is written, and after
+        short = SamplingParams(max_tokens=budget, temperature=1.0, seed=3)
+        result = await engine.complete(request(tools=(PICK_COLOR,), tool_choice=choice, sampling=short))
+        (only,) = result.choices
+        assert only.finish_reason is FinishReason.LENGTH
+        assert not only.message.content  # no call markup leaks into the text
+        assert [c.name for c in only.message.tool_calls] in ([], ["pick_color"])
 
 
 async def test_logprobs(engine: LlamaCppEngine) -> None:
@@ -154,3 +175,17 @@ async def test_unsupported_schema_is_invalid_request(engine: LlamaCppEngine) -> 
     fmt = ResponseFormat(type=ResponseFormatType.JSON_SCHEMA, schema={"type": "object", "$ref": "#/nowhere"})
     with pytest.raises(InvalidRequest):
         await engine.complete(request(response_format=fmt))
+
+
+async def test_max_tokens_beyond_the_window_is_lowered_to_fit(engine: LlamaCppEngine) -> None:
+    """Agents ask for more tokens than a small window holds after their prompt: the engine generates what
+    fits (by default), ending with ``length`` when it runs out; the prompt itself must still fit."""
+    window = engine.model_info().context_length
+    asked = request(sampling=SamplingParams(max_tokens=window, temperature=1.0, seed=3))
+    result = await engine.complete(asked)
+    prompt = await engine.count_tokens(USER)
+    assert 0 < result.usage.completion_tokens <= window - prompt
+    assert result.usage.total_tokens <= window
+    too_long = ChatRequest(model="tiny", messages=(Message(role=Role.USER, content="lorem ipsum " * window),))
+    with pytest.raises(ContextLengthExceeded):
+        await engine.complete(too_long)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -291,3 +292,49 @@ def test_messages_are_logged_like_chat_completions(make_client: Any) -> None:
         listed = logged_conversations(client, 1)
         conversation = client.get(f"/v1/conversations/{listed[0]['id']}").json()
     assert [m["content"] for m in conversation["messages"]] == ["hi there", "logged answer"]
+
+
+CLAUDE_CODE = Path(__file__).resolve().parents[1] / "fixtures" / "claude_code"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_requests_claude_code_sends_are_served(make_client: Any, stream: bool) -> None:
+    """Bodies captured from Claude Code 2.1.332: its default request (a system turn inside messages,
+    adaptive thinking, context_management, output_config, 12 tools, max_tokens 128000) and a Bash round
+    trip's follow-up (tool_use, then its tool_result)."""
+    default = json.loads((CLAUDE_CODE / "default_request.json").read_text())
+    follow_up = json.loads((CLAUDE_CODE / "tool_result_request.json").read_text())
+    engine = ScriptedEngine([Reply(text="ok")], context_length=200_000)
+    headers = {"anthropic-version": "2023-06-01", "anthropic-beta": "claude-code-20250219", "x-app": "cli"}
+    with make_client(engine, anthropic=MAP) as client:
+        for body in (default, follow_up):
+            response = client.post(
+                "/v1/messages?beta=true",
+                json={**body, "model": "claude-opus-5-5", "stream": stream},
+                headers=headers,
+            )
+            assert response.status_code == 200, response.text
+            if stream:
+                assert [name for name, _ in sse_events(response.text)][-1] == "message_stop"
+            else:
+                assert AnthropicMessage.model_validate(response.json(), strict=True).content[0].text == "ok"  # type: ignore[union-attr]
+        first, second = engine.requests[-2], engine.requests[-1]
+    assert isinstance(first, ChatRequest) and isinstance(second, ChatRequest)
+    assert [m.role for m in first.messages] == [Role.SYSTEM, Role.USER, Role.SYSTEM]
+    assert len(first.tools) == 12 and "Bash" in {t.name for t in first.tools}
+    assert first.sampling.max_tokens == 128000  # the engine lowers it to what its window holds
+    roles = [m.role for m in second.messages]
+    assert roles == [Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.TOOL]
+    call = second.messages[2].tool_calls[0]
+    assert call.name == "Bash" and json.loads(call.arguments)["command"] == "echo hi"
+    assert second.messages[3].tool_call_id == call.id and second.messages[3].content == "hi"
+
+
+def test_models_list_reads_with_both_sdks(make_client: Any) -> None:
+    with make_client() as client:
+        listed = list(sdk(client).models.list())
+        one = sdk(client).models.retrieve("scripted")
+        openai_view = client.get("/v1/models").json()
+    assert [m.id for m in listed] == ["scripted"] and listed[0].type == "model"
+    assert one.display_name == "scripted" and one.created_at.year >= 1970
+    assert openai_view["object"] == "list" and openai_view["data"][0]["object"] == "model"

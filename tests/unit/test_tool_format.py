@@ -71,12 +71,29 @@ def test_auto_shaper_streams_text_and_holds_back_calls() -> None:
     assert end.tool_calls[0].name == "get_weather"
 
 
-def test_forced_shaper_falls_back_to_content_when_the_call_is_cut() -> None:
+def test_forced_shaper_streams_the_call_as_it_is_written() -> None:
     shaper = ChoiceShaper(0, ToolMode.FORCED, [WEATHER])
-    assert shaper.feed('<tool_call>{"name": "get_wea') is None
-    deltas = shaper.finish(FinishReason.LENGTH)
-    assert deltas[0].content == '<tool_call>{"name": "get_wea'
-    assert deltas[-1].finish_reason is FinishReason.LENGTH
+    assert shaper.feed('<tool_call>{"name": "get_wea') is None  # not named yet
+    head = shaper.feed('ther", "arguments": {"ci')
+    assert head is not None and not head.content
+    (first,) = head.tool_call_deltas
+    assert (first.index, first.name, first.arguments) == (0, "get_weather", '{"ci')
+    assert first.id is not None and first.id.startswith("call_")
+    pieces = [shaper.feed(text) for text in ('ty": "a}\\"b', '"}', "}</tool_call>")]
+    assert [d.tool_call_deltas[0].arguments for d in pieces if d is not None] == ['ty": "a}\\"b', '"}']
+    assert pieces[2] is None  # the call's closing brace and tag are not arguments
+    assert [d.finish_reason for d in shaper.finish(FinishReason.STOP)] == [FinishReason.TOOL_CALLS]
+
+
+def test_a_forced_call_cut_short_leaks_no_markup() -> None:
+    before_the_name = ChoiceShaper(0, ToolMode.FORCED, [WEATHER])
+    assert before_the_name.feed('<tool_call>{"name": "get_wea') is None
+    (end,) = before_the_name.finish(FinishReason.LENGTH)
+    assert (end.content, end.tool_calls, end.finish_reason) == ("", (), FinishReason.LENGTH)
+    in_the_arguments = ChoiceShaper(0, ToolMode.FORCED, [WEATHER])
+    assert in_the_arguments.feed('<tool_call>{"name": "get_weather", "arguments": {"city": "Pa') is not None
+    (end,) = in_the_arguments.finish(FinishReason.LENGTH)
+    assert end.finish_reason is FinishReason.LENGTH  # as OpenAI reports a call cut by max_tokens
 
 
 def test_call_grammar_schema_limits_to_the_named_tool() -> None:

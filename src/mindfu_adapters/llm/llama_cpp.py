@@ -81,6 +81,9 @@ class LlamaCppConfig:
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.0
+    # a max_tokens beyond what the window leaves after the prompt is lowered to fit (agents ask for more
+    # than small windows hold); False refuses such requests, as OpenAI and vLLM do
+    clamp_max_tokens: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -313,7 +316,8 @@ class LlamaCppEngine:
                 if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.FUNCTION):
                     mode = ToolMode.FORCED
                     schema = call_grammar_schema(tools, choice)
-                    grammar_text = _grammar_text(json.dumps(schema, sort_keys=True), True)
+                    # key order kept: the grammar writes "name" before "arguments", so the call streams
+                    grammar_text = _grammar_text(json.dumps(schema), True)
                 else:
                     mode = ToolMode.AUTO
             fmt = request.response_format
@@ -329,7 +333,8 @@ class LlamaCppEngine:
             echo = request.prompt if request.echo else ""
         tokens = self._tokenize(prompt)
         budget = self._n_ctx - len(tokens)
-        if budget <= 0 or (sampling.max_tokens is not None and sampling.max_tokens > budget):
+        too_many = sampling.max_tokens is not None and sampling.max_tokens > budget
+        if budget <= 0 or (too_many and not self._config.clamp_max_tokens):
             asked = f" + {sampling.max_tokens} for the completion" if sampling.max_tokens else ""
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {self._n_ctx} tokens; the request needs "
@@ -337,7 +342,7 @@ class LlamaCppEngine:
                 param="messages" if isinstance(request, ChatRequest) else "prompt",
             )
         kwargs: dict[str, Any] = {
-            "max_tokens": sampling.max_tokens or budget,
+            "max_tokens": min(sampling.max_tokens or budget, budget),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "top_k": self._config.top_k if sampling.top_k is None else sampling.top_k,

@@ -174,21 +174,62 @@ class TokenLogprob:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallDelta:
+    """A piece of a tool call while it is generated: the first piece of a call names it (``id`` and
+    ``name``), later ones add text to its ``arguments``. ``index`` numbers the choice's calls in order."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChatDelta:
     """One streamed piece of a completion.
 
-    Content arrives as text fragments; tool calls arrive whole (with their complete arguments) once the
-    engine has parsed them; the last delta of each choice (``index``) carries its ``finish_reason``, and
-    the last delta of the whole stream carries ``usage`` for all choices (prompt tokens counted once).
+    Content arrives as text fragments. A tool call arrives either whole in ``tool_calls`` (with its
+    complete arguments, once the engine has parsed it) or, where the engine can stream it, in pieces in
+    ``tool_call_deltas``; calls of a choice are numbered in order across both forms. The last delta of each
+    choice (``index``) carries its ``finish_reason``, and the last delta of the whole stream carries
+    ``usage`` for all choices (prompt tokens counted once).
     """
 
     index: int = 0
     content: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_deltas: tuple[ToolCallDelta, ...] = ()
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     sources: tuple[Source, ...] = ()
+
+
+class ToolCallAssembler:
+    """Puts one choice's calls back together from whole calls and pieces, in order."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments...]
+
+    def add(self, delta: ChatDelta) -> None:
+        for call in delta.tool_calls:
+            self._calls[len(self._calls)] = [call.id, call.name, call.arguments]
+        for piece in delta.tool_call_deltas:
+            parts = self._calls.setdefault(piece.index, ["", "", ""])
+            if piece.id:
+                parts[0] = piece.id
+            if piece.name:
+                parts[1] = piece.name
+            parts.append(piece.arguments)
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(id=parts[0], name=parts[1], arguments="".join(parts[2:]))
+            for _, parts in sorted(self._calls.items())
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

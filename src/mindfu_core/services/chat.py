@@ -18,7 +18,7 @@ from mindfu_core.domain.chat import (
     Message,
     ModelInfo,
     Role,
-    ToolCall,
+    ToolCallAssembler,
     ToolChoiceMode,
     Usage,
 )
@@ -223,13 +223,13 @@ def _completion_id(request: GenerationRequest) -> str:
 @dataclass(slots=True)
 class _Choice:
     content: list[str] = field(default_factory=list)
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: ToolCallAssembler = field(default_factory=ToolCallAssembler)
     finish_reason: FinishReason | None = None
 
     def add_message(self, message: Message, finish_reason: FinishReason | None) -> None:
         if message.content:
             self.content.append(message.content)
-        self.tool_calls.extend(message.tool_calls)
+        self.tool_calls.add(ChatDelta(tool_calls=message.tool_calls))
         self.finish_reason = finish_reason
 
     def message(self) -> Message:
@@ -237,7 +237,7 @@ class _Choice:
         return Message(
             role=Role.ASSISTANT,
             content=text if text or not self.tool_calls else None,
-            tool_calls=tuple(self.tool_calls),
+            tool_calls=self.tool_calls.calls(),
         )
 
 
@@ -261,13 +261,14 @@ class _Run:
         return self.choices.setdefault(index, _Choice())
 
     def add_delta(self, delta: ChatDelta) -> None:
-        if delta.content or delta.tool_calls or delta.finish_reason:
-            if self.first_token is None and (delta.content or delta.tool_calls):
+        output = delta.content or delta.tool_calls or delta.tool_call_deltas
+        if output or delta.finish_reason:
+            if self.first_token is None and output:
                 self.first_token = time.perf_counter()
             choice = self.choice(delta.index)
             if delta.content:
                 choice.content.append(delta.content)
-            choice.tool_calls.extend(delta.tool_calls)
+            choice.tool_calls.add(delta)
             if delta.finish_reason is not None:
                 choice.finish_reason = delta.finish_reason
         if delta.usage is not None:

@@ -13,7 +13,7 @@ from mindfu_core.domain.chat import (
     Message,
     Role,
     TokenLogprob,
-    ToolCall,
+    ToolCallAssembler,
     Usage,
 )
 
@@ -21,7 +21,7 @@ from mindfu_core.domain.chat import (
 @dataclass(slots=True)
 class _ChoiceAcc:
     parts: list[str] = field(default_factory=list)
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: ToolCallAssembler = field(default_factory=ToolCallAssembler)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: FinishReason | None = None
 
@@ -34,7 +34,7 @@ async def collect(model: str, deltas: AsyncIterable[ChatDelta], *, with_logprobs
         acc = choices.setdefault(delta.index, _ChoiceAcc())
         if delta.content:
             acc.parts.append(delta.content)
-        acc.tool_calls.extend(delta.tool_calls)
+        acc.tool_calls.add(delta)
         acc.logprobs.extend(delta.logprobs)
         if delta.finish_reason is not None:
             acc.finish_reason = delta.finish_reason
@@ -48,7 +48,7 @@ async def collect(model: str, deltas: AsyncIterable[ChatDelta], *, with_logprobs
                 message=Message(
                     role=Role.ASSISTANT,
                     content="".join(acc.parts) if acc.parts or not acc.tool_calls else None,
-                    tool_calls=tuple(acc.tool_calls),
+                    tool_calls=acc.tool_calls.calls(),
                 ),
                 finish_reason=acc.finish_reason or FinishReason.STOP,
                 logprobs=tuple(acc.logprobs) if with_logprobs else None,

@@ -21,6 +21,7 @@ from mindfu_core.domain.chat import (
     TextRequest,
     TokenLogprob,
     ToolCall,
+    ToolCallDelta,
     ToolChoice,
     ToolChoiceMode,
     ToolSpec,
@@ -104,6 +105,21 @@ def tool_call_from_pb(call: pb.ToolCall) -> ToolCall:
 
 def tool_call_to_pb(call: ToolCall) -> pb.ToolCall:
     return pb.ToolCall(id=call.id, name=call.name, arguments=call.arguments)
+
+
+def tool_call_delta_to_pb(piece: ToolCallDelta) -> pb.ToolCallDelta:
+    out = pb.ToolCallDelta(index=piece.index, arguments=piece.arguments)
+    if piece.id is not None:
+        out.id = piece.id
+    if piece.name is not None:
+        out.name = piece.name
+    return out
+
+
+def tool_call_delta_from_pb(piece: pb.ToolCallDelta) -> ToolCallDelta:
+    return ToolCallDelta(
+        index=piece.index, id=optional(piece, "id"), name=optional(piece, "name"), arguments=piece.arguments
+    )
 
 
 # --- requests --------------------------------------------------------------------------------------------
@@ -449,6 +465,7 @@ def delta_to_pb(
         index=delta.index,
         content=delta.content,
         tool_calls=[tool_call_to_pb(c) for c in delta.tool_calls],
+        tool_call_deltas=[tool_call_delta_to_pb(p) for p in delta.tool_call_deltas],
         logprobs=logprobs_to_pb(delta.logprobs),
         finish_reason=finish_to_pb(delta.finish_reason),
         sources=[source_to_pb(s) for s in delta.sources],
@@ -465,6 +482,7 @@ def delta_from_pb(piece: pb.StreamCompleteResponse) -> ChatDelta:
         index=piece.index,
         content=piece.content,
         tool_calls=tuple(tool_call_from_pb(c) for c in piece.tool_calls),
+        tool_call_deltas=tuple(tool_call_delta_from_pb(p) for p in piece.tool_call_deltas),
         logprobs=logprobs_from_pb(piece.logprobs),
         finish_reason=finish_from_pb(piece.finish_reason),
         usage=usage_from_pb(piece.usage) if piece.HasField("usage") else None,

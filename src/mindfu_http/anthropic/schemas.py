@@ -57,7 +57,8 @@ class Block(_Open):
 
 
 class MessageIn(_Open):
-    role: Literal["user", "assistant"]
+    # "system" is not in Anthropic's API, but Claude Code sends such turns (reminders) in messages
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 
@@ -191,6 +192,9 @@ def _result_text(block: Block, param: str) -> str:
 
 def _messages(message: MessageIn, position: int) -> list[Message]:
     param = f"messages[{position}].content"
+    if message.role == "system":
+        text = message.content if isinstance(message.content, str) else _system_text(message.content)
+        return [Message(role=Role.SYSTEM, content=text)] if text else []
     if isinstance(message.content, str):
         return [Message(role=Role(message.role), content=message.content)]
     texts: list[str] = []

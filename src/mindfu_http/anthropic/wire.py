@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from mindfu_core.domain.chat import ChatDelta, ChatResult, FinishReason, ToolCall, Usage
+from mindfu_core.domain.chat import ChatDelta, ChatResult, FinishReason, ToolCall, ToolCallDelta, Usage
 from mindfu_http.openai.wire import extension
 
 STOP_REASONS = {
@@ -142,6 +142,8 @@ class EventWriter:
         for call in delta.tool_calls:
             out += self._close()
             out += self._tool_call(call)
+        for piece in delta.tool_call_deltas:
+            out += self._tool_piece(piece)
         if delta.finish_reason is not None:
             self._stop_reason = STOP_REASONS[delta.finish_reason]
         if delta.usage is not None:
@@ -168,6 +170,31 @@ class EventWriter:
             ),
             *self._close(),
         ]
+
+    def _tool_piece(self, piece: ToolCallDelta) -> list[bytes]:
+        out: list[bytes] = []
+        if piece.name is not None:  # a new call: its own block
+            out += self._close()
+            self._open = "tool_use"
+            start: dict[str, Any] = {"type": "tool_use", "id": piece.id, "name": piece.name, "input": {}}
+            out.append(
+                event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": self._blocks, "content_block": start},
+                )
+            )
+        if piece.arguments:
+            out.append(
+                event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self._blocks,
+                        "delta": {"type": "input_json_delta", "partial_json": piece.arguments},
+                    },
+                )
+            )
+        return out
 
     def finish(self) -> list[bytes]:
         end: dict[str, Any] = {

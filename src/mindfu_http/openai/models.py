@@ -1,4 +1,4 @@
-"""GET /v1/models and GET /v1/models/{id}."""
+"""GET /v1/models and GET /v1/models/{id}, in a shape both the OpenAI and the Anthropic SDKs read."""
 
 from __future__ import annotations
 
@@ -14,9 +14,14 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 
 @router.get("/models", summary="List the served models")
 async def list_models(request: Request) -> dict[str, Any]:
+    models = [model_object(info) for info in await chat_service(request).list_models()]
     return {
         "object": "list",
-        "data": [model_object(info) for info in await chat_service(request).list_models()],
+        "data": models,
+        # Anthropic's list envelope
+        "has_more": False,
+        "first_id": models[0]["id"] if models else None,
+        "last_id": models[-1]["id"] if models else None,
     }
 
 

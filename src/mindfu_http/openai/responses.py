@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from mindfu_core.domain.chat import ChatDelta, ChatResult, FinishReason, ToolCall, Usage
+from mindfu_core.domain.chat import ChatDelta, ChatResult, FinishReason, ToolCall, ToolCallDelta, Usage
 from mindfu_core.domain.conversations import CallContext
 from mindfu_core.errors import MindFuError, NotFound
 from mindfu_http.deps import chat_service
@@ -193,6 +193,7 @@ class EventWriter:
         self._sequence = 0
         self._output: list[dict[str, Any]] = []
         self._text: list[str] | None = None  # the open message item's text so far
+        self._call: tuple[ToolCall, list[str]] | None = None  # the call being streamed, its arguments so far
         self._usage: Usage | None = None
         self._finish: FinishReason | None = None
         self._sources: tuple[Any, ...] = ()
@@ -216,6 +217,7 @@ class EventWriter:
             return []
         out: list[bytes] = []
         if delta.content:
+            out += self._close_call()
             if self._text is None:
                 out += self._open_text()
             assert self._text is not None
@@ -232,8 +234,10 @@ class EventWriter:
                 )
             )
         for call in delta.tool_calls:
-            out += self._close_text()
-            out += self._call(call)
+            out += self._close_text() + self._close_call()
+            out += self._whole_call(call)
+        for piece in delta.tool_call_deltas:
+            out += self._call_piece(piece)
         if delta.finish_reason is not None:
             self._finish = delta.finish_reason
         if delta.usage is not None:
@@ -287,7 +291,52 @@ class EventWriter:
             self._event("response.output_item.done", output_index=index, item=item),
         ]
 
-    def _call(self, call: ToolCall) -> list[bytes]:
+    def _call_piece(self, piece: ToolCallDelta) -> list[bytes]:
+        out: list[bytes] = []
+        if piece.name is not None:
+            out += self._close_text() + self._close_call()
+            call = ToolCall(id=piece.id or _item_id("call"), name=piece.name, arguments="")
+            self._call = (call, [])
+            item = _call_item(_item_id("fc"), call, "in_progress")
+            self._output.append(item)
+            out.append(
+                self._event("response.output_item.added", output_index=len(self._output) - 1, item=item)
+            )
+        if piece.arguments and self._call is not None:
+            self._call[1].append(piece.arguments)
+            item = self._output[-1]
+            out.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=len(self._output) - 1,
+                    delta=piece.arguments,
+                )
+            )
+        return out
+
+    def _close_call(self) -> list[bytes]:
+        if self._call is None:
+            return []
+        call, parts = self._call
+        self._call = None
+        index = len(self._output) - 1
+        done = _call_item(
+            self._output[index]["id"], ToolCall(id=call.id, name=call.name, arguments="".join(parts))
+        )
+        self._output[index] = done
+        return [
+            self._event(
+                "response.function_call_arguments.done",
+                item_id=done["id"],
+                output_index=index,
+                name=call.name,
+                arguments=done["arguments"],
+            ),
+            self._event("response.output_item.done", output_index=index, item=done),
+        ]
+
+    def _whole_call(self, call: ToolCall) -> list[bytes]:
         item_id = _item_id("fc")
         index = len(self._output)
         done = _call_item(item_id, call)
@@ -315,7 +364,7 @@ class EventWriter:
         ]
 
     def finish(self) -> list[bytes]:
-        out = self._close_text()
+        out = self._close_text() + self._close_call()
         final = self.shape.response(
             self.id,
             status="completed",

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from mindfu_core.domain.chat import ChatDelta, ChatResult, ModelInfo, TokenLogprob, ToolCall, Usage
+from mindfu_core.domain.chat import (
+    ChatDelta,
+    ChatResult,
+    ModelInfo,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from mindfu_core.domain.retrieval import Source
 
 SYSTEM_FINGERPRINT = "mindfu"
@@ -51,6 +60,18 @@ def chat_logprobs(logprobs: tuple[TokenLogprob, ...] | None) -> dict[str, Any] |
 
 def _tool_call(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def _tool_call_piece(piece: ToolCallDelta) -> dict[str, Any]:
+    """A streamed piece in OpenAI's shape: the first names the call, the rest add argument text."""
+    if piece.name is None:
+        return {"index": piece.index, "function": {"arguments": piece.arguments}}
+    return {
+        "index": piece.index,
+        "id": piece.id,
+        "type": "function",
+        "function": {"name": piece.name, "arguments": piece.arguments},
+    }
 
 
 def source_dict(source: Source) -> dict[str, Any]:
@@ -178,7 +199,13 @@ class ChunkWriter:
 
     def delta(self, delta: ChatDelta) -> list[bytes]:
         events: list[bytes] = []
-        has_payload = bool(delta.content or delta.tool_calls or delta.logprobs or delta.finish_reason)
+        has_payload = bool(
+            delta.content
+            or delta.tool_calls
+            or delta.tool_call_deltas
+            or delta.logprobs
+            or delta.finish_reason
+        )
         if has_payload:
             events.append(self._event([self._choice(delta)]))
         if delta.usage is not None and self.include_usage:
@@ -200,13 +227,16 @@ class ChunkWriter:
         if delta.index not in self._started:
             self._started.add(delta.index)
             body["role"] = "assistant"
-        if delta.content or not delta.tool_calls:
+        calls = bool(delta.tool_calls or delta.tool_call_deltas)
+        if delta.content or not calls:
             body["content"] = delta.content
-        if delta.tool_calls:
+        if calls:
             first = self._tool_calls_sent.get(delta.index, 0)
-            body["tool_calls"] = [
-                {"index": first + i, **_tool_call(call)} for i, call in enumerate(delta.tool_calls)
-            ]
+            sent = [{"index": first + i, **_tool_call(call)} for i, call in enumerate(delta.tool_calls)]
+            for piece in delta.tool_call_deltas:
+                sent.append(_tool_call_piece(piece))
+                first = max(first, piece.index + 1)
+            body["tool_calls"] = sent
             self._tool_calls_sent[delta.index] = first + len(delta.tool_calls)
         return {
             "index": delta.index,
@@ -223,4 +253,14 @@ class ChunkWriter:
 
 
 def model_object(info: ModelInfo) -> dict[str, Any]:
-    return {"id": info.id, "object": "model", "created": info.created, "owned_by": info.owned_by}
+    """OpenAI's model object, with Anthropic's fields beside it (``type``, ``display_name``, ``created_at``)."""
+    created_at = datetime.fromtimestamp(info.created, UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "id": info.id,
+        "object": "model",
+        "created": info.created,
+        "owned_by": info.owned_by,
+        "type": "model",
+        "display_name": info.id,
+        "created_at": created_at,
+    }

@@ -37,7 +37,13 @@ def _scripted(tmp_path: Path, **kw: Any) -> LLMEngine:
 def _tiny(tmp_path: Path, *, slots: int = 1, max_queue: int = 4) -> LLMEngine:
     path = write_tiny_gguf(tmp_path / "tiny.gguf", context_length=4096)
     config = LlamaCppConfig(
-        model_path=path, model_id="tiny", context_length=4096, slots=slots, max_queue=max_queue, threads=1
+        model_path=path,
+        model_id="tiny",
+        context_length=4096,
+        slots=slots,
+        max_queue=max_queue,
+        threads=1,
+        clamp_max_tokens=False,  # the contract's strict reading of max_tokens
     )
     return LlamaCppEngine(config)
 
@@ -49,6 +55,7 @@ def _smollm2(tmp_path: Path, *, slots: int = 1, max_queue: int = 4) -> LLMEngine
         context_length=1024,
         slots=slots,
         max_queue=max_queue,
+        clamp_max_tokens=False,
     )
     return LlamaCppEngine(config)
 

@@ -226,6 +226,49 @@ class ToolCall(_message.Message):
 Global___ToolCall: _TypeAlias = ToolCall  # noqa: Y015
 
 @_typing.final
+class ToolCallDelta(_message.Message):
+    """ToolCallDelta is a piece of a tool call while it is generated: the first piece of a call carries its id
+    and name, later pieces add text to its arguments.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Which of the choice's calls this piece belongs to (calls are numbered in order)."""
+    id: _builtins.str
+    """The call's id (first piece only)."""
+    name: _builtins.str
+    """The function's name (first piece only)."""
+    arguments: _builtins.str
+    """More of the arguments' JSON text."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        id: _builtins.str | None = ...,
+        name: _builtins.str | None = ...,
+        arguments: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_id", b"_id", "_name", b"_name", "id", b"id", "name", b"name"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_id", b"_id", "_name", b"_name", "arguments", b"arguments", "id", b"id", "index", b"index", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__id: _TypeAlias = _typing.Literal["id"]  # noqa: Y015
+    _WhichOneofArgType__id: _TypeAlias = _typing.Literal["_id", b"_id"]  # noqa: Y015
+    _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
+    _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__id) -> _WhichOneofReturnType__id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__name) -> _WhichOneofReturnType__name | None: ...
+
+Global___ToolCallDelta: _TypeAlias = ToolCallDelta  # noqa: Y015
+
+@_typing.final
 class Tool(_message.Message):
     """Tool is a function the model may call."""
 
@@ -848,6 +891,7 @@ class StreamCompleteResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     SOURCES_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_DELTAS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The completion's id (the same in every message of the stream)."""
     model: _builtins.str
@@ -862,7 +906,7 @@ class StreamCompleteResponse(_message.Message):
     """The logged conversation the completion belongs to (unset when logging is off)."""
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCall]:
-        """Tool calls of the choice, whole (with complete arguments)."""
+        """Tool calls of the choice, whole (with complete arguments), where the engine parses them at the end."""
 
     @_builtins.property
     def logprobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenLogprob]:
@@ -875,6 +919,10 @@ class StreamCompleteResponse(_message.Message):
     @_builtins.property
     def sources(self) -> _containers.RepeatedCompositeFieldContainer[_retrieval_pb2.Source]:
         """Set on the stream's last message: the retrieved chunks the answer is grounded in."""
+
+    @_builtins.property
+    def tool_call_deltas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCallDelta]:
+        """Pieces of tool calls, where the engine streams them as they are generated."""
 
     def __init__(
         self,
@@ -889,10 +937,11 @@ class StreamCompleteResponse(_message.Message):
         usage: Global___Usage | None = ...,
         sources: _abc.Iterable[_retrieval_pb2.Source] | None = ...,
         conversation_id: _builtins.str | None = ...,
+        tool_call_deltas: _abc.Iterable[Global___ToolCallDelta] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "conversation_id", b"conversation_id", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "content", b"content", "conversation_id", b"conversation_id", "finish_reason", b"finish_reason", "id", b"id", "index", b"index", "logprobs", b"logprobs", "model", b"model", "sources", b"sources", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "content", b"content", "conversation_id", b"conversation_id", "finish_reason", b"finish_reason", "id", b"id", "index", b"index", "logprobs", b"logprobs", "model", b"model", "sources", b"sources", "tool_call_deltas", b"tool_call_deltas", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__conversation_id: _TypeAlias = _typing.Literal["conversation_id"]  # noqa: Y015
     _WhichOneofArgType__conversation_id: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id"]  # noqa: Y015
