@@ -253,7 +253,7 @@ class ChunkWriter:
 
 
 def model_object(info: ModelInfo) -> dict[str, Any]:
-    """OpenAI's model object, with Anthropic's fields beside it (``type``, ``display_name``, ``created_at``)."""
+    """OpenAI's model object, with Anthropic's fields beside it (type, display_name, created_at)."""
     created_at = datetime.fromtimestamp(info.created, UTC).isoformat().replace("+00:00", "Z")
     return {
         "id": info.id,
