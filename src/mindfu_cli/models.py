@@ -49,6 +49,13 @@ def list_models() -> int:
     from mindfu_adapters.settings import Settings
 
     settings = Settings()
+    if settings.llm.backend == "openai":
+        from mindfu_adapters.container import served_model_id
+
+        print(f"{'ID':<32} {'ENGINE':<10} {'CONTEXT':>7}  {'UPSTREAM'}")
+        model_id = served_model_id(settings) or "(MINDFU_LLM__MODEL_ID unset)"
+        print(f"{model_id:<32} {'openai':<10} {settings.llm.context_length:>7}  {settings.llm.base_url}")
+        return 0
     try:
         path, model_id = resolve_model(settings.llm)
     except MindFuError as exc:

@@ -10,7 +10,7 @@ from typing import Protocol
 from fastapi import Depends, FastAPI
 
 import mindfu_core
-from mindfu_adapters.container import Container, start, stop
+from mindfu_adapters.container import Container, served_model_id, start, stop
 from mindfu_adapters.settings import DEFAULT_MODEL_ID
 from mindfu_core.application import Application
 from mindfu_http import health
@@ -76,7 +76,7 @@ def create_app(container: Container, *, runtime: Runtime | None = None) -> FastA
     app.state.services = None
     app.state.runtime = lifetime
     app.state.training_experiment = settings.training.experiment
-    app.state.default_model = settings.llm.model_id or DEFAULT_MODEL_ID
+    app.state.default_model = served_model_id(settings) or DEFAULT_MODEL_ID
     app.state.anthropic_models = dict(settings.anthropic.model_map)
     install_error_handlers(app)
     protected = [Depends(require_api_key)]

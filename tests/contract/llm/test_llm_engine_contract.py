@@ -1,10 +1,10 @@
 """The LLMEngine contract, run against every adapter: the scripted fake, llama.cpp on a tiny generated GGUF,
-and llama.cpp on SmolLM2 for real text."""
+llama.cpp on SmolLM2 for real text, and the OpenAI upstream engine in front of a real llama_cpp.server."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 
 from mindfu_adapters.container import default_model_path
 from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
+from mindfu_adapters.llm.openai_http import OpenAIUpstreamEngine, UpstreamConfig
 from mindfu_core import (
     ChatRequest,
     ContextLengthExceeded,
@@ -25,6 +26,7 @@ from mindfu_core import (
 )
 from tests.fakes import Reply, ScriptedEngine
 from tests.fixtures.tiny_gguf import write_tiny_gguf
+from tests.fixtures.upstream import llama_cpp_server
 
 EngineFactory = Callable[..., LLMEngine]
 LONG = " ".join(f"word{i}" for i in range(400))
@@ -60,18 +62,44 @@ def _smollm2(tmp_path: Path, *, slots: int = 1, max_queue: int = 4) -> LLMEngine
     return LlamaCppEngine(config)
 
 
+def _upstream(tmp_path: Path, *, url: str, slots: int = 1, max_queue: int = 4) -> LLMEngine:
+    config = UpstreamConfig(
+        base_url=url,
+        model_id="upstream",
+        upstream_model="smollm2",
+        context_length=1024,
+        slots=slots,
+        max_queue=max_queue,
+        retries=0,
+        clamp_max_tokens=False,
+    )
+    return OpenAIUpstreamEngine(config)
+
+
+@pytest.fixture(scope="module")
+def upstream_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on SmolLM2, for the upstream engine."""
+    log = tmp_path_factory.mktemp("upstream") / "llama_cpp_server.log"
+    with llama_cpp_server(default_model_path(), alias="smollm2", n_ctx=1024, log=log) as url:
+        yield url
+
+
 @pytest.fixture(
     params=[
         pytest.param(_scripted, id="scripted"),
         pytest.param(_tiny, id="llama-tiny"),
         pytest.param(_smollm2, id="llama-smollm2", marks=pytest.mark.slow),
+        pytest.param(_upstream, id="openai-upstream", marks=pytest.mark.slow),
     ]
 )
 async def make_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineFactory]:
     engines: list[LLMEngine] = []
+    extra: dict[str, Any] = {}
+    if request.param is _upstream:
+        extra["url"] = request.getfixturevalue("upstream_url")
 
     def factory(**kw: Any) -> LLMEngine:
-        engine: LLMEngine = request.param(tmp_path, **kw)
+        engine: LLMEngine = request.param(tmp_path, **extra, **kw)
         engines.append(engine)
         return engine
 
