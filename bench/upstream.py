@@ -51,7 +51,7 @@ def start_mindfu(upstream: Server, workdir: Path) -> Server:
         MINDFU_DATA_DIR=str(workdir / "mindfu-data"),
         MINDFU_CONFIG_FILE=str(workdir / "no-mindfu.toml"),
         MINDFU_LLM__BACKEND="openai",
-        MINDFU_LLM__BASE_URL=upstream.base_url,
+        MINDFU_LLM__BASE_URL=upstream.base_url + "/v1",
         MINDFU_LLM__MODEL_ID=MODEL_ID,
         MINDFU_RAG__ENABLED="false",  # the upstream's own speed, not retrieval's, is compared
         MINDFU_LOG_LEVEL="WARNING",

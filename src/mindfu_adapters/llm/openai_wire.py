@@ -25,7 +25,6 @@ from mindfu_core.errors import (
     EngineFailure,
     InvalidRequest,
     MindFuError,
-    NotFound,
     Overloaded,
     UpstreamUnavailable,
 )
@@ -74,8 +73,8 @@ def request_body(request: GenerationRequest, model: str) -> tuple[str, dict[str,
     for name, value in (("top_k", sampling.top_k), ("min_p", sampling.min_p)):
         if value is not None:
             body[name] = value
-    if sampling.repeat_penalty is not None:
-        body["repetition_penalty"] = sampling.repeat_penalty
+    if sampling.repeat_penalty is not None:  # vLLM's name, and llama.cpp's servers' name
+        body["repetition_penalty"] = body["repeat_penalty"] = sampling.repeat_penalty
     if isinstance(request, TextRequest):
         body.update(prompt=request.prompt, echo=request.echo)
         if sampling.logprobs:
@@ -199,8 +198,11 @@ def status_error(status: int, message: str, *, retry_after: float | None, upstre
         if any(word in message.lower() for word in _CONTEXT_WORDS):
             return ContextLengthExceeded(message, param="messages")
         return InvalidRequest(message)
-    if status == 404:
-        return NotFound(f"the upstream at {upstream} does not serve this: {message}", code="model_not_found")
+    if status == 404:  # MindFu's settings name a route or model the upstream does not have
+        return EngineFailure(
+            f"the upstream at {upstream} answered 404 ({message}): MINDFU_LLM__BASE_URL must be its OpenAI "
+            "API root (usually ending in /v1) and MINDFU_LLM__UPSTREAM_MODEL a model it serves"
+        )
     if status == 429:
         return Overloaded(f"the upstream at {upstream} is busy: {message}", retry_after=retry_after or 1.0)
     if status in (401, 403):
