@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
+import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, Settings
 from mindfu_adapters.wiring import rag as rag_wiring
 from mindfu_adapters.wiring import training as training_wiring
 from mindfu_core.application import Health
+from mindfu_core.domain.chat import ModelInfo
 from mindfu_core.errors import ConfigurationError
 from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
 from mindfu_core.ports.document_registry import DocumentRegistry
@@ -153,8 +155,41 @@ def served_model_id(settings: Settings) -> str | None:
         return None
 
 
+def _model_id(llm: LlmSettings) -> str:
+    return _upstream_model_id(llm) if llm.backend == "openai" else resolve_model(llm)[1]
+
+
 def _build_engine(llm: LlmSettings) -> LLMEngine:
-    return _ENGINE_FACTORIES[llm.backend](llm)
+    """The engine ``llm`` describes; with ``idle_unload_s``, one that loads at its first request."""
+    factory = _ENGINE_FACTORIES[llm.backend]
+    if llm.idle_unload_s is None or llm.backend != "llama_cpp":
+        return factory(llm)
+    from mindfu_adapters.llm.lazy import LazyEngine
+
+    path, model_id = resolve_model(llm)
+    info = ModelInfo(
+        id=model_id,
+        context_length=llm.context_length,
+        created=int(time.time()),
+        engine="llama_cpp",
+        source=str(path),
+    )
+    return LazyEngine(
+        lambda: factory(llm), info, idle_s=llm.idle_unload_s, slots=llm.slots or 1, max_queue=llm.max_queue
+    )
+
+
+def model_aliases(settings: Settings) -> dict[str, str]:
+    """Alias -> served model id, from every model's ``aliases``."""
+    aliases: dict[str, str] = {}
+    for llm in (settings.llm, *settings.models):
+        for alias in llm.aliases:
+            if alias in aliases:
+                raise ConfigurationError(
+                    f"the model alias {alias!r} is given twice (MINDFU_LLM / MINDFU_MODELS)"
+                )
+            aliases[alias] = _model_id(llm)
+    return aliases
 
 
 def _embedder(settings: Settings) -> Embedder:
@@ -175,20 +210,32 @@ def pull_model(settings: Settings, model_name: str) -> Path:
 
 def preflight(settings: Settings) -> None:
     """Cheap checks of what start-up will need (the model file), so mistakes surface as one clear message."""
-    _ENGINE_PREFLIGHTS[settings.llm.backend](settings.llm)
+    for llm in (settings.llm, *settings.models):
+        _ENGINE_PREFLIGHTS[llm.backend](llm)
+    model_aliases(settings)
 
 
 async def _engine_resource(llm: LlmSettings) -> AsyncIterator[LLMEngine]:
     """Load the selected engine off the event loop; release it at shutdown."""
-    try:
-        factory = _ENGINE_FACTORIES[llm.backend]
-    except KeyError:
-        raise ConfigurationError(f"unknown engine backend {llm.backend!r} (MINDFU_LLM__BACKEND)") from None
-    engine = await asyncio.to_thread(factory, llm)
+    if llm.backend not in _ENGINE_FACTORIES:
+        raise ConfigurationError(f"unknown engine backend {llm.backend!r} (MINDFU_LLM__BACKEND)")
+    engine = await asyncio.to_thread(_build_engine, llm)
     try:
         yield engine
     finally:
         await engine.aclose()
+
+
+async def _more_engines_resource(settings: Settings) -> AsyncIterator[list[LLMEngine]]:
+    """The engines of ``MINDFU_MODELS``, served beside the main one."""
+    engines: list[LLMEngine] = []
+    try:
+        for llm in settings.models:
+            engines.append(await asyncio.to_thread(_build_engine, llm))
+        yield engines
+    finally:
+        for engine in engines:
+            await engine.aclose()
 
 
 async def _database_resource(settings: Settings) -> AsyncIterator[Database]:
@@ -263,6 +310,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     llm_settings = providers.Callable(lambda s: s.llm, settings)
     llm_engine = providers.Resource(_engine_resource, llm_settings)
+    more_engines = providers.Resource(_more_engines_resource, settings)
     database = providers.Resource(_database_resource, settings)
     document_registry = providers.Singleton(_document_registry, database)
     embedder = providers.Singleton(_embedder, settings)
@@ -302,10 +350,11 @@ class Container(containers.DeclarativeContainer):
     training_store = providers.Singleton(training_wiring.training_store, database)
     chat_service = providers.Singleton(
         ChatService,
-        engines=providers.List(llm_engine),
+        engines=providers.Callable(lambda main, more: [main, *more], llm_engine, more_engines),
         max_n=providers.Callable(lambda s: s.http.max_n, settings),
         retriever=retriever,
         recorder=recorder,
+        aliases=providers.Callable(model_aliases, settings),
     )
     training_service = providers.Resource(
         training_wiring.training_resource,

@@ -67,6 +67,16 @@ class LlmSettings(BaseModel):
     retries: int = Field(
         default=2, ge=0, description="backend openai: retries before the first token (never after)."
     )
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names clients may use for this model (devstral-small-2, gpt-4o...).",
+    )
+    idle_unload_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="llama_cpp: load the model at its first request and unload it after this many seconds "
+        "without one (unset: load at start-up, keep loaded).",
+    )
     clamp_max_tokens: bool = Field(
         default=True,
         description="Lower a max_tokens that the context window cannot hold after the prompt (the answer "
@@ -263,6 +273,11 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, description="A file with one API key per line.")
     log_level: str = "INFO"
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    models: list[LlmSettings] = Field(
+        default_factory=list,
+        description="More models served beside llm, each with its own engine settings and a model_id "
+        '(JSON in MINDFU_MODELS: [{"model_id": "coder", "model_path": "/models/coder.gguf"}]).',
+    )
     http: HttpSettings = Field(default_factory=HttpSettings)
     grpc: GrpcSettings = Field(default_factory=GrpcSettings)
     core: CoreSettings = Field(default_factory=CoreSettings)

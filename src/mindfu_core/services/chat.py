@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -67,6 +67,7 @@ class ChatService:
         max_n: int = 8,
         retriever: Retriever | None = None,
         recorder: ConversationRecorder | None = None,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         self._engines: dict[str, LLMEngine] = {}
         for engine in engines:
@@ -74,22 +75,31 @@ class ChatService:
             if model_id in self._engines:
                 raise InvalidRequest(f"two engines serve the same model id {model_id!r}")
             self._engines[model_id] = engine
+        self._aliases: dict[str, str] = {}
+        for alias, model_id in (aliases or {}).items():
+            if alias in self._engines or model_id not in self._engines:
+                raise InvalidRequest(
+                    f"the alias {alias!r} names a served model itself, or {model_id!r} is not served"
+                )
+            self._aliases[alias] = model_id
         self._max_n = max_n
         self._retriever = retriever
         self._recorder = recorder
 
     def models(self) -> list[ModelInfo]:
-        """Every served model."""
-        return [engine.model_info() for engine in self._engines.values()]
+        """Every served model, and each alias as a model of its own (clients pick names from the list)."""
+        served = [engine.model_info() for engine in self._engines.values()]
+        infos = {info.id: info for info in served}
+        return served + [replace(infos[target], id=alias) for alias, target in self._aliases.items()]
 
     def model(self, model_id: str) -> ModelInfo:
-        """One served model; ``NotFound`` if no engine serves ``model_id``."""
-        return self.engine_for(model_id).model_info()
+        """One served model (or alias); ``NotFound`` if no engine serves ``model_id``."""
+        return replace(self.engine_for(model_id).model_info(), id=model_id)
 
     def add_engine(self, engine: LLMEngine) -> None:
         """Serve one more model (a fine-tuned one, once its job finishes); its id must be new."""
         model_id = engine.model_info().id
-        if model_id in self._engines:
+        if model_id in self._engines or model_id in self._aliases:
             raise InvalidRequest(f"the model id {model_id!r} is already served")
         self._engines[model_id] = engine
 
@@ -102,9 +112,9 @@ class ChatService:
         return self.model(model_id)
 
     def engine_for(self, model_id: str) -> LLMEngine:
-        """The engine serving ``model_id``."""
+        """The engine serving ``model_id`` (a served id or an alias)."""
         try:
-            return self._engines[model_id]
+            return self._engines[self._aliases.get(model_id, model_id)]
         except KeyError:
             raise NotFound(
                 f"The model '{model_id}' does not exist", param="model", code="model_not_found"
@@ -125,6 +135,8 @@ class ChatService:
         self, request: GenerationRequest
     ) -> tuple[LLMEngine, GenerationRequest, tuple[Source, ...]]:
         engine = self.engine_for(request.model)
+        if request.model in self._aliases:
+            request = replace(request, model=self._aliases[request.model])
         validate_request(request, max_n=self._max_n)
         if self._retriever is None or not isinstance(request, ChatRequest):
             return engine, request, ()
