@@ -83,8 +83,20 @@ def _llama_cpp_engine(llm: LlmSettings) -> LLMEngine:
             min_p=llm.min_p,
             repeat_penalty=llm.repeat_penalty,
             clamp_max_tokens=llm.clamp_max_tokens,
+            adapters={name: path.expanduser() for name, path in llm.lora_adapters.items()},
         )
     )
+
+
+def _with_adapters(engines: list[LLMEngine]) -> list[LLMEngine]:
+    """Every engine, each followed by the engines of its LoRA adapters."""
+    served: list[LLMEngine] = []
+    for engine in engines:
+        served.append(engine)
+        adapters = getattr(engine, "adapter_engines", None)
+        if adapters is not None:
+            served.extend(adapters())
+    return served
 
 
 def _llama_cpp_preflight(llm: LlmSettings) -> None:
@@ -164,6 +176,8 @@ def _build_engine(llm: LlmSettings) -> LLMEngine:
     factory = _ENGINE_FACTORIES[llm.backend]
     if llm.idle_unload_s is None or llm.backend != "llama_cpp":
         return factory(llm)
+    if llm.lora_adapters:
+        raise ConfigurationError("a model with LoRA adapters is kept loaded: drop its idle_unload_s")
     from mindfu_adapters.llm.lazy import LazyEngine
 
     path, model_id = resolve_model(llm)
@@ -350,7 +364,9 @@ class Container(containers.DeclarativeContainer):
     training_store = providers.Singleton(training_wiring.training_store, database)
     chat_service = providers.Singleton(
         ChatService,
-        engines=providers.Callable(lambda main, more: [main, *more], llm_engine, more_engines),
+        engines=providers.Callable(
+            lambda main, more: _with_adapters([main, *more]), llm_engine, more_engines
+        ),
         max_n=providers.Callable(lambda s: s.http.max_n, settings),
         retriever=retriever,
         recorder=recorder,

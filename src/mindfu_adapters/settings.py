@@ -71,6 +71,11 @@ class LlmSettings(BaseModel):
         default_factory=list,
         description="Other names clients may use for this model (devstral-small-2, gpt-4o...).",
     )
+    lora_adapters: dict[str, Path] = Field(
+        default_factory=dict,
+        description="llama_cpp: served name -> a LoRA GGUF of this model, applied per request to requests "
+        'naming it (JSON: {"support-bot": "/models/support-lora.gguf"}); checked against the model at start.',
+    )
     idle_unload_s: float | None = Field(
         default=None,
         gt=0,

@@ -86,3 +86,31 @@ def export_gguf(model_dir: Path, out_file: Path, *, tools: Path, outtype: str = 
         raise EngineFailure(f"llama.cpp could not convert {model_dir} to GGUF: {done.stderr.strip()[-800:]}")
     partial.replace(out_file)
     return out_file
+
+
+def export_lora_gguf(
+    adapter_dir: Path, base_dir: Path, out_file: Path, *, tools: Path, outtype: str = "f16"
+) -> Path:
+    """Convert a PEFT LoRA adapter of the Hugging Face model ``base_dir`` into a LoRA GGUF that llama.cpp
+    applies on that model's GGUF (never a half-written file under ``out_file``)."""
+    if outtype not in OUTTYPES:
+        raise InvalidRequest(f"GGUF type {outtype!r} is not one of {', '.join(OUTTYPES)}", param="outtype")
+    converter = tools_dir(tools)
+    partial = out_file.with_name(out_file.name + ".partial")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(converter / "gguf-py"), str(converter)])}
+    done = subprocess.run(
+        [
+            sys.executable, str(converter / "convert_lora_to_gguf.py"), "--base", str(base_dir),
+            "--outfile", str(partial), "--outtype", outtype, str(adapter_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    if done.returncode != 0 or not partial.exists():
+        partial.unlink(missing_ok=True)
+        raise EngineFailure(
+            f"llama.cpp could not convert the adapter {adapter_dir}: {done.stderr.strip()[-800:]}"
+        )
+    partial.replace(out_file)
+    return out_file

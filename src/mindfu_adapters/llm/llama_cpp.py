@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -48,6 +48,7 @@ from mindfu_core.domain.chat import (
     Usage,
 )
 from mindfu_core.errors import ConfigurationError, ContextLengthExceeded, EngineFailure, InvalidRequest
+from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.collect import collect
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class LlamaCppConfig:
     # a max_tokens beyond what the window leaves after the prompt is lowered to fit (agents ask for more
     # than small windows hold); False refuses such requests, as OpenAI and vLLM do
     clamp_max_tokens: bool = True
+    # served name -> a LoRA GGUF of this model, applied per request to requests naming it
+    adapters: Mapping[str, Path] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -168,8 +171,27 @@ class LlamaCppEngine:
         )
         self._n_ctx = first.n_ctx()
         self._slots = [LlamaSlot(llm, self._count_token) for llm in llamas]
+        for name, path in config.adapters.items():
+            self._load_adapter(name, path)
         self._pool: SlotPool[LlamaSlot] = SlotPool(list(self._slots), max_queue=config.max_queue)
         self._executor = ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="llama-slot")
+
+    def _load_adapter(self, name: str, path: Path) -> None:
+        if not path.is_file():
+            raise ConfigurationError(f"the LoRA adapter {name!r} names no file: {str(path)!r}")
+        for slot in self._slots:
+            if not slot.load_adapter(name, str(path)):
+                raise ConfigurationError(
+                    f"the LoRA adapter {name!r} ({str(path)!r}) does not fit {self._config.model_id!r}: "
+                    "llama.cpp refused it (a LoRA GGUF of another base model, wrong tensor shapes, or not "
+                    "a LoRA GGUF at all)"
+                )
+
+    def adapter_engines(self) -> list[LLMEngine]:
+        """One engine per LoRA adapter, each serving its name on this engine's slots."""
+        from mindfu_adapters.llm.lora import LoraAdapterEngine
+
+        return [LoraAdapterEngine(self, name, path) for name, path in self._config.adapters.items()]
 
     # -- port: introspection ------------------------------------------------------------------------
 
@@ -206,11 +228,16 @@ class LlamaCppEngine:
     async def complete(self, request: GenerationRequest) -> ChatResult:
         return await collect(request.model, self.stream(request), with_logprobs=request.sampling.logprobs)
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+    def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+        return self.stream_with(request, None)
+
+    async def stream_with(self, request: GenerationRequest, adapter: str | None) -> AsyncIterator[ChatDelta]:
+        """``stream``, generating with the LoRA ``adapter`` (a name from the config) when one is given."""
         if _prompt_chars(request) <= INLINE_PREPARE_CHARS:
             prepared = self._prepare(request)  # well under a millisecond: a thread hop would cost more
         else:
             prepared = await asyncio.to_thread(self._prepare, request)
+        prepared.adapter = adapter
         slot = await self._pool.acquire()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
@@ -371,6 +398,7 @@ class LlamaCppEngine:
     ) -> None:
         """Worker thread: generate every choice in turn, reporting text, ends and errors through ``emit``."""
         try:
+            slot.use_adapter(prepared.adapter)
             for index in range(prepared.n):
                 slot.reset()
                 seed = None if prepared.seed is None else prepared.seed + index

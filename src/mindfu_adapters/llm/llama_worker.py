@@ -42,9 +42,37 @@ class LlamaSlot:
 
         self._vocab = vocab
         self._piece = ctypes.create_string_buffer(64)
+        self.adapters: dict[str, Any] = {}  # name -> this slot's llama_adapter_lora (adapters are per model)
+        self._active_adapter: str | None = None
 
     def reset(self) -> None:
         self.sampled = 0
+
+    def load_adapter(self, name: str, path: str) -> bool:
+        """Load a LoRA GGUF onto this slot's model; False when llama.cpp refuses it (wrong base model)."""
+        import llama_cpp
+
+        adapter = llama_cpp.llama_adapter_lora_init(self.llm._model.model, path.encode())
+        if not adapter:  # a NULL pointer, not None
+            return False
+        self.adapters[name] = adapter
+        return True
+
+    def use_adapter(self, name: str | None) -> None:
+        """Generate with ``name`` (or the bare model). The KV cache was computed under the previous
+        adapter, so a change also drops the cached prompt prefix."""
+        import llama_cpp
+
+        if name == self._active_adapter:
+            return
+        ctx = self.llm._ctx.ctx
+        if name is None:
+            llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+        else:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self.adapters[name])
+            llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(1.0))
+        self.llm.reset()
+        self._active_adapter = name
 
     def piece(self, token: int) -> bytes:
         """The bytes of ``token`` as text (control tokens give none)."""
@@ -66,6 +94,7 @@ class Prepared:
     tools: Sequence[ToolSpec]
     echo: str = ""
     seed: int | None = None
+    adapter: str | None = None  # a LoRA adapter to generate with
 
 
 def run_choice(
