@@ -245,6 +245,11 @@ class TrainingSettings(BaseModel):
         description="Export the merged model as GGUF of this type (f16, bf16, q8_0) so llama.cpp serves it "
         "under the job's fine_tuned_model name; empty: no export.",
     )
+    export_lora_gguf: bool = Field(
+        default=True,
+        description="Also convert the adapter to a LoRA GGUF; a llama.cpp engine serving the base model then "
+        "serves the tuned model as that adapter (no second copy of the weights) instead of the merged GGUF.",
+    )
     export_awq: bool = Field(
         default=False, description="Also quantize the merged model with AWQ for vLLM (needs a CUDA GPU)."
     )

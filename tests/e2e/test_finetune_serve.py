@@ -73,6 +73,8 @@ def test_logged_chats_train_a_model_that_is_then_served(tmp_path: Path) -> None:
         name = done["fine_tuned_model"]
         assert name == f"ft:{MODEL}:facts:{job['id']}"
         assert Path(done["mindfu"]["artifacts"]["gguf"]).stat().st_size > 50_000_000
+        # served as a LoRA adapter on the running SmolLM2 engine: a few MB, not a second copy of the model
+        assert 0 < Path(done["mindfu"]["artifacts"]["lora_gguf"]).stat().st_size < 20_000_000
         assert name in [m.id for m in client.models.list().data]
         reply = client.chat.completions.create(
             model=name,

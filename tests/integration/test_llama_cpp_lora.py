@@ -4,6 +4,7 @@ model is refused when it is registered, not at the first request."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,32 @@ def test_settings_serve_the_adapter_as_a_model(adapters: tuple[Path, Path], tmp_
     assert listed == ["smollm2-135m-instruct", "smol-lora"]
     assert answers[1]["model"] == "smol-lora"
     assert answers[0]["choices"][0]["message"]["content"] != answers[1]["choices"][0]["message"]["content"]
+
+
+async def test_an_adapter_is_added_while_serving(adapters: tuple[Path, Path]) -> None:
+    """What a finished fine-tuning job does: its adapter joins the running engine."""
+    fitting, foreign = adapters
+    engine = LlamaCppEngine(
+        LlamaCppConfig(model_path=default_model_path(), model_id="smol", context_length=512)
+    )
+    try:
+        busy = engine.stream(ask("smol"))
+        await anext(busy)  # a request in flight: adding waits for its slot
+        adding = asyncio.ensure_future(engine.add_adapter("late", fitting))
+        await asyncio.sleep(0.05)
+        assert not adding.done()
+        async for _ in busy:
+            pass
+        tuned = await asyncio.wait_for(adding, 60)
+        assert tuned.model_info().id == "late" and [e.model_info().id for e in engine.adapter_engines()] == [
+            "late"
+        ]
+        base = (await engine.complete(ask("smol"))).choices[0].message.content
+        assert (await tuned.complete(ask("late"))).choices[0].message.content != base
+        with pytest.raises(ConfigurationError, match="does not fit"):
+            await engine.add_adapter("wrong", foreign)
+        with pytest.raises(ConfigurationError, match="already served"):
+            await engine.add_adapter("late", fitting)
+        assert (await engine.complete(ask("smol"))).choices[0].message.content == base
+    finally:
+        await engine.aclose()

@@ -68,6 +68,7 @@ class SubprocessTrainingRunner:
         gguf: str | None = None,
         tools: Path | None = None,
         awq: bool = False,
+        lora_gguf: bool = False,
     ) -> None:
         self._root = root
         self._base_models = dict(base_models)
@@ -79,6 +80,7 @@ class SubprocessTrainingRunner:
         self._gguf = gguf or None
         self._tools = tools
         self._awq = awq
+        self._lora_gguf = lora_gguf
         self._processes: dict[str, asyncio.subprocess.Process] = {}
 
     def folder(self, job_id: str) -> Path:
@@ -152,6 +154,7 @@ class SubprocessTrainingRunner:
             "merge": self._merge or bool(self._gguf) or self._awq,
             "gguf": self._gguf,
             "awq": self._awq,
+            "lora_gguf": self._lora_gguf,
             "served_name": fine_tuned_name(job),
             "tools": str(self._tools) if self._tools else None,
         }

@@ -1,15 +1,20 @@
-"""Serving a finished job's model: its GGUF export loaded as one more llama.cpp engine of the ChatService."""
+"""Serving a finished job's model: its LoRA GGUF on the engine serving the base model, where that engine
+takes adapters, else its merged GGUF loaded as one more llama.cpp engine of the ChatService."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mindfu_core.domain.training import TrainingJob
+from mindfu_core.errors import MindFuError
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.chat import ChatService
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,13 +29,37 @@ class Publisher:
     async def __call__(self, job: TrainingJob) -> bool:
         gguf = job.artifacts.get("gguf")
         name = job.fine_tuned_model
+        if name and name in {info.id for info in self.chat.models()}:
+            return True
+        if name and await self._as_adapter(job, name):
+            return True
         if not gguf or not name or not await asyncio.to_thread(Path(gguf).exists):
             return False
-        if name in {info.id for info in self.chat.models()}:
-            return True
         engine = await asyncio.to_thread(self.build, Path(gguf), name)
         self.chat.add_engine(engine)
         self.engines.append(engine)
+        return True
+
+    async def _as_adapter(self, job: TrainingJob, name: str) -> bool:
+        """Register the job's LoRA GGUF on the engine serving its base model, when that engine can."""
+        lora = job.artifacts.get("lora_gguf")
+        if not lora or not await asyncio.to_thread(Path(lora).exists):
+            return False
+        try:
+            base = self.chat.engine_for(job.spec.base_model)
+        except MindFuError:
+            return False
+        add_adapter = getattr(base, "add_adapter", None)
+        if add_adapter is None:
+            return False
+        try:
+            engine: LLMEngine = await add_adapter(name, Path(lora))
+        except MindFuError as error:
+            log.warning(
+                "job %s: the adapter could not be served (%s); serving the merged model", job.id, error
+            )
+            return False
+        self.chat.add_engine(engine)
         return True
 
     async def aclose(self) -> None:

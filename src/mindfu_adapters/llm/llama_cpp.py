@@ -47,7 +47,13 @@ from mindfu_core.domain.chat import (
     ToolSpec,
     Usage,
 )
-from mindfu_core.errors import ConfigurationError, ContextLengthExceeded, EngineFailure, InvalidRequest
+from mindfu_core.errors import (
+    ConfigurationError,
+    ContextLengthExceeded,
+    EngineFailure,
+    InvalidRequest,
+    Overloaded,
+)
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.collect import collect
 
@@ -171,8 +177,10 @@ class LlamaCppEngine:
         )
         self._n_ctx = first.n_ctx()
         self._slots = [LlamaSlot(llm, self._count_token) for llm in llamas]
+        self._adapters: dict[str, Path] = {}
         for name, path in config.adapters.items():
             self._load_adapter(name, path)
+            self._adapters[name] = path
         self._pool: SlotPool[LlamaSlot] = SlotPool(list(self._slots), max_queue=config.max_queue)
         self._executor = ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="llama-slot")
 
@@ -191,7 +199,28 @@ class LlamaCppEngine:
         """One engine per LoRA adapter, each serving its name on this engine's slots."""
         from mindfu_adapters.llm.lora import LoraAdapterEngine
 
-        return [LoraAdapterEngine(self, name, path) for name, path in self._config.adapters.items()]
+        return [LoraAdapterEngine(self, name, path) for name, path in self._adapters.items()]
+
+    async def add_adapter(self, name: str, path: Path) -> LLMEngine:
+        """Serve one more LoRA adapter (a fine-tuning job's) while running: every slot is taken in turn, so
+        no generation runs while llama.cpp loads it; ``ConfigurationError`` when it does not fit."""
+        from mindfu_adapters.llm.lora import LoraAdapterEngine
+
+        if name in self._adapters:
+            raise ConfigurationError(f"an adapter named {name!r} is already served")
+        taken: list[LlamaSlot] = []
+        try:
+            while len(taken) < len(self._slots):
+                try:
+                    taken.append(await self._pool.acquire())
+                except Overloaded:  # the wait queue is full: let it drain
+                    await asyncio.sleep(0.1)
+            await asyncio.to_thread(self._load_adapter, name, path)
+        finally:
+            for slot in taken:
+                self._pool.release(slot)
+        self._adapters[name] = path
+        return LoraAdapterEngine(self, name, path)
 
     # -- port: introspection ------------------------------------------------------------------------
 

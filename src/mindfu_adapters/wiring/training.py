@@ -64,6 +64,7 @@ def training_runner(settings: Settings, served_model_id: str | None) -> Training
         gguf=config.export_gguf,
         tools=settings.data_dir.expanduser() / "tools",
         awq=config.export_awq,
+        lora_gguf=config.export_lora_gguf,
     )
 
 
