@@ -1,13 +1,21 @@
-"""Tie generation to the client connection: a client that goes away stops the work it asked for."""
+"""Tie generation to the client connection (a client that goes away stops the work it asked for), and relay
+a stream of deltas through an API's event writer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from starlette.requests import Request
+
+from mindfu_core.domain.chat import ChatDelta
+from mindfu_core.errors import MindFuError
+from mindfu_http.errors import domain_error_payload, error_body
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -54,3 +62,50 @@ async def first_and_rest(stream: AsyncIterator[T]) -> tuple[T | None, AsyncItera
             await aclose()
         raise
     return first, stream
+
+
+class EventWriter(Protocol):
+    """Turns one completion's deltas into an API's server-sent events."""
+
+    def start(self) -> list[bytes]: ...
+
+    def delta(self, delta: ChatDelta) -> list[bytes]: ...
+
+    def finish(self) -> list[bytes]: ...
+
+    def failure(self, status: int, payload: dict[str, Any], request_id: str) -> list[bytes]:
+        """The events that end a stream that failed; ``payload`` is the OpenAI error object."""
+        ...
+
+
+async def relay(
+    writer: EventWriter, first: ChatDelta | None, rest: AsyncIterator[ChatDelta], request_id: str
+) -> AsyncIterator[bytes]:
+    """The stream's events; an error after the first byte ends it with the writer's failure events, and
+    the deltas are closed (which stops the engine) however the stream ends."""
+    for line in writer.start():
+        yield line
+    try:
+        if first is not None:
+            for line in writer.delta(first):
+                yield line
+        async for delta in rest:
+            for line in writer.delta(delta):
+                yield line
+    except MindFuError as exc:
+        status, payload = domain_error_payload(exc, request_id)
+        for line in writer.failure(status, payload, request_id):
+            yield line
+        return
+    except Exception:
+        log.exception("stream %s failed", request_id)
+        payload = error_body(f"The stream failed (request id {request_id}).", "server_error")
+        for line in writer.failure(500, payload, request_id):
+            yield line
+        return
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    for line in writer.finish():
+        yield line

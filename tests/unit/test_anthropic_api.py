@@ -338,3 +338,28 @@ def test_models_list_reads_with_both_sdks(make_client: Any) -> None:
     assert [m.id for m in listed] == ["scripted"] and listed[0].type == "model"
     assert one.display_name == "scripted" and one.created_at.year >= 1970
     assert openai_view["object"] == "list" and openai_view["data"][0]["object"] == "model"
+
+
+class FailsMidway(ScriptedEngine):
+    async def stream(self, request: Any) -> Any:
+        from mindfu_core import ChatDelta, EngineFailure
+
+        yield ChatDelta(content="partial")
+        raise EngineFailure("decode failed")
+
+
+def test_an_error_mid_stream_is_an_error_event(make_client: Any) -> None:
+    with make_client(FailsMidway(), anthropic=MAP) as client:
+        raw = client.post(
+            "/v1/messages", json={"model": "claude-x", "max_tokens": 8, "messages": USER, "stream": True}
+        )
+        with (
+            pytest.raises(anthropic.APIStatusError),
+            sdk(client).messages.stream(model="claude-x", max_tokens=8, messages=USER) as stream,
+        ):
+            list(stream.text_stream)
+    events = sse_events(raw.text)
+    assert [name for name, _ in events][-1] == "error"
+    error = events[-1][1]
+    assert error["error"]["type"] == "api_error" and error["request_id"] in error["error"]["message"]
+    assert "message_stop" not in [name for name, _ in events]

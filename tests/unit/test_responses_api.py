@@ -160,3 +160,16 @@ def test_unsupported_inputs_are_refused_by_name(make_client: Any, body: dict[str
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and named in error["message"]
+
+
+def test_an_error_mid_stream_is_an_error_event(make_client: Any) -> None:
+    from tests.unit.test_anthropic_api import FailsMidway
+
+    with make_client(FailsMidway()) as client:
+        raw = client.post("/v1/responses", json={"model": "scripted", "input": "hi", "stream": True})
+        with sdk(client).responses.stream(model="scripted", input="hi") as stream:
+            seen = list(stream)
+    assert seen[-1].type == "error" and seen[-1].code == "engine_failure"  # a ResponseErrorEvent
+    kinds = [line.split(": ", 1)[1] for line in raw.text.splitlines() if line.startswith("event: ")]
+    assert kinds[-1] == "error" and "response.completed" not in kinds
+    assert "response.output_text.delta" in kinds  # what came before the failure was sent

@@ -12,7 +12,6 @@ from mindfu_core.domain.chat import (
     GenerationRequest,
     Message,
     ResponseFormatType,
-    Role,
     TextRequest,
     TokenLogprob,
     ToolCallDelta,
@@ -28,6 +27,7 @@ from mindfu_core.errors import (
     Overloaded,
     UpstreamUnavailable,
 )
+from mindfu_core.services.conversations import openai_message
 from mindfu_core.services.tool_text import tool_schema
 
 _FINISH = {reason.value: reason for reason in FinishReason}
@@ -36,17 +36,8 @@ _CONTEXT_WORDS = ("context length", "context window", "maximum context", "exceed
 
 
 def message_dict(message: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role.value, "content": message.content}
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
-    if message.role is Role.TOOL and message.tool_call_id:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name:
-        out["name"] = message.name
-    return out
+    """A message as OpenAI-compatible servers take it."""
+    return openai_message(message)
 
 
 def request_body(request: GenerationRequest, model: str) -> tuple[str, dict[str, Any]]:

@@ -7,22 +7,17 @@ apply alike. Model names that Anthropic clients send are mapped to served models
 from __future__ import annotations
 
 import fnmatch
-import logging
-from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from mindfu_core.domain.chat import ChatDelta
-from mindfu_core.errors import MindFuError
 from mindfu_http.anthropic import wire
 from mindfu_http.anthropic.schemas import CountTokensIn, MessagesIn
 from mindfu_http.deps import chat_service
-from mindfu_http.errors import anthropic_error, domain_error_payload, request_id_of
+from mindfu_http.errors import request_id_of
 from mindfu_http.openai.chat import CLIENT_CLOSED, call_context
-from mindfu_http.streaming import ClientGone, first_and_rest, unless_disconnected
+from mindfu_http.streaming import ClientGone, first_and_rest, relay, unless_disconnected
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["anthropic"])
 
 
@@ -61,37 +56,7 @@ async def messages(body: MessagesIn, request: Request) -> Response:
         completion_id=deltas.id, model=body.model, conversation_id=deltas.conversation_id
     )
     return StreamingResponse(
-        _events(writer, first, rest, request_id_of(request)),
+        relay(writer, first, rest, request_id_of(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-async def _events(
-    writer: wire.EventWriter, first: ChatDelta | None, rest: AsyncIterator[ChatDelta], request_id: str
-) -> AsyncIterator[bytes]:
-    for line in writer.start():
-        yield line
-    try:
-        if first is not None:
-            for line in writer.delta(first):
-                yield line
-        async for delta in rest:
-            for line in writer.delta(delta):
-                yield line
-    except MindFuError as exc:
-        status, payload = domain_error_payload(exc, request_id)
-        yield writer.error(anthropic_error(status, payload["error"]["message"], request_id)[1])
-        return
-    except Exception:
-        log.exception("stream %s failed", request_id)
-        yield writer.error(
-            anthropic_error(500, f"The stream failed (request id {request_id}).", request_id)[1]
-        )
-        return
-    finally:
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    for line in writer.finish():
-        yield line

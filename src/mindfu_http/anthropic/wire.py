@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from mindfu_core.domain.chat import ChatDelta, ChatResult, FinishReason, ToolCall, ToolCallDelta, Usage
+from mindfu_http.errors import anthropic_error
 from mindfu_http.openai.wire import extension
 
 STOP_REASONS = {
@@ -205,6 +206,6 @@ class EventWriter:
         }
         return [*self._close(), event("message_delta", end), event("message_stop", {"type": "message_stop"})]
 
-    @staticmethod
-    def error(payload: dict[str, Any]) -> bytes:
-        return event("error", payload)
+    def failure(self, status: int, payload: dict[str, Any], request_id: str) -> list[bytes]:
+        """Anthropic's ``error`` event (the stream ends there)."""
+        return [event("error", anthropic_error(status, payload["error"]["message"], request_id)[1])]

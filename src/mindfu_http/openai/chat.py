@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from mindfu_core.domain.chat import ChatDelta, GenerationRequest
+from mindfu_core.domain.chat import GenerationRequest
 from mindfu_core.domain.conversations import CallContext
-from mindfu_core.errors import InvalidRequest, MindFuError
+from mindfu_core.errors import InvalidRequest
 from mindfu_http.auth import ApiKeys, credentials
 from mindfu_http.deps import chat_service, retriever
-from mindfu_http.errors import domain_error_payload, error_body, request_id_of
+from mindfu_http.errors import request_id_of
 from mindfu_http.openai import wire
 from mindfu_http.openai.schemas import ChatCompletionIn, CompletionIn
-from mindfu_http.streaming import ClientGone, first_and_rest, unless_disconnected
+from mindfu_http.streaming import ClientGone, first_and_rest, relay, unless_disconnected
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -97,7 +96,7 @@ async def _generate(
         conversation_id=deltas.conversation_id,
     )
     return StreamingResponse(
-        _sse(writer, first, rest, request_id_of(request)),
+        relay(writer, first, rest, request_id_of(request)),
         media_type="text/event-stream",
         headers={
             "Cache-Control": "no-cache",
@@ -109,26 +108,3 @@ async def _generate(
 
 def _conversation_header(conversation_id: str | None) -> dict[str, str]:
     return {CONVERSATION_HEADER: conversation_id} if conversation_id else {}
-
-
-async def _sse(
-    writer: wire.ChunkWriter, first: ChatDelta | None, rest: AsyncIterator[ChatDelta], request_id: str
-) -> AsyncIterator[bytes]:
-    try:
-        if first is not None:
-            for event in writer.delta(first):
-                yield event
-            async for delta in rest:
-                for event in writer.delta(delta):
-                    yield event
-    except MindFuError as exc:
-        _, payload = domain_error_payload(exc, request_id)
-        yield writer.error(payload)
-    except Exception:
-        log.exception("stream %s failed", request_id)
-        yield writer.error(error_body(f"The stream failed (request id {request_id}).", "server_error"))
-    finally:
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    yield writer.DONE

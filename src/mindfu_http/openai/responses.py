@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -19,13 +18,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mindfu_core.domain.chat import ChatDelta, ChatResult, FinishReason, ToolCall, ToolCallDelta, Usage
 from mindfu_core.domain.conversations import CallContext
-from mindfu_core.errors import MindFuError, NotFound
+from mindfu_core.errors import NotFound
 from mindfu_http.deps import chat_service
-from mindfu_http.errors import domain_error_payload, request_id_of
+from mindfu_http.errors import request_id_of
 from mindfu_http.openai.chat import CLIENT_CLOSED, call_context
 from mindfu_http.openai.responses_schemas import ResponsesIn
 from mindfu_http.openai.wire import extension
-from mindfu_http.streaming import ClientGone, first_and_rest, unless_disconnected
+from mindfu_http.streaming import ClientGone, first_and_rest, relay, unless_disconnected
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -71,9 +70,9 @@ async def responses(body: ResponsesIn, request: Request) -> Response:
         first, rest = await unless_disconnected(request, first_and_rest(deltas))
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
-    writer = EventWriter(shape, response_id(deltas.id))
+    writer = EventWriter(shape, response_id(deltas.id), deltas.conversation_id)
     return StreamingResponse(
-        _events(writer, first, rest, request_id_of(request)),
+        relay(writer, first, rest, request_id_of(request)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -187,7 +186,7 @@ class EventWriter:
     """The event sequence of one streamed response: created, in_progress, per output item (a message with
     one output_text part, or a function call) added / deltas / done, then completed."""
 
-    def __init__(self, shape: _Shape, rid: str) -> None:
+    def __init__(self, shape: _Shape, rid: str, conversation_id: str | None = None) -> None:
         self.shape = shape
         self.id = rid
         self._sequence = 0
@@ -197,15 +196,14 @@ class EventWriter:
         self._usage: Usage | None = None
         self._finish: FinishReason | None = None
         self._sources: tuple[Any, ...] = ()
-        self._conversation_id: str | None = None
+        self._conversation_id = conversation_id
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self._sequence, **fields}
         self._sequence += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
-    def start(self, conversation_id: str | None) -> list[bytes]:
-        self._conversation_id = conversation_id
+    def start(self) -> list[bytes]:
         snapshot = self.shape.response(self.id, status="in_progress", output=[])
         return [
             self._event("response.created", response=snapshot),
@@ -376,42 +374,8 @@ class EventWriter:
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
         return [*out, self._event(kind, response=final)]
 
-    def error(self, payload: dict[str, Any]) -> bytes:
+    def failure(self, status: int, payload: dict[str, Any], request_id: str) -> list[bytes]:
+        """The Responses API's ``error`` event (the stream ends there)."""
         error = payload["error"]
-        return self._event(
-            "error",
-            code=error.get("code") or error.get("type"),
-            message=error["message"],
-            param=error.get("param"),
-        )
-
-
-async def _events(
-    writer: EventWriter, first: ChatDelta | None, rest: AsyncIterator[ChatDelta], request_id: str
-) -> AsyncIterator[bytes]:
-    conversation_id = getattr(rest, "conversation_id", None)
-    for line in writer.start(conversation_id):
-        yield line
-    try:
-        if first is not None:
-            for line in writer.delta(first):
-                yield line
-        async for delta in rest:
-            for line in writer.delta(delta):
-                yield line
-    except MindFuError as exc:
-        _, payload = domain_error_payload(exc, request_id)
-        yield writer.error(payload)
-        return
-    except Exception:
-        log.exception("stream %s failed", request_id)
-        yield writer.error(
-            {"error": {"message": f"The stream failed (request id {request_id}).", "type": "server_error"}}
-        )
-        return
-    finally:
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    for line in writer.finish():
-        yield line
+        code = error.get("code") or error.get("type")
+        return [self._event("error", code=code, message=error["message"], param=error.get("param"))]

@@ -245,11 +245,17 @@ class ChunkWriter:
             "finish_reason": finish,
         }
 
-    @staticmethod
-    def error(payload: dict[str, Any]) -> bytes:
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
-
     DONE = b"data: [DONE]\n\n"
+
+    def start(self) -> list[bytes]:
+        return []
+
+    def finish(self) -> list[bytes]:
+        return [self.DONE]
+
+    def failure(self, status: int, payload: dict[str, Any], request_id: str) -> list[bytes]:
+        """An error event (the OpenAI error object), then ``[DONE]``."""
+        return [b"data: " + orjson.dumps(payload) + b"\n\n", self.DONE]
 
 
 def model_object(info: ModelInfo) -> dict[str, Any]:
