@@ -46,6 +46,7 @@ async def test_create_watch_list_and_events(make_core: CoreFactory, tiny: Path) 
         assert final.fine_tuned_model == f"ft:scripted:grpc:{job.id}" and final.progress.step == 4
         assert final.evaluation.HasField("eval_loss") and set(final.artifacts) == {
             "adapter",
+            "lora_gguf",
             "merged",
             "vllm",
         }

@@ -155,14 +155,18 @@ def run(folder: Path) -> int:
             from mindfu_adapters.export.gguf import export_lora_gguf
 
             reporter.emit(type="message", level="info", message="Converting the adapter to a LoRA GGUF")
-            lora = export_lora_gguf(
-                Path(outcome.adapter_dir),
-                Path(spec["base_model"]),
-                folder / "adapter.gguf",
-                tools=Path(spec["tools"]),
-                outtype="f16",
-            )
-            artifacts["lora_gguf"] = str(lora)
+            try:
+                lora = export_lora_gguf(
+                    Path(outcome.adapter_dir),
+                    Path(spec["base_model"]),
+                    folder / "adapter.gguf",
+                    tools=Path(spec["tools"]),
+                    outtype="f16",
+                )
+            except MindFuError as error:  # an extra way to serve the model: its absence fails nothing
+                reporter.emit(type="message", level="warn", message=f"No LoRA GGUF: {error.message}")
+            else:
+                artifacts["lora_gguf"] = str(lora)
         if spec.get("awq") and "merged" in artifacts:
             from mindfu_adapters.export.awq import export_awq
             from mindfu_adapters.trainer.formatting import render
