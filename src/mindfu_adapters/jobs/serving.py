@@ -1,5 +1,6 @@
-"""Serving a finished job's model: its LoRA GGUF on the engine serving the base model, where that engine
-takes adapters, else its merged GGUF loaded as one more llama.cpp engine of the ChatService."""
+"""Serving a finished job's model: its adapter on the engine serving the base model, where that engine
+takes adapters (a LoRA GGUF on llama.cpp, the PEFT folder on vLLM), else its merged GGUF loaded as one more
+llama.cpp engine of the ChatService."""
 
 from __future__ import annotations
 
@@ -41,16 +42,18 @@ class Publisher:
         return True
 
     async def _as_adapter(self, job: TrainingJob, name: str) -> bool:
-        """Register the job's LoRA GGUF on the engine serving its base model, when that engine can."""
-        lora = job.artifacts.get("lora_gguf")
-        if not lora or not await asyncio.to_thread(Path(lora).exists):
-            return False
+        """Register the job's adapter on the engine serving its base model, when that engine takes adapters:
+        its LoRA GGUF for llama.cpp, its PEFT folder for vLLM."""
         try:
             base = self.chat.engine_for(job.spec.base_model)
         except MindFuError:
             return False
         add_adapter = getattr(base, "add_adapter", None)
         if add_adapter is None:
+            return False
+        kind = "adapter" if getattr(base, "adapter_format", "gguf") == "peft" else "lora_gguf"
+        lora = job.artifacts.get(kind)
+        if not lora or not await asyncio.to_thread(Path(lora).exists):
             return False
         try:
             engine: LLMEngine = await add_adapter(name, Path(lora))

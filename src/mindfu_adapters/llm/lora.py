@@ -1,11 +1,11 @@
-"""A LoRA adapter served under its own model name on the slots of its base llama.cpp engine."""
+"""A LoRA adapter served under its own model name on the slots of its base engine (llama.cpp or vLLM)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mindfu_core.domain.chat import (
     ChatDelta,
@@ -18,15 +18,26 @@ from mindfu_core.domain.chat import (
 )
 from mindfu_core.services.collect import collect
 
-if TYPE_CHECKING:
-    from mindfu_adapters.llm.llama_cpp import LlamaCppEngine
+
+class AdapterHost(Protocol):
+    """An engine that generates with one of its LoRA adapters by name."""
+
+    def model_info(self) -> ModelInfo: ...
+
+    def stats(self) -> EngineStats: ...
+
+    async def count_tokens(
+        self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()
+    ) -> int: ...
+
+    def stream_with(self, request: GenerationRequest, adapter: str | None) -> AsyncIterator[ChatDelta]: ...
 
 
 class LoraAdapterEngine:
     """``mindfu_core.LLMEngine`` for one adapter: requests run on the base engine's slots with the adapter
     applied (per request; a slot switching adapters drops its cached prompt prefix)."""
 
-    def __init__(self, base: LlamaCppEngine, name: str, path: Path) -> None:
+    def __init__(self, base: AdapterHost, name: str, path: Path) -> None:
         self._base = base
         self._name = name
         self._path = path
@@ -47,4 +58,4 @@ class LoraAdapterEngine:
         return self._base.stream_with(request, self._name)
 
     async def aclose(self) -> None:
-        """The base engine owns the adapter (llama.cpp frees it with the model)."""
+        """The base engine owns the adapter (and frees it with the model)."""

