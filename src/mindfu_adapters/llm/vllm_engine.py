@@ -464,6 +464,9 @@ class VllmEngine:
                 async for output in outputs:
                     for choice in output.outputs:
                         produced = len(choice.token_ids)
+                        if choice.finish_reason == "stop" and not isinstance(choice.stop_reason, str):
+                            # the end-of-text (or stop) token is not a completion token, as on every engine
+                            produced = max(produced - 1, 0)
                         completion_tokens += produced * prepared.copies
                         with self._lock:
                             self._tokens += produced
