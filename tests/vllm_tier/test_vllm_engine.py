@@ -208,3 +208,34 @@ def test_bad_engine_settings_fail_before_vllm_starts(smollm2_hf: Path, foreign_a
         VllmEngine(replace(config, tool_call_parser="nope"))
     with pytest.raises(ConfigurationError, match="at least one slot"):
         VllmEngine(replace(config, slots=0))
+
+
+async def test_a_finished_jobs_adapter_is_served_on_the_vllm_engine(
+    vllm_engine: VllmEngine, lora_adapter: Path
+) -> None:
+    """A fine-tuning job's PEFT adapter goes onto the running vLLM engine of its base model (its LoRA GGUF
+    is llama.cpp's, and the merged GGUF is not loaded)."""
+    from datetime import UTC, datetime
+
+    from mindfu_adapters.jobs.serving import Publisher
+    from mindfu_core.domain.training import DataSource, JobSpec, JobStatus, TrainingJob
+    from mindfu_core.services.chat import ChatService
+
+    def no_gguf(path: Path, name: str) -> Any:
+        raise AssertionError(f"the merged GGUF {path} was loaded for {name}")
+
+    chat = ChatService([vllm_engine, *vllm_engine.adapter_engines()])
+    job = TrainingJob(
+        id="ftjob-vllm",
+        spec=JobSpec(base_model="smollm2", source=DataSource.CONVERSATIONS),
+        status=JobStatus.SUCCEEDED,
+        created_at=datetime.now(UTC),
+        fine_tuned_model="ft:smollm2:vllm-job",
+        artifacts={"adapter": str(lora_adapter), "gguf": "/nowhere/merged.gguf"},
+    )
+    assert await Publisher(chat, no_gguf)(job)
+    served = chat.engine_for("ft:smollm2:vllm-job")
+    assert served.model_info().engine == "vllm"
+    tuned = (await answer(served, ask(model="ft:smollm2:vllm-job")))[1]
+    assert tuned == (await answer(chat.engine_for("smol-lora"), ask(model="smol-lora")))[1]
+    assert tuned != (await answer(vllm_engine, ask()))[1]

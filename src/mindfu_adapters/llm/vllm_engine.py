@@ -458,7 +458,7 @@ class VllmEngine:
                 for i in range(prepared.n):
                     yield ChatDelta(index=i, content=prepared.echo)
             outputs = self._engine.generate(
-                {"prompt_token_ids": prepared.prompt_ids}, prepared.params, request_id, lora_request=lora
+                self._engine_input(prepared.prompt_ids), prepared.params, request_id, lora_request=lora
             )
             async with contextlib.aclosing(outputs):
                 async for output in outputs:
@@ -502,6 +502,16 @@ class VllmEngine:
             await asyncio.to_thread(engine.shutdown)
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _engine_input(self, prompt_ids: list[int]) -> Any:
+        """The token ids as vLLM's engine takes them: through its renderer where it has one (0.12 and later;
+        a raw prompt is deprecated there), else as a tokens prompt."""
+        prompt = {"prompt_token_ids": prompt_ids}
+        renderer = getattr(self._engine, "renderer", None)
+        if renderer is None:
+            return prompt
+        (engine_input,) = renderer.render_cmpl([prompt])
+        return engine_input
 
     def _encode(self, text: str, *, special: bool) -> list[int]:
         return list(self._tokenizer.encode(text, add_special_tokens=special))
