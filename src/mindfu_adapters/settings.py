@@ -51,7 +51,10 @@ class LlmSettings(BaseModel):
     max_queue: int = Field(default=16, ge=0, description="Requests waiting for a slot before 429.")
     threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=512, ge=1)
-    logprobs: bool = Field(default=False, description="Keep all logits so requests may ask for logprobs.")
+    logprobs: bool = Field(
+        default=False,
+        description="llama_cpp: keep all logits so requests may ask for logprobs (vllm always serves them).",
+    )
     chat_template: str | None = Field(default=None, description="A Jinja template overriding the GGUF's.")
     top_k: int = Field(default=40, ge=0)
     min_p: float = Field(default=0.05, ge=0.0, le=1.0)
