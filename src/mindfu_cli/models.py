@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from mindfu_core.errors import MindFuError
 
@@ -44,24 +45,65 @@ def pull_model(name: str) -> int:
     return 0
 
 
+def _model_rows(settings: Any) -> list[tuple[str, str, str, str, str]]:
+    """(id, engine, context, source, state) for every configured model and LoRA adapter."""
+    from pathlib import Path
+
+    from mindfu_adapters.container import resolve_model, resolve_vllm_model, served_model_id
+
+    rows: list[tuple[str, str, str, str, str]] = []
+    for llm in (settings.llm, *settings.models):
+        context = str(llm.context_length)
+        if llm.backend == "openai":
+            model_id = served_model_id(settings.model_copy(update={"llm": llm}))
+            rows.append(
+                (
+                    model_id or "(MINDFU_LLM__MODEL_ID unset)",
+                    "openai",
+                    context,
+                    llm.base_url or "",
+                    "upstream",
+                )
+            )
+        else:
+            try:
+                if llm.backend == "vllm":
+                    source, model_id = resolve_vllm_model(llm, settings.data_dir)
+                else:
+                    path, model_id = resolve_model(llm)
+                    source = str(path)
+            except MindFuError as exc:
+                rows.append((llm.model_id or "?", llm.backend, context, exc.message, "MISSING"))
+                continue
+            found = Path(source).exists()
+            state = (
+                "ok"
+                if found
+                else ("hub id" if llm.backend == "vllm" and not source.startswith("/") else "MISSING")
+            )
+            rows.append((model_id, llm.backend, context, source, state))
+        for name, adapter in llm.lora_adapters.items():
+            rows.append(
+                (name, f"{llm.backend} lora", context, str(adapter), "ok" if adapter.exists() else "MISSING")
+            )
+        rows.extend(
+            (alias, "alias", context, f"-> {rows[-1 - len(llm.lora_adapters)][0]}", "")
+            for alias in llm.aliases
+        )
+    return rows
+
+
 def list_models() -> int:
-    from mindfu_adapters.container import resolve_model
+    """Every model the settings serve (MINDFU_LLM and MINDFU_MODELS), their LoRA adapters and aliases."""
     from mindfu_adapters.settings import Settings
 
-    settings = Settings()
-    if settings.llm.backend == "openai":
-        from mindfu_adapters.container import served_model_id
-
-        print(f"{'ID':<32} {'ENGINE':<10} {'CONTEXT':>7}  {'UPSTREAM'}")
-        model_id = served_model_id(settings) or "(MINDFU_LLM__MODEL_ID unset)"
-        print(f"{model_id:<32} {'openai':<10} {settings.llm.context_length:>7}  {settings.llm.base_url}")
-        return 0
     try:
-        path, model_id = resolve_model(settings.llm)
+        rows = _model_rows(Settings())
     except MindFuError as exc:
         print(f"mindfu: {exc.message}", file=sys.stderr)
         return 2
-    present = "ok" if path.is_file() else "MISSING"
-    print(f"{'ID':<32} {'ENGINE':<10} {'CONTEXT':>7}  {'FILE'}")
-    print(f"{model_id:<32} {settings.llm.backend:<10} {settings.llm.context_length:>7}  {path} [{present}]")
+    print(f"{'ID':<32} {'ENGINE':<15} {'CONTEXT':>7}  SOURCE")
+    for model_id, engine, context, source, state in rows:
+        shown = f"{source} [{state}]" if state else source
+        print(f"{model_id:<32} {engine:<15} {context:>7}  {shown}")
     return 0

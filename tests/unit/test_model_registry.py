@@ -86,3 +86,37 @@ def test_two_models_served_by_one_server(make_client: Any, tmp_path: Path) -> No
     assert scripted["choices"][0]["message"]["content"] == "scripted answer"
     assert small["model"] == "tiny" and small["usage"]["completion_tokens"] == 5  # the tiny GGUF answered
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_models_list_shows_every_configured_model_adapter_and_alias(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mindfu_adapters.settings import LlmSettings, Settings
+    from mindfu_cli.models import _model_rows, list_models
+
+    folder = tmp_path / "qwen-hf"
+    folder.mkdir()
+    adapter = tmp_path / "support.gguf"
+    adapter.write_bytes(b"GGUF")
+    settings = Settings(
+        data_dir=tmp_path,
+        llm=LlmSettings(aliases=["default"], lora_adapters={"support": adapter}),
+        models=[
+            LlmSettings(model_id="big", backend="openai", base_url="http://vllm:8000/v1"),
+            LlmSettings(backend="vllm", model_path=folder, aliases=["qwen"]),
+            LlmSettings(model_id="gone", model_path=tmp_path / "gone.gguf"),
+        ],
+    )
+    rows = _model_rows(settings)
+    assert [(r[0], r[1], r[4]) for r in rows] == [
+        ("smollm2-135m-instruct", "llama_cpp", "ok"),
+        ("support", "llama_cpp lora", "ok"),
+        ("default", "alias", ""),
+        ("big", "openai", "upstream"),
+        ("qwen-hf", "vllm", "ok"),
+        ("qwen", "alias", ""),
+        ("gone", "llama_cpp", "MISSING"),
+    ]
+    assert rows[2][3] == "-> smollm2-135m-instruct" and rows[5][3] == "-> qwen-hf"
+    assert list_models() == 0
+    assert "smollm2-135m-instruct" in capsys.readouterr().out
