@@ -20,6 +20,8 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
 from mindfu_core.domain.retrieval import RetrievalOptions
+from mindfu_core.domain.training import JobEvent, JobSpec, TrainingFile, TrainingJob
+from mindfu_core.ports.training_runner import Checkpoint
 from mindfu_core.services.chat import ChatStream
 from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_core.services.embeddings import Embeddings
@@ -111,6 +113,33 @@ class ConversationApi(Protocol):
     def export(self, where: ConversationFilter | None = ...) -> AsyncIterator[Conversation]: ...
 
     def export_examples(self, where: ConversationFilter | None = ...) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class TrainingApi(Protocol):
+    """Fine-tuning: training files and jobs (``TrainingService``, or a remote core's through gRPC).
+
+    An application without it (``training`` missing) cannot fine-tune; ``training`` None means the
+    server has fine-tuning turned off."""
+
+    async def upload_file(self, data: bytes, *, filename: str, purpose: str = ...) -> TrainingFile: ...
+
+    async def get_file(self, file_id: str) -> TrainingFile: ...
+
+    async def list_files(self, *, limit: int = ...) -> list[TrainingFile]: ...
+
+    async def delete_file(self, file_id: str) -> TrainingFile: ...
+
+    async def create_job(self, spec: JobSpec) -> TrainingJob: ...
+
+    async def get_job(self, job_id: str) -> TrainingJob: ...
+
+    async def list_jobs(self, *, limit: int = ..., after: str | None = ...) -> list[TrainingJob]: ...
+
+    async def events(self, job_id: str, *, limit: int = ..., after: str | None = ...) -> list[JobEvent]: ...
+
+    async def checkpoints(self, job_id: str) -> list[Checkpoint]: ...
+
+    async def cancel_job(self, job_id: str) -> TrainingJob: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,23 +27,34 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
 from mindfu_core.domain.retrieval import RetrievalOptions
+from mindfu_core.domain.training import JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import ConfigurationError, UpstreamUnavailable
+from mindfu_core.ports.training_runner import Checkpoint
 from mindfu_core.services.auth import presented_credentials
 from mindfu_core.services.chat import NO_CONTEXT, ChatStream
 from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_core.services.conversations import finetuning_example
 from mindfu_core.services.embeddings import Embeddings
 from mindfu_core.services.retrieval import with_overrides
-from mindfu_grpc._pb.mindfu.v1 import chat_pb2, conversations_pb2, documents_pb2, embeddings_pb2, models_pb2
+from mindfu_grpc._pb.mindfu.v1 import (
+    chat_pb2,
+    conversations_pb2,
+    documents_pb2,
+    embeddings_pb2,
+    models_pb2,
+    training_pb2,
+)
 from mindfu_grpc._pb.mindfu.v1.chat_pb2_grpc import ChatServiceStub
 from mindfu_grpc._pb.mindfu.v1.conversations_pb2_grpc import ConversationServiceStub
 from mindfu_grpc._pb.mindfu.v1.documents_pb2_grpc import DocumentServiceStub
 from mindfu_grpc._pb.mindfu.v1.embeddings_pb2_grpc import EmbeddingServiceStub
 from mindfu_grpc._pb.mindfu.v1.models_pb2_grpc import ModelServiceStub
+from mindfu_grpc._pb.mindfu.v1.training_pb2_grpc import TrainingServiceStub
 from mindfu_grpc.errors import error_from_rpc
 from mindfu_grpc.mapping import chat as chat_mapping
 from mindfu_grpc.mapping import conversations as conversation_mapping
 from mindfu_grpc.mapping import documents as document_mapping
+from mindfu_grpc.mapping import training as training_mapping
 from mindfu_grpc.mapping.common import json_text
 from mindfu_grpc.servicers.documents import MAX_PAGE
 
@@ -394,6 +405,64 @@ class RemoteConversations:
                 yield finetuning_example(conversation)
 
 
+class RemoteTraining:
+    """``TrainingApi`` over ``mindfu.v1.TrainingService``: files and jobs live in the core."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._stub = TrainingServiceStub(channel.channel)
+
+    async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
+        info = training_pb2.UploadFileInfo(filename=filename, purpose=purpose)
+
+        async def messages() -> AsyncIterator[training_pb2.UploadFileRequest]:
+            yield training_pb2.UploadFileRequest(info=info)
+            for start in range(0, len(data), UPLOAD_PIECE):
+                yield training_pb2.UploadFileRequest(chunk=data[start : start + UPLOAD_PIECE])
+
+        found = await self._channel.call(self._stub.UploadFile, messages())
+        return training_mapping.file_from_pb(found.file)
+
+    async def get_file(self, file_id: str) -> TrainingFile:
+        found = await self._channel.call(self._stub.GetFile, training_pb2.GetFileRequest(id=file_id))
+        return training_mapping.file_from_pb(found.file)
+
+    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
+        found = await self._channel.call(self._stub.ListFiles, training_pb2.ListFilesRequest(limit=limit))
+        return [training_mapping.file_from_pb(f) for f in found.files]
+
+    async def delete_file(self, file_id: str) -> TrainingFile:
+        found = await self._channel.call(self._stub.DeleteFile, training_pb2.DeleteFileRequest(id=file_id))
+        return training_mapping.file_from_pb(found.file)
+
+    async def create_job(self, spec: JobSpec) -> TrainingJob:
+        found = await self._channel.call(self._stub.CreateJob, training_mapping.spec_to_pb(spec))
+        return training_mapping.job_from_pb(found.job)
+
+    async def get_job(self, job_id: str) -> TrainingJob:
+        found = await self._channel.call(self._stub.GetJob, training_pb2.GetJobRequest(id=job_id))
+        return training_mapping.job_from_pb(found.job)
+
+    async def list_jobs(self, *, limit: int = 20, after: str | None = None) -> list[TrainingJob]:
+        request = training_pb2.ListJobsRequest(limit=limit, after=after or "")
+        found = await self._channel.call(self._stub.ListJobs, request)
+        return [training_mapping.job_from_pb(j) for j in found.jobs]
+
+    async def events(self, job_id: str, *, limit: int = 20, after: str | None = None) -> list[JobEvent]:
+        request = training_pb2.ListJobEventsRequest(id=job_id, limit=limit, after=after or "")
+        found = await self._channel.call(self._stub.ListJobEvents, request)
+        return [training_mapping.event_from_pb(e, job_id) for e in found.events]
+
+    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
+        request = training_pb2.ListCheckpointsRequest(id=job_id)
+        found = await self._channel.call(self._stub.ListCheckpoints, request)
+        return [training_mapping.checkpoint_from_pb(c) for c in found.checkpoints]
+
+    async def cancel_job(self, job_id: str) -> TrainingJob:
+        found = await self._channel.call(self._stub.CancelJob, training_pb2.CancelJobRequest(id=job_id))
+        return training_mapping.job_from_pb(found.job)
+
+
 class RemoteApplication:
     """The application of a remote core (``mindfu_core.application.Application``)."""
 
@@ -404,6 +473,7 @@ class RemoteApplication:
         self.retrieval = RemoteRetrieval(channel, defaults)
         self.embeddings = RemoteEmbeddings(channel)
         self.conversations = RemoteConversations(channel)
+        self.training = RemoteTraining(channel)
         self._models = ModelServiceStub(channel.channel)
 
     async def health(self) -> Health:

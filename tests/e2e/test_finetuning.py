@@ -1,6 +1,7 @@
 """Fine-tuning end to end on the CPU: the HTTP API over the real worker process, QloraTrainer on a tiny
-Llama built here, MLflow read back through its own client; training from an uploaded file and from the
-logged conversations, cancellation, and a job a server restart interrupted resuming from its checkpoint."""
+Llama built here, MLflow read back through its own client; training from an uploaded file (in one process,
+and through a gateway whose core trains) and from the logged conversations, cancellation, and a job a
+server restart interrupted resuming from its checkpoint."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from mindfu_adapters.vector_store.memory import InMemoryVectorStore
 from mindfu_http.app import create_app
 from tests.fakes import HashEmbedder, Reply, ScriptedEngine
 from tests.fixtures.tiny_llama import write_tiny_llama
+from tests.loopback import LoopbackCore
 
 pytestmark = pytest.mark.slow
 FAST = {"gradient_accumulation": 1, "learning_rate": 0.002, "logging_steps": 2, "save_steps": 4}
@@ -33,7 +35,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def server(data: Path, tiny: Path, engine: ScriptedEngine | None = None) -> Iterator[TestClient]:
+def server(
+    data: Path, tiny: Path, engine: ScriptedEngine | None = None, topology: str = "in-process"
+) -> Iterator[TestClient]:
+    """The HTTP API over the services, in one process or as a gateway in front of its core (gRPC)."""
     # the tiny Llama's made-up tokenizer is not one llama.cpp's converter knows: no GGUF export here
     training = {"base_models": {"scripted": str(tiny)}, "export_gguf": None}
     settings = Settings(data_dir=data, training=training)  # type: ignore[arg-type]
@@ -41,7 +46,8 @@ def server(data: Path, tiny: Path, engine: ScriptedEngine | None = None) -> Iter
     container.llm_engine.override(providers.Object(engine or ScriptedEngine()))
     container.embedder.override(providers.Object(HashEmbedder()))
     container.vector_store.override(providers.Object(InMemoryVectorStore()))
-    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+    runtime = LoopbackCore(container) if topology == "gateway" else None
+    with TestClient(create_app(container, runtime=runtime), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -75,10 +81,13 @@ def jsonl(count: int) -> bytes:
     return "\n".join(json.dumps(line) for line in lines).encode()
 
 
-def test_a_job_from_an_uploaded_file_trains_tracks_merges_and_registers(tmp_path: Path, tiny: Path) -> None:
+@pytest.mark.parametrize("topology", ["in-process", "gateway"])
+def test_a_job_from_an_uploaded_file_trains_tracks_merges_and_registers(
+    tmp_path: Path, tiny: Path, topology: str
+) -> None:
     from mlflow.tracking import MlflowClient
 
-    with server(tmp_path, tiny) as client:
+    with server(tmp_path, tiny, topology=topology) as client:
         bad = client.post(
             "/v1/files",
             files={"file": ("bad.jsonl", io.BytesIO(jsonl(3) + b"\n{oops"))},

@@ -3,6 +3,7 @@ a stream until it succeeds (a real worker training a tiny Llama), listed, its ev
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,56 @@ async def test_create_watch_list_and_events(make_core: CoreFactory, tiny: Path) 
             with pytest.raises(grpc.aio.AioRpcError) as failed:
                 await call
             assert failed.value.code() is code
+
+
+async def test_training_files_are_uploaded_in_chunks_listed_and_deleted(
+    make_core: CoreFactory, tiny: Path
+) -> None:
+    async with make_core(training={"base_models": {"scripted": str(tiny)}, "max_file_bytes": 4096}) as core:
+        stub: training_pb2_grpc.TrainingServiceAsyncStub = training_pb2_grpc.TrainingServiceStub(core.channel)  # type: ignore[assignment]
+        line = (
+            b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+        )
+
+        async def upload(*parts: training_pb2.UploadFileRequest) -> training_pb2.UploadFileResponse:
+            async def messages() -> AsyncIterator[training_pb2.UploadFileRequest]:
+                for part in parts:
+                    yield part
+
+            return await stub.UploadFile(messages())
+
+        info = training_pb2.UploadFileRequest(info=training_pb2.UploadFileInfo(filename="../train.jsonl"))
+        body = line * 5
+        stored = await upload(
+            info, *(training_pb2.UploadFileRequest(chunk=body[i : i + 50]) for i in range(0, len(body), 50))
+        )
+        assert stored.file.examples == 5 and stored.file.bytes == len(body)
+        assert stored.file.filename == "train.jsonl" and stored.file.purpose == "fine-tune"
+        listed = await stub.ListFiles(training_pb2.ListFilesRequest())
+        assert [f.id for f in listed.files] == [stored.file.id]
+        assert (await stub.GetFile(training_pb2.GetFileRequest(id=stored.file.id))).file == stored.file
+        with pytest.raises(grpc.aio.AioRpcError) as no_job:
+            await stub.ListCheckpoints(training_pb2.ListCheckpointsRequest(id="ftjob-nope"))
+        assert no_job.value.code() is grpc.StatusCode.NOT_FOUND
+        for parts, code, words in (
+            ((training_pb2.UploadFileRequest(chunk=line),), grpc.StatusCode.INVALID_ARGUMENT, "info"),
+            ((info, info), grpc.StatusCode.INVALID_ARGUMENT, "only the first"),
+            (
+                (info, training_pb2.UploadFileRequest(chunk=line + b"{oops\n")),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "line 2",
+            ),
+            (
+                (info, training_pb2.UploadFileRequest(chunk=line * 60)),
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "4096",
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await upload(*parts)
+            assert failed.value.code() is code and words in (failed.value.details() or ""), failed.value
+        deleted = await stub.DeleteFile(training_pb2.DeleteFileRequest(id=stored.file.id))
+        assert deleted.file.id == stored.file.id
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.GetFile(training_pb2.GetFileRequest(id=stored.file.id))
+        assert missing.value.code() is grpc.StatusCode.NOT_FOUND

@@ -82,6 +82,11 @@ class TrainingService:
         self._task: asyncio.Task[None] | None = None
         self._running: str | None = None
 
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest training file accepted."""
+        return self._max_file_bytes
+
     # --- files ------------------------------------------------------------------------------------------
 
     async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:

@@ -8,14 +8,16 @@ from typing import Any
 
 import grpc
 from mindfu_core.application import Application
-from mindfu_core.errors import NotFound, UpstreamUnavailable
+from mindfu_core.errors import InvalidRequest, NotFound, PayloadTooLarge, UpstreamUnavailable
 from mindfu_core.services.training import TrainingService
 from mindfu_grpc._pb.mindfu.v1 import training_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import training_pb2_grpc
 from mindfu_grpc.mapping import training as mapping
+from mindfu_grpc.servicers.documents import display_name
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 20
+DEFAULT_FILES = 100
 #: How often a watch looks at the job (progress changes every optimizer step at most).
 WATCH_POLL_S = 0.5
 
@@ -74,3 +76,50 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             if job.status.finished:
                 return
             await asyncio.sleep(WATCH_POLL_S)
+
+    async def ListCheckpoints(
+        self, request: pb.ListCheckpointsRequest, context: Context
+    ) -> pb.ListCheckpointsResponse:
+        found = await self._service().checkpoints(request.id)
+        return pb.ListCheckpointsResponse(checkpoints=[mapping.checkpoint_to_pb(c) for c in found])
+
+    async def UploadFile(
+        self, request_iterator: AsyncIterator[pb.UploadFileRequest], context: Context
+    ) -> pb.UploadFileResponse:
+        service = self._service()
+        info: pb.UploadFileInfo | None = None
+        parts: list[bytes] = []
+        size = 0
+        async for message in request_iterator:
+            part = message.WhichOneof("part")
+            if info is None:
+                if part != "info":
+                    raise InvalidRequest("the first message of an upload must be its info", param="info")
+                info = message.info
+            elif part == "info":
+                raise InvalidRequest("only the first message of an upload may carry info", param="info")
+            else:
+                size += len(message.chunk)
+                if size > service.max_file_bytes:
+                    raise PayloadTooLarge(f"the file is over the limit of {service.max_file_bytes} bytes")
+                parts.append(message.chunk)
+        if info is None:
+            raise InvalidRequest("an upload needs its info first, then the bytes", param="info")
+        stored = await service.upload_file(
+            b"".join(parts),
+            filename=display_name(info.filename, "train.jsonl"),
+            purpose=info.purpose or "fine-tune",
+        )
+        return pb.UploadFileResponse(file=mapping.file_to_pb(stored))
+
+    async def GetFile(self, request: pb.GetFileRequest, context: Context) -> pb.GetFileResponse:
+        return pb.GetFileResponse(file=mapping.file_to_pb(await self._service().get_file(request.id)))
+
+    async def ListFiles(self, request: pb.ListFilesRequest, context: Context) -> pb.ListFilesResponse:
+        if not 0 <= request.limit <= 1000:
+            raise InvalidRequest("limit must be between 1 and 1000", param="limit")
+        files = await self._service().list_files(limit=request.limit or DEFAULT_FILES)
+        return pb.ListFilesResponse(files=[mapping.file_to_pb(f) for f in files])
+
+    async def DeleteFile(self, request: pb.DeleteFileRequest, context: Context) -> pb.DeleteFileResponse:
+        return pb.DeleteFileResponse(file=mapping.file_to_pb(await self._service().delete_file(request.id)))

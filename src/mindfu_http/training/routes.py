@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
+from mindfu_core.application import TrainingApi
 from mindfu_core.errors import InvalidRequest, NotFound, UpstreamUnavailable
-from mindfu_core.services.training import TrainingService
 from mindfu_http.deps import application
 from mindfu_http.documents.routes import safe_name
 from mindfu_http.training.wire import (
@@ -25,14 +25,13 @@ router = APIRouter(tags=["fine-tuning"])
 UPLOAD_PATHS = ("/v1/files",)
 
 
-def training(request: Request) -> TrainingService:
+def training(request: Request) -> TrainingApi:
     found = getattr(application(request), "training", False)
     if found is False:
-        raise UpstreamUnavailable("fine-tuning runs in the core: this gateway does not serve it yet")
+        raise UpstreamUnavailable("this server does not serve fine-tuning")
     if found is None:
         raise NotFound("fine-tuning is turned off on this server (MINDFU_TRAINING__ENABLED)")
-    assert isinstance(found, TrainingService)
-    return found
+    return cast(TrainingApi, found)
 
 
 def _experiment(request: Request) -> str:

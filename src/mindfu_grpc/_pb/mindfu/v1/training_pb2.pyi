@@ -208,6 +208,8 @@ class DatasetStats(_message.Message):
     DROPPED_FIELD_NUMBER: _builtins.int
     TRAIN_FIELD_NUMBER: _builtins.int
     VALIDATION_FIELD_NUMBER: _builtins.int
+    CHARACTERS_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
     seen: _builtins.int
     """Examples looked at."""
     kept: _builtins.int
@@ -216,6 +218,10 @@ class DatasetStats(_message.Message):
     """Training examples."""
     validation: _builtins.int
     """Validation examples."""
+    characters: _builtins.int
+    """Characters in the kept examples."""
+    tokens: _builtins.int
+    """Tokens in the kept examples, once the trainer counted them."""
     @_builtins.property
     def dropped(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Dropped examples by reason (status, too_few_turns, duplicate, ...)."""
@@ -228,14 +234,361 @@ class DatasetStats(_message.Message):
         dropped: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         train: _builtins.int = ...,
         validation: _builtins.int = ...,
+        characters: _builtins.int = ...,
+        tokens: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_tokens", b"_tokens", "tokens", b"tokens"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped", b"dropped", "kept", b"kept", "seen", b"seen", "train", b"train", "validation", b"validation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_tokens", b"_tokens", "characters", b"characters", "dropped", b"dropped", "kept", b"kept", "seen", b"seen", "tokens", b"tokens", "train", b"train", "validation", b"validation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__tokens: _TypeAlias = _typing.Literal["tokens"]  # noqa: Y015
+    _WhichOneofArgType__tokens: _TypeAlias = _typing.Literal["_tokens", b"_tokens"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tokens) -> _WhichOneofReturnType__tokens | None: ...
+
+Global___DatasetStats: _TypeAlias = DatasetStats  # noqa: Y015
+
+@_typing.final
+class Hyperparameters(_message.Message):
+    """Hyperparameters are a job's training settings; unset ones take the production recipe's values."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCHS_FIELD_NUMBER: _builtins.int
+    LEARNING_RATE_FIELD_NUMBER: _builtins.int
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    GRADIENT_ACCUMULATION_FIELD_NUMBER: _builtins.int
+    LORA_R_FIELD_NUMBER: _builtins.int
+    LORA_ALPHA_FIELD_NUMBER: _builtins.int
+    LORA_DROPOUT_FIELD_NUMBER: _builtins.int
+    MAX_SEQ_LENGTH_FIELD_NUMBER: _builtins.int
+    WARMUP_RATIO_FIELD_NUMBER: _builtins.int
+    MAX_STEPS_FIELD_NUMBER: _builtins.int
+    LOGGING_STEPS_FIELD_NUMBER: _builtins.int
+    SAVE_STEPS_FIELD_NUMBER: _builtins.int
+    EVAL_STEPS_FIELD_NUMBER: _builtins.int
+    LOAD_IN_4BIT_FIELD_NUMBER: _builtins.int
+    DOUBLE_QUANT_FIELD_NUMBER: _builtins.int
+    COMPUTE_DTYPE_FIELD_NUMBER: _builtins.int
+    OPTIMIZER_FIELD_NUMBER: _builtins.int
+    GRADIENT_CHECKPOINTING_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    epochs: _builtins.float
+    """Epochs (3)."""
+    learning_rate: _builtins.float
+    """The peak learning rate (2e-4)."""
+    batch_size: _builtins.int
+    """Examples per device step (2)."""
+    gradient_accumulation: _builtins.int
+    """Steps accumulated per optimizer step (8)."""
+    lora_r: _builtins.int
+    """The LoRA rank (16)."""
+    lora_alpha: _builtins.int
+    """The LoRA alpha (32)."""
+    lora_dropout: _builtins.float
+    """The LoRA dropout (0.05)."""
+    max_seq_length: _builtins.int
+    """Tokens per example, longer ones cut (2048)."""
+    warmup_ratio: _builtins.float
+    """The warm-up share of the steps (0.03)."""
+    max_steps: _builtins.int
+    """Optimizer steps, overriding epochs."""
+    logging_steps: _builtins.int
+    """Steps between metrics (10)."""
+    save_steps: _builtins.int
+    """Steps between checkpoints (50)."""
+    eval_steps: _builtins.int
+    """Steps between evaluations (each epoch's end)."""
+    load_in_4bit: _builtins.bool
+    """Load the base model in 4-bit NF4 (true)."""
+    double_quant: _builtins.bool
+    """Quantize the quantization constants too (true)."""
+    compute_dtype: _builtins.str
+    """The compute dtype (bfloat16)."""
+    optimizer: _builtins.str
+    """The optimizer (paged_adamw_8bit)."""
+    gradient_checkpointing: _builtins.bool
+    """Recompute activations to save memory (true)."""
+    seed: _builtins.int
+    """The seed (42)."""
+    def __init__(
+        self,
+        *,
+        epochs: _builtins.float | None = ...,
+        learning_rate: _builtins.float | None = ...,
+        batch_size: _builtins.int | None = ...,
+        gradient_accumulation: _builtins.int | None = ...,
+        lora_r: _builtins.int | None = ...,
+        lora_alpha: _builtins.int | None = ...,
+        lora_dropout: _builtins.float | None = ...,
+        max_seq_length: _builtins.int | None = ...,
+        warmup_ratio: _builtins.float | None = ...,
+        max_steps: _builtins.int | None = ...,
+        logging_steps: _builtins.int | None = ...,
+        save_steps: _builtins.int | None = ...,
+        eval_steps: _builtins.int | None = ...,
+        load_in_4bit: _builtins.bool | None = ...,
+        double_quant: _builtins.bool | None = ...,
+        compute_dtype: _builtins.str | None = ...,
+        optimizer: _builtins.str | None = ...,
+        gradient_checkpointing: _builtins.bool | None = ...,
+        seed: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_compute_dtype", b"_compute_dtype", "_double_quant", b"_double_quant", "_epochs", b"_epochs", "_eval_steps", b"_eval_steps", "_gradient_accumulation", b"_gradient_accumulation", "_gradient_checkpointing", b"_gradient_checkpointing", "_learning_rate", b"_learning_rate", "_load_in_4bit", b"_load_in_4bit", "_logging_steps", b"_logging_steps", "_lora_alpha", b"_lora_alpha", "_lora_dropout", b"_lora_dropout", "_lora_r", b"_lora_r", "_max_seq_length", b"_max_seq_length", "_max_steps", b"_max_steps", "_optimizer", b"_optimizer", "_save_steps", b"_save_steps", "_seed", b"_seed", "_warmup_ratio", b"_warmup_ratio", "batch_size", b"batch_size", "compute_dtype", b"compute_dtype", "double_quant", b"double_quant", "epochs", b"epochs", "eval_steps", b"eval_steps", "gradient_accumulation", b"gradient_accumulation", "gradient_checkpointing", b"gradient_checkpointing", "learning_rate", b"learning_rate", "load_in_4bit", b"load_in_4bit", "logging_steps", b"logging_steps", "lora_alpha", b"lora_alpha", "lora_dropout", b"lora_dropout", "lora_r", b"lora_r", "max_seq_length", b"max_seq_length", "max_steps", b"max_steps", "optimizer", b"optimizer", "save_steps", b"save_steps", "seed", b"seed", "warmup_ratio", b"warmup_ratio"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size", "_compute_dtype", b"_compute_dtype", "_double_quant", b"_double_quant", "_epochs", b"_epochs", "_eval_steps", b"_eval_steps", "_gradient_accumulation", b"_gradient_accumulation", "_gradient_checkpointing", b"_gradient_checkpointing", "_learning_rate", b"_learning_rate", "_load_in_4bit", b"_load_in_4bit", "_logging_steps", b"_logging_steps", "_lora_alpha", b"_lora_alpha", "_lora_dropout", b"_lora_dropout", "_lora_r", b"_lora_r", "_max_seq_length", b"_max_seq_length", "_max_steps", b"_max_steps", "_optimizer", b"_optimizer", "_save_steps", b"_save_steps", "_seed", b"_seed", "_warmup_ratio", b"_warmup_ratio", "batch_size", b"batch_size", "compute_dtype", b"compute_dtype", "double_quant", b"double_quant", "epochs", b"epochs", "eval_steps", b"eval_steps", "gradient_accumulation", b"gradient_accumulation", "gradient_checkpointing", b"gradient_checkpointing", "learning_rate", b"learning_rate", "load_in_4bit", b"load_in_4bit", "logging_steps", b"logging_steps", "lora_alpha", b"lora_alpha", "lora_dropout", b"lora_dropout", "lora_r", b"lora_r", "max_seq_length", b"max_seq_length", "max_steps", b"max_steps", "optimizer", b"optimizer", "save_steps", b"save_steps", "seed", b"seed", "warmup_ratio", b"warmup_ratio"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__batch_size: _TypeAlias = _typing.Literal["batch_size"]  # noqa: Y015
+    _WhichOneofArgType__batch_size: _TypeAlias = _typing.Literal["_batch_size", b"_batch_size"]  # noqa: Y015
+    _WhichOneofReturnType__compute_dtype: _TypeAlias = _typing.Literal["compute_dtype"]  # noqa: Y015
+    _WhichOneofArgType__compute_dtype: _TypeAlias = _typing.Literal["_compute_dtype", b"_compute_dtype"]  # noqa: Y015
+    _WhichOneofReturnType__double_quant: _TypeAlias = _typing.Literal["double_quant"]  # noqa: Y015
+    _WhichOneofArgType__double_quant: _TypeAlias = _typing.Literal["_double_quant", b"_double_quant"]  # noqa: Y015
+    _WhichOneofReturnType__epochs: _TypeAlias = _typing.Literal["epochs"]  # noqa: Y015
+    _WhichOneofArgType__epochs: _TypeAlias = _typing.Literal["_epochs", b"_epochs"]  # noqa: Y015
+    _WhichOneofReturnType__eval_steps: _TypeAlias = _typing.Literal["eval_steps"]  # noqa: Y015
+    _WhichOneofArgType__eval_steps: _TypeAlias = _typing.Literal["_eval_steps", b"_eval_steps"]  # noqa: Y015
+    _WhichOneofReturnType__gradient_accumulation: _TypeAlias = _typing.Literal["gradient_accumulation"]  # noqa: Y015
+    _WhichOneofArgType__gradient_accumulation: _TypeAlias = _typing.Literal["_gradient_accumulation", b"_gradient_accumulation"]  # noqa: Y015
+    _WhichOneofReturnType__gradient_checkpointing: _TypeAlias = _typing.Literal["gradient_checkpointing"]  # noqa: Y015
+    _WhichOneofArgType__gradient_checkpointing: _TypeAlias = _typing.Literal["_gradient_checkpointing", b"_gradient_checkpointing"]  # noqa: Y015
+    _WhichOneofReturnType__learning_rate: _TypeAlias = _typing.Literal["learning_rate"]  # noqa: Y015
+    _WhichOneofArgType__learning_rate: _TypeAlias = _typing.Literal["_learning_rate", b"_learning_rate"]  # noqa: Y015
+    _WhichOneofReturnType__load_in_4bit: _TypeAlias = _typing.Literal["load_in_4bit"]  # noqa: Y015
+    _WhichOneofArgType__load_in_4bit: _TypeAlias = _typing.Literal["_load_in_4bit", b"_load_in_4bit"]  # noqa: Y015
+    _WhichOneofReturnType__logging_steps: _TypeAlias = _typing.Literal["logging_steps"]  # noqa: Y015
+    _WhichOneofArgType__logging_steps: _TypeAlias = _typing.Literal["_logging_steps", b"_logging_steps"]  # noqa: Y015
+    _WhichOneofReturnType__lora_alpha: _TypeAlias = _typing.Literal["lora_alpha"]  # noqa: Y015
+    _WhichOneofArgType__lora_alpha: _TypeAlias = _typing.Literal["_lora_alpha", b"_lora_alpha"]  # noqa: Y015
+    _WhichOneofReturnType__lora_dropout: _TypeAlias = _typing.Literal["lora_dropout"]  # noqa: Y015
+    _WhichOneofArgType__lora_dropout: _TypeAlias = _typing.Literal["_lora_dropout", b"_lora_dropout"]  # noqa: Y015
+    _WhichOneofReturnType__lora_r: _TypeAlias = _typing.Literal["lora_r"]  # noqa: Y015
+    _WhichOneofArgType__lora_r: _TypeAlias = _typing.Literal["_lora_r", b"_lora_r"]  # noqa: Y015
+    _WhichOneofReturnType__max_seq_length: _TypeAlias = _typing.Literal["max_seq_length"]  # noqa: Y015
+    _WhichOneofArgType__max_seq_length: _TypeAlias = _typing.Literal["_max_seq_length", b"_max_seq_length"]  # noqa: Y015
+    _WhichOneofReturnType__max_steps: _TypeAlias = _typing.Literal["max_steps"]  # noqa: Y015
+    _WhichOneofArgType__max_steps: _TypeAlias = _typing.Literal["_max_steps", b"_max_steps"]  # noqa: Y015
+    _WhichOneofReturnType__optimizer: _TypeAlias = _typing.Literal["optimizer"]  # noqa: Y015
+    _WhichOneofArgType__optimizer: _TypeAlias = _typing.Literal["_optimizer", b"_optimizer"]  # noqa: Y015
+    _WhichOneofReturnType__save_steps: _TypeAlias = _typing.Literal["save_steps"]  # noqa: Y015
+    _WhichOneofArgType__save_steps: _TypeAlias = _typing.Literal["_save_steps", b"_save_steps"]  # noqa: Y015
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__warmup_ratio: _TypeAlias = _typing.Literal["warmup_ratio"]  # noqa: Y015
+    _WhichOneofArgType__warmup_ratio: _TypeAlias = _typing.Literal["_warmup_ratio", b"_warmup_ratio"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__batch_size) -> _WhichOneofReturnType__batch_size | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__compute_dtype) -> _WhichOneofReturnType__compute_dtype | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__double_quant) -> _WhichOneofReturnType__double_quant | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__epochs) -> _WhichOneofReturnType__epochs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__eval_steps) -> _WhichOneofReturnType__eval_steps | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__gradient_accumulation) -> _WhichOneofReturnType__gradient_accumulation | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__gradient_checkpointing) -> _WhichOneofReturnType__gradient_checkpointing | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__learning_rate) -> _WhichOneofReturnType__learning_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__load_in_4bit) -> _WhichOneofReturnType__load_in_4bit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__logging_steps) -> _WhichOneofReturnType__logging_steps | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lora_alpha) -> _WhichOneofReturnType__lora_alpha | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lora_dropout) -> _WhichOneofReturnType__lora_dropout | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lora_r) -> _WhichOneofReturnType__lora_r | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_seq_length) -> _WhichOneofReturnType__max_seq_length | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_steps) -> _WhichOneofReturnType__max_steps | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__optimizer) -> _WhichOneofReturnType__optimizer | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__save_steps) -> _WhichOneofReturnType__save_steps | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__warmup_ratio) -> _WhichOneofReturnType__warmup_ratio | None: ...
+
+Global___Hyperparameters: _TypeAlias = Hyperparameters  # noqa: Y015
+
+@_typing.final
+class QualityPolicy(_message.Message):
+    """QualityPolicy says which logged conversations become examples; unset fields keep their defaults."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_TURNS_FIELD_NUMBER: _builtins.int
+    MIN_RESPONSE_CHARS_FIELD_NUMBER: _builtins.int
+    MAX_RESPONSE_CHARS_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    MIN_RATING_FIELD_NUMBER: _builtins.int
+    RATED_ONLY_FIELD_NUMBER: _builtins.int
+    DEDUPLICATE_FIELD_NUMBER: _builtins.int
+    MIN_EXAMPLES_FIELD_NUMBER: _builtins.int
+    min_turns: _builtins.int
+    """Fewest assistant replies (1)."""
+    min_response_chars: _builtins.int
+    """Shortest assistant reply in characters (2)."""
+    max_response_chars: _builtins.int
+    """Longest assistant reply in characters (16000)."""
+    min_rating: _builtins.int
+    """Lowest rating kept (0: thumbs-down dropped)."""
+    rated_only: _builtins.bool
+    """Only rated conversations (false)."""
+    deduplicate: _builtins.bool
+    """Drop exact and near-exact duplicates (true)."""
+    min_examples: _builtins.int
+    """Fewer examples fail the job at once (2)."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Completion statuses kept (ok)."""
+
+    def __init__(
+        self,
+        *,
+        min_turns: _builtins.int | None = ...,
+        min_response_chars: _builtins.int | None = ...,
+        max_response_chars: _builtins.int | None = ...,
+        statuses: _abc.Iterable[_builtins.str] | None = ...,
+        min_rating: _builtins.int | None = ...,
+        rated_only: _builtins.bool | None = ...,
+        deduplicate: _builtins.bool | None = ...,
+        min_examples: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_deduplicate", b"_deduplicate", "_max_response_chars", b"_max_response_chars", "_min_examples", b"_min_examples", "_min_rating", b"_min_rating", "_min_response_chars", b"_min_response_chars", "_min_turns", b"_min_turns", "_rated_only", b"_rated_only", "deduplicate", b"deduplicate", "max_response_chars", b"max_response_chars", "min_examples", b"min_examples", "min_rating", b"min_rating", "min_response_chars", b"min_response_chars", "min_turns", b"min_turns", "rated_only", b"rated_only"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_deduplicate", b"_deduplicate", "_max_response_chars", b"_max_response_chars", "_min_examples", b"_min_examples", "_min_rating", b"_min_rating", "_min_response_chars", b"_min_response_chars", "_min_turns", b"_min_turns", "_rated_only", b"_rated_only", "deduplicate", b"deduplicate", "max_response_chars", b"max_response_chars", "min_examples", b"min_examples", "min_rating", b"min_rating", "min_response_chars", b"min_response_chars", "min_turns", b"min_turns", "rated_only", b"rated_only", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__deduplicate: _TypeAlias = _typing.Literal["deduplicate"]  # noqa: Y015
+    _WhichOneofArgType__deduplicate: _TypeAlias = _typing.Literal["_deduplicate", b"_deduplicate"]  # noqa: Y015
+    _WhichOneofReturnType__max_response_chars: _TypeAlias = _typing.Literal["max_response_chars"]  # noqa: Y015
+    _WhichOneofArgType__max_response_chars: _TypeAlias = _typing.Literal["_max_response_chars", b"_max_response_chars"]  # noqa: Y015
+    _WhichOneofReturnType__min_examples: _TypeAlias = _typing.Literal["min_examples"]  # noqa: Y015
+    _WhichOneofArgType__min_examples: _TypeAlias = _typing.Literal["_min_examples", b"_min_examples"]  # noqa: Y015
+    _WhichOneofReturnType__min_rating: _TypeAlias = _typing.Literal["min_rating"]  # noqa: Y015
+    _WhichOneofArgType__min_rating: _TypeAlias = _typing.Literal["_min_rating", b"_min_rating"]  # noqa: Y015
+    _WhichOneofReturnType__min_response_chars: _TypeAlias = _typing.Literal["min_response_chars"]  # noqa: Y015
+    _WhichOneofArgType__min_response_chars: _TypeAlias = _typing.Literal["_min_response_chars", b"_min_response_chars"]  # noqa: Y015
+    _WhichOneofReturnType__min_turns: _TypeAlias = _typing.Literal["min_turns"]  # noqa: Y015
+    _WhichOneofArgType__min_turns: _TypeAlias = _typing.Literal["_min_turns", b"_min_turns"]  # noqa: Y015
+    _WhichOneofReturnType__rated_only: _TypeAlias = _typing.Literal["rated_only"]  # noqa: Y015
+    _WhichOneofArgType__rated_only: _TypeAlias = _typing.Literal["_rated_only", b"_rated_only"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__deduplicate) -> _WhichOneofReturnType__deduplicate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_response_chars) -> _WhichOneofReturnType__max_response_chars | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_examples) -> _WhichOneofReturnType__min_examples | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_rating) -> _WhichOneofReturnType__min_rating | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_response_chars) -> _WhichOneofReturnType__min_response_chars | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_turns) -> _WhichOneofReturnType__min_turns | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rated_only) -> _WhichOneofReturnType__rated_only | None: ...
+
+Global___QualityPolicy: _TypeAlias = QualityPolicy  # noqa: Y015
+
+@_typing.final
+class SplitPolicy(_message.Message):
+    """SplitPolicy is the train/validation split."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALIDATION_FRACTION_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    validation_fraction: _builtins.float
+    """The validation share (0.1)."""
+    seed: _builtins.int
+    """The split's seed (42)."""
+    def __init__(
+        self,
+        *,
+        validation_fraction: _builtins.float | None = ...,
+        seed: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_validation_fraction", b"_validation_fraction", "seed", b"seed", "validation_fraction", b"validation_fraction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_validation_fraction", b"_validation_fraction", "seed", b"seed", "validation_fraction", b"validation_fraction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__validation_fraction: _TypeAlias = _typing.Literal["validation_fraction"]  # noqa: Y015
+    _WhichOneofArgType__validation_fraction: _TypeAlias = _typing.Literal["_validation_fraction", b"_validation_fraction"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__validation_fraction) -> _WhichOneofReturnType__validation_fraction | None: ...
+
+Global___SplitPolicy: _TypeAlias = SplitPolicy  # noqa: Y015
+
+@_typing.final
+class JobSettings(_message.Message):
+    """JobSettings is everything a job was asked to do beyond its model and source."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRAINING_FILE_FIELD_NUMBER: _builtins.int
+    VALIDATION_FILE_FIELD_NUMBER: _builtins.int
+    SUFFIX_FIELD_NUMBER: _builtins.int
+    REGISTER_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    HYPERPARAMETERS_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    training_file: _builtins.str
+    """The training file's id."""
+    validation_file: _builtins.str
+    """The validation file's id."""
+    suffix: _builtins.str
+    """A part of the tuned model's name."""
+    register: Global___RegisterPolicy.ValueType
+    """Whether the tuned model is registered."""
+    experiment: _builtins.str
+    """The MLflow experiment."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Conversations updated at or after this time."""
+
+    @_builtins.property
+    def hyperparameters(self) -> Global___Hyperparameters:
+        """The training settings."""
+
+    @_builtins.property
+    def quality(self) -> Global___QualityPolicy:
+        """The conversation filter."""
+
+    @_builtins.property
+    def split(self) -> Global___SplitPolicy:
+        """The split."""
+
+    def __init__(
+        self,
+        *,
+        training_file: _builtins.str = ...,
+        validation_file: _builtins.str = ...,
+        suffix: _builtins.str = ...,
+        register: Global___RegisterPolicy.ValueType = ...,
+        experiment: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        hyperparameters: Global___Hyperparameters | None = ...,
+        quality: Global___QualityPolicy | None = ...,
+        split: Global___SplitPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hyperparameters", b"hyperparameters", "quality", b"quality", "since", b"since", "split", b"split"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "hyperparameters", b"hyperparameters", "quality", b"quality", "register", b"register", "since", b"since", "split", b"split", "suffix", b"suffix", "training_file", b"training_file", "validation_file", b"validation_file"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___DatasetStats: _TypeAlias = DatasetStats  # noqa: Y015
+Global___JobSettings: _TypeAlias = JobSettings  # noqa: Y015
 
 @_typing.final
 class Evaluation(_message.Message):
@@ -320,6 +673,10 @@ class TrainingJob(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    TRAINED_TOKENS_FIELD_NUMBER: _builtins.int
+    TRAINED_STEPS_FIELD_NUMBER: _builtins.int
+    ADAPTER_DIR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Its id."""
     status: Global___JobStatus.ValueType
@@ -336,6 +693,12 @@ class TrainingJob(_message.Message):
     """Why it failed."""
     attempts: _builtins.int
     """How many times it started (more than 1 after an interruption)."""
+    trained_tokens: _builtins.int
+    """Training tokens, once it succeeded."""
+    trained_steps: _builtins.int
+    """Optimizer steps the run took, once it succeeded."""
+    adapter_dir: _builtins.str
+    """The adapter's folder on the server, once it succeeded."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was created."""
@@ -368,6 +731,10 @@ class TrainingJob(_message.Message):
     def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """What the trainer changed to run on this machine."""
 
+    @_builtins.property
+    def settings(self) -> Global___JobSettings:
+        """What the job was asked to do."""
+
     def __init__(
         self,
         *,
@@ -387,12 +754,18 @@ class TrainingJob(_message.Message):
         error: _builtins.str = ...,
         attempts: _builtins.int = ...,
         notes: _abc.Iterable[_builtins.str] | None = ...,
+        settings: Global___JobSettings | None = ...,
+        trained_tokens: _builtins.int | None = ...,
+        trained_steps: _builtins.int = ...,
+        adapter_dir: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dataset", b"dataset", "evaluation", b"evaluation", "finished_at", b"finished_at", "progress", b"progress", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_trained_tokens", b"_trained_tokens", "created_at", b"created_at", "dataset", b"dataset", "evaluation", b"evaluation", "finished_at", b"finished_at", "progress", b"progress", "settings", b"settings", "started_at", b"started_at", "trained_tokens", b"trained_tokens"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts", "attempts", b"attempts", "base_model", b"base_model", "created_at", b"created_at", "dataset", b"dataset", "error", b"error", "evaluation", b"evaluation", "fine_tuned_model", b"fine_tuned_model", "finished_at", b"finished_at", "id", b"id", "mlflow_run_id", b"mlflow_run_id", "notes", b"notes", "progress", b"progress", "source", b"source", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_trained_tokens", b"_trained_tokens", "adapter_dir", b"adapter_dir", "artifacts", b"artifacts", "attempts", b"attempts", "base_model", b"base_model", "created_at", b"created_at", "dataset", b"dataset", "error", b"error", "evaluation", b"evaluation", "fine_tuned_model", b"fine_tuned_model", "finished_at", b"finished_at", "id", b"id", "mlflow_run_id", b"mlflow_run_id", "notes", b"notes", "progress", b"progress", "settings", b"settings", "source", b"source", "started_at", b"started_at", "status", b"status", "trained_steps", b"trained_steps", "trained_tokens", b"trained_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__trained_tokens: _TypeAlias = _typing.Literal["trained_tokens"]  # noqa: Y015
+    _WhichOneofArgType__trained_tokens: _TypeAlias = _typing.Literal["_trained_tokens", b"_trained_tokens"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__trained_tokens) -> _WhichOneofReturnType__trained_tokens | None: ...
 
 Global___TrainingJob: _TypeAlias = TrainingJob  # noqa: Y015
 
@@ -415,6 +788,10 @@ class CreateJobRequest(_message.Message):
     LORA_R_FIELD_NUMBER: _builtins.int
     MIN_TURNS_FIELD_NUMBER: _builtins.int
     LOAD_IN_4BIT_FIELD_NUMBER: _builtins.int
+    HYPERPARAMETERS_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The served model to tune."""
     source: Global___DataSource.ValueType
@@ -441,6 +818,22 @@ class CreateJobRequest(_message.Message):
     """Conversations with fewer assistant replies are dropped (default 1)."""
     load_in_4bit: _builtins.bool
     """Load the base model in 4-bit NF4 (default true)."""
+    @_builtins.property
+    def hyperparameters(self) -> Global___Hyperparameters:
+        """Every training setting (set ones win over the fields above)."""
+
+    @_builtins.property
+    def quality(self) -> Global___QualityPolicy:
+        """The conversation filter (set ones win over min_turns)."""
+
+    @_builtins.property
+    def split(self) -> Global___SplitPolicy:
+        """The train/validation split."""
+
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Train on the conversations updated at or after this time."""
+
     def __init__(
         self,
         *,
@@ -457,10 +850,14 @@ class CreateJobRequest(_message.Message):
         lora_r: _builtins.int | None = ...,
         min_turns: _builtins.int | None = ...,
         load_in_4bit: _builtins.bool | None = ...,
+        hyperparameters: Global___Hyperparameters | None = ...,
+        quality: Global___QualityPolicy | None = ...,
+        split: Global___SplitPolicy | None = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_epochs", b"_epochs", "_learning_rate", b"_learning_rate", "_load_in_4bit", b"_load_in_4bit", "_lora_r", b"_lora_r", "_max_steps", b"_max_steps", "_min_turns", b"_min_turns", "epochs", b"epochs", "learning_rate", b"learning_rate", "load_in_4bit", b"load_in_4bit", "lora_r", b"lora_r", "max_steps", b"max_steps", "min_turns", b"min_turns"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_epochs", b"_epochs", "_learning_rate", b"_learning_rate", "_load_in_4bit", b"_load_in_4bit", "_lora_r", b"_lora_r", "_max_steps", b"_max_steps", "_min_turns", b"_min_turns", "epochs", b"epochs", "hyperparameters", b"hyperparameters", "learning_rate", b"learning_rate", "load_in_4bit", b"load_in_4bit", "lora_r", b"lora_r", "max_steps", b"max_steps", "min_turns", b"min_turns", "quality", b"quality", "since", b"since", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_epochs", b"_epochs", "_learning_rate", b"_learning_rate", "_load_in_4bit", b"_load_in_4bit", "_lora_r", b"_lora_r", "_max_steps", b"_max_steps", "_min_turns", b"_min_turns", "epochs", b"epochs", "experiment", b"experiment", "learning_rate", b"learning_rate", "load_in_4bit", b"load_in_4bit", "lora_r", b"lora_r", "max_steps", b"max_steps", "min_turns", b"min_turns", "model", b"model", "register", b"register", "source", b"source", "suffix", b"suffix", "training_file", b"training_file", "validation_file", b"validation_file"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_epochs", b"_epochs", "_learning_rate", b"_learning_rate", "_load_in_4bit", b"_load_in_4bit", "_lora_r", b"_lora_r", "_max_steps", b"_max_steps", "_min_turns", b"_min_turns", "epochs", b"epochs", "experiment", b"experiment", "hyperparameters", b"hyperparameters", "learning_rate", b"learning_rate", "load_in_4bit", b"load_in_4bit", "lora_r", b"lora_r", "max_steps", b"max_steps", "min_turns", b"min_turns", "model", b"model", "quality", b"quality", "register", b"register", "since", b"since", "source", b"source", "split", b"split", "suffix", b"suffix", "training_file", b"training_file", "validation_file", b"validation_file"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__epochs: _TypeAlias = _typing.Literal["epochs"]  # noqa: Y015
     _WhichOneofArgType__epochs: _TypeAlias = _typing.Literal["_epochs", b"_epochs"]  # noqa: Y015
@@ -790,3 +1187,367 @@ class WatchJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchJobResponse: _TypeAlias = WatchJobResponse  # noqa: Y015
+
+@_typing.final
+class ListCheckpointsRequest(_message.Message):
+    """ListCheckpointsRequest names a job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The job's id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCheckpointsRequest: _TypeAlias = ListCheckpointsRequest  # noqa: Y015
+
+@_typing.final
+class Checkpoint(_message.Message):
+    """Checkpoint is a saved training state a job can resume from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetricsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    STEP_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
+    step: _builtins.int
+    """The optimizer step it was saved at."""
+    path: _builtins.str
+    """Its folder on the server."""
+    @_builtins.property
+    def metrics(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The metrics logged at that step (loss, eval_loss, ...)."""
+
+    def __init__(
+        self,
+        *,
+        step: _builtins.int = ...,
+        path: _builtins.str = ...,
+        metrics: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "path", b"path", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Checkpoint: _TypeAlias = Checkpoint  # noqa: Y015
+
+@_typing.final
+class ListCheckpointsResponse(_message.Message):
+    """ListCheckpointsResponse is a job's checkpoints."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def checkpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___Checkpoint]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        checkpoints: _abc.Iterable[Global___Checkpoint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCheckpointsResponse: _TypeAlias = ListCheckpointsResponse  # noqa: Y015
+
+@_typing.final
+class TrainingFile(_message.Message):
+    """TrainingFile is an uploaded training file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    EXAMPLES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Its id (file-...)."""
+    filename: _builtins.str
+    """The name it was uploaded under."""
+    bytes: _builtins.int
+    """Its size."""
+    examples: _builtins.int
+    """Its examples (lines)."""
+    sha256: _builtins.str
+    """Its SHA-256, hex."""
+    purpose: _builtins.str
+    """fine-tune."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was uploaded."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        bytes: _builtins.int = ...,
+        examples: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "created_at", b"created_at", "examples", b"examples", "filename", b"filename", "id", b"id", "purpose", b"purpose", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainingFile: _TypeAlias = TrainingFile  # noqa: Y015
+
+@_typing.final
+class UploadFileInfo(_message.Message):
+    """UploadFileInfo opens an upload."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILENAME_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    filename: _builtins.str
+    """The file's name."""
+    purpose: _builtins.str
+    """fine-tune (the default when empty)."""
+    def __init__(
+        self,
+        *,
+        filename: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filename", b"filename", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadFileInfo: _TypeAlias = UploadFileInfo  # noqa: Y015
+
+@_typing.final
+class UploadFileRequest(_message.Message):
+    """UploadFileRequest is one message of an upload: the info first, then chunks of the file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFO_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """Then: the next bytes of the file."""
+    @_builtins.property
+    def info(self) -> Global___UploadFileInfo:
+        """First: the file's name and purpose."""
+
+    def __init__(
+        self,
+        *,
+        info: Global___UploadFileInfo | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "info", b"info", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "info", b"info", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["info", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___UploadFileRequest: _TypeAlias = UploadFileRequest  # noqa: Y015
+
+@_typing.final
+class UploadFileResponse(_message.Message):
+    """UploadFileResponse is the stored file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def file(self) -> Global___TrainingFile:
+        """The file."""
+
+    def __init__(
+        self,
+        *,
+        file: Global___TrainingFile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadFileResponse: _TypeAlias = UploadFileResponse  # noqa: Y015
+
+@_typing.final
+class GetFileRequest(_message.Message):
+    """GetFileRequest names a file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The file's id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFileRequest: _TypeAlias = GetFileRequest  # noqa: Y015
+
+@_typing.final
+class GetFileResponse(_message.Message):
+    """GetFileResponse is the file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def file(self) -> Global___TrainingFile:
+        """The file."""
+
+    def __init__(
+        self,
+        *,
+        file: Global___TrainingFile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFileResponse: _TypeAlias = GetFileResponse  # noqa: Y015
+
+@_typing.final
+class ListFilesRequest(_message.Message):
+    """ListFilesRequest pages through the files."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """How many, 1 to 1000 (0 means 100)."""
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFilesRequest: _TypeAlias = ListFilesRequest  # noqa: Y015
+
+@_typing.final
+class ListFilesResponse(_message.Message):
+    """ListFilesResponse is the files."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingFile]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        files: _abc.Iterable[Global___TrainingFile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFilesResponse: _TypeAlias = ListFilesResponse  # noqa: Y015
+
+@_typing.final
+class DeleteFileRequest(_message.Message):
+    """DeleteFileRequest names the file to delete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The file's id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteFileRequest: _TypeAlias = DeleteFileRequest  # noqa: Y015
+
+@_typing.final
+class DeleteFileResponse(_message.Message):
+    """DeleteFileResponse is the deleted file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def file(self) -> Global___TrainingFile:
+        """The file as it was."""
+
+    def __init__(
+        self,
+        *,
+        file: Global___TrainingFile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteFileResponse: _TypeAlias = DeleteFileResponse  # noqa: Y015

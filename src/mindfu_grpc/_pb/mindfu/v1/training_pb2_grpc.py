@@ -26,9 +26,9 @@ if _version_not_supported:
 
 
 class TrainingServiceStub:
-    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file
-    (files are uploaded over HTTP, POST /v1/files): jobs run one at a time in worker processes, tracked in
-    MLflow, and resume from their checkpoint after a server restart.
+    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file:
+    jobs run one at a time in worker processes, tracked in MLflow, and resume from their checkpoint after a
+    server restart.
     """
 
     def __init__(self, channel):
@@ -67,12 +67,37 @@ class TrainingServiceStub:
                 request_serializer=mindfu_dot_v1_dot_training__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=mindfu_dot_v1_dot_training__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
+        self.ListCheckpoints = channel.unary_unary(
+                '/mindfu.v1.TrainingService/ListCheckpoints',
+                request_serializer=mindfu_dot_v1_dot_training__pb2.ListCheckpointsRequest.SerializeToString,
+                response_deserializer=mindfu_dot_v1_dot_training__pb2.ListCheckpointsResponse.FromString,
+                _registered_method=True)
+        self.UploadFile = channel.stream_unary(
+                '/mindfu.v1.TrainingService/UploadFile',
+                request_serializer=mindfu_dot_v1_dot_training__pb2.UploadFileRequest.SerializeToString,
+                response_deserializer=mindfu_dot_v1_dot_training__pb2.UploadFileResponse.FromString,
+                _registered_method=True)
+        self.GetFile = channel.unary_unary(
+                '/mindfu.v1.TrainingService/GetFile',
+                request_serializer=mindfu_dot_v1_dot_training__pb2.GetFileRequest.SerializeToString,
+                response_deserializer=mindfu_dot_v1_dot_training__pb2.GetFileResponse.FromString,
+                _registered_method=True)
+        self.ListFiles = channel.unary_unary(
+                '/mindfu.v1.TrainingService/ListFiles',
+                request_serializer=mindfu_dot_v1_dot_training__pb2.ListFilesRequest.SerializeToString,
+                response_deserializer=mindfu_dot_v1_dot_training__pb2.ListFilesResponse.FromString,
+                _registered_method=True)
+        self.DeleteFile = channel.unary_unary(
+                '/mindfu.v1.TrainingService/DeleteFile',
+                request_serializer=mindfu_dot_v1_dot_training__pb2.DeleteFileRequest.SerializeToString,
+                response_deserializer=mindfu_dot_v1_dot_training__pb2.DeleteFileResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
-    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file
-    (files are uploaded over HTTP, POST /v1/files): jobs run one at a time in worker processes, tracked in
-    MLflow, and resume from their checkpoint after a server restart.
+    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file:
+    jobs run one at a time in worker processes, tracked in MLflow, and resume from their checkpoint after a
+    server restart.
     """
 
     def CreateJob(self, request, context):
@@ -117,6 +142,42 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCheckpoints(self, request, context):
+        """ListCheckpoints lists a job's saved checkpoints, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadFile(self, request_iterator, context):
+        """UploadFile stores a training file (JSONL in OpenAI's chat fine-tuning format): its info first, then
+        its bytes in chunks; INVALID_ARGUMENT names the first bad line.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFile(self, request, context):
+        """GetFile describes one training file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFiles(self, request, context):
+        """ListFiles lists the training files, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFile(self, request, context):
+        """DeleteFile deletes a training file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +211,31 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     request_deserializer=mindfu_dot_v1_dot_training__pb2.WatchJobRequest.FromString,
                     response_serializer=mindfu_dot_v1_dot_training__pb2.WatchJobResponse.SerializeToString,
             ),
+            'ListCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCheckpoints,
+                    request_deserializer=mindfu_dot_v1_dot_training__pb2.ListCheckpointsRequest.FromString,
+                    response_serializer=mindfu_dot_v1_dot_training__pb2.ListCheckpointsResponse.SerializeToString,
+            ),
+            'UploadFile': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadFile,
+                    request_deserializer=mindfu_dot_v1_dot_training__pb2.UploadFileRequest.FromString,
+                    response_serializer=mindfu_dot_v1_dot_training__pb2.UploadFileResponse.SerializeToString,
+            ),
+            'GetFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFile,
+                    request_deserializer=mindfu_dot_v1_dot_training__pb2.GetFileRequest.FromString,
+                    response_serializer=mindfu_dot_v1_dot_training__pb2.GetFileResponse.SerializeToString,
+            ),
+            'ListFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFiles,
+                    request_deserializer=mindfu_dot_v1_dot_training__pb2.ListFilesRequest.FromString,
+                    response_serializer=mindfu_dot_v1_dot_training__pb2.ListFilesResponse.SerializeToString,
+            ),
+            'DeleteFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFile,
+                    request_deserializer=mindfu_dot_v1_dot_training__pb2.DeleteFileRequest.FromString,
+                    response_serializer=mindfu_dot_v1_dot_training__pb2.DeleteFileResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'mindfu.v1.TrainingService', rpc_method_handlers)
@@ -159,9 +245,9 @@ def add_TrainingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TrainingService:
-    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file
-    (files are uploaded over HTTP, POST /v1/files): jobs run one at a time in worker processes, tracked in
-    MLflow, and resume from their checkpoint after a server restart.
+    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file:
+    jobs run one at a time in worker processes, tracked in MLflow, and resume from their checkpoint after a
+    server restart.
     """
 
     @staticmethod
@@ -316,6 +402,141 @@ class TrainingService:
             '/mindfu.v1.TrainingService/WatchJob',
             mindfu_dot_v1_dot_training__pb2.WatchJobRequest.SerializeToString,
             mindfu_dot_v1_dot_training__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mindfu.v1.TrainingService/ListCheckpoints',
+            mindfu_dot_v1_dot_training__pb2.ListCheckpointsRequest.SerializeToString,
+            mindfu_dot_v1_dot_training__pb2.ListCheckpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFile(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/mindfu.v1.TrainingService/UploadFile',
+            mindfu_dot_v1_dot_training__pb2.UploadFileRequest.SerializeToString,
+            mindfu_dot_v1_dot_training__pb2.UploadFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mindfu.v1.TrainingService/GetFile',
+            mindfu_dot_v1_dot_training__pb2.GetFileRequest.SerializeToString,
+            mindfu_dot_v1_dot_training__pb2.GetFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mindfu.v1.TrainingService/ListFiles',
+            mindfu_dot_v1_dot_training__pb2.ListFilesRequest.SerializeToString,
+            mindfu_dot_v1_dot_training__pb2.ListFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mindfu.v1.TrainingService/DeleteFile',
+            mindfu_dot_v1_dot_training__pb2.DeleteFileRequest.SerializeToString,
+            mindfu_dot_v1_dot_training__pb2.DeleteFileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,9 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TrainingServiceStub:
-    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file
-    (files are uploaded over HTTP, POST /v1/files): jobs run one at a time in worker processes, tracked in
-    MLflow, and resume from their checkpoint after a server restart.
+    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file:
+    jobs run one at a time in worker processes, tracked in MLflow, and resume from their checkpoint after a
+    server restart.
     """
 
     @_typing.overload
@@ -48,12 +48,24 @@ class TrainingServiceStub:
     """ListJobEvents pages through a job's events, newest first."""
     WatchJob: _grpc.UnaryStreamMultiCallable[_training_pb2.WatchJobRequest, _training_pb2.WatchJobResponse]
     """WatchJob streams the job whenever its status or progress changes, and ends when it finishes."""
+    ListCheckpoints: _grpc.UnaryUnaryMultiCallable[_training_pb2.ListCheckpointsRequest, _training_pb2.ListCheckpointsResponse]
+    """ListCheckpoints lists a job's saved checkpoints, newest first."""
+    UploadFile: _grpc.StreamUnaryMultiCallable[_training_pb2.UploadFileRequest, _training_pb2.UploadFileResponse]
+    """UploadFile stores a training file (JSONL in OpenAI's chat fine-tuning format): its info first, then
+    its bytes in chunks; INVALID_ARGUMENT names the first bad line.
+    """
+    GetFile: _grpc.UnaryUnaryMultiCallable[_training_pb2.GetFileRequest, _training_pb2.GetFileResponse]
+    """GetFile describes one training file."""
+    ListFiles: _grpc.UnaryUnaryMultiCallable[_training_pb2.ListFilesRequest, _training_pb2.ListFilesResponse]
+    """ListFiles lists the training files, newest first."""
+    DeleteFile: _grpc.UnaryUnaryMultiCallable[_training_pb2.DeleteFileRequest, _training_pb2.DeleteFileResponse]
+    """DeleteFile deletes a training file."""
 
 @_typing.type_check_only
 class TrainingServiceAsyncStub(TrainingServiceStub):
-    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file
-    (files are uploaded over HTTP, POST /v1/files): jobs run one at a time in worker processes, tracked in
-    MLflow, and resume from their checkpoint after a server restart.
+    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file:
+    jobs run one at a time in worker processes, tracked in MLflow, and resume from their checkpoint after a
+    server restart.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -69,11 +81,23 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     """ListJobEvents pages through a job's events, newest first."""
     WatchJob: _aio.UnaryStreamMultiCallable[_training_pb2.WatchJobRequest, _training_pb2.WatchJobResponse]  # type: ignore[assignment]
     """WatchJob streams the job whenever its status or progress changes, and ends when it finishes."""
+    ListCheckpoints: _aio.UnaryUnaryMultiCallable[_training_pb2.ListCheckpointsRequest, _training_pb2.ListCheckpointsResponse]  # type: ignore[assignment]
+    """ListCheckpoints lists a job's saved checkpoints, newest first."""
+    UploadFile: _aio.StreamUnaryMultiCallable[_training_pb2.UploadFileRequest, _training_pb2.UploadFileResponse]  # type: ignore[assignment]
+    """UploadFile stores a training file (JSONL in OpenAI's chat fine-tuning format): its info first, then
+    its bytes in chunks; INVALID_ARGUMENT names the first bad line.
+    """
+    GetFile: _aio.UnaryUnaryMultiCallable[_training_pb2.GetFileRequest, _training_pb2.GetFileResponse]  # type: ignore[assignment]
+    """GetFile describes one training file."""
+    ListFiles: _aio.UnaryUnaryMultiCallable[_training_pb2.ListFilesRequest, _training_pb2.ListFilesResponse]  # type: ignore[assignment]
+    """ListFiles lists the training files, newest first."""
+    DeleteFile: _aio.UnaryUnaryMultiCallable[_training_pb2.DeleteFileRequest, _training_pb2.DeleteFileResponse]  # type: ignore[assignment]
+    """DeleteFile deletes a training file."""
 
 class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
-    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file
-    (files are uploaded over HTTP, POST /v1/files): jobs run one at a time in worker processes, tracked in
-    MLflow, and resume from their checkpoint after a server restart.
+    """TrainingService fine-tunes served models with QLoRA on the logged conversations or an uploaded file:
+    jobs run one at a time in worker processes, tracked in MLflow, and resume from their checkpoint after a
+    server restart.
     """
 
     @_abc_1.abstractmethod
@@ -123,5 +147,47 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_training_pb2.WatchJobResponse], _abc.AsyncIterator[_training_pb2.WatchJobResponse]]:
         """WatchJob streams the job whenever its status or progress changes, and ends when it finishes."""
+
+    @_abc_1.abstractmethod
+    def ListCheckpoints(
+        self,
+        request: _training_pb2.ListCheckpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_pb2.ListCheckpointsResponse, _abc.Awaitable[_training_pb2.ListCheckpointsResponse]]:
+        """ListCheckpoints lists a job's saved checkpoints, newest first."""
+
+    @_abc_1.abstractmethod
+    def UploadFile(
+        self,
+        request_iterator: _MaybeAsyncIterator[_training_pb2.UploadFileRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_pb2.UploadFileResponse, _abc.Awaitable[_training_pb2.UploadFileResponse]]:
+        """UploadFile stores a training file (JSONL in OpenAI's chat fine-tuning format): its info first, then
+        its bytes in chunks; INVALID_ARGUMENT names the first bad line.
+        """
+
+    @_abc_1.abstractmethod
+    def GetFile(
+        self,
+        request: _training_pb2.GetFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_pb2.GetFileResponse, _abc.Awaitable[_training_pb2.GetFileResponse]]:
+        """GetFile describes one training file."""
+
+    @_abc_1.abstractmethod
+    def ListFiles(
+        self,
+        request: _training_pb2.ListFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_pb2.ListFilesResponse, _abc.Awaitable[_training_pb2.ListFilesResponse]]:
+        """ListFiles lists the training files, newest first."""
+
+    @_abc_1.abstractmethod
+    def DeleteFile(
+        self,
+        request: _training_pb2.DeleteFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_pb2.DeleteFileResponse, _abc.Awaitable[_training_pb2.DeleteFileResponse]]:
+        """DeleteFile deletes a training file."""
 
 def add_TrainingServiceServicer_to_server(servicer: TrainingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
