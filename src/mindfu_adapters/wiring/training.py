@@ -39,6 +39,11 @@ def base_models(settings: Settings, served_model_id: str | None) -> dict[str, Pa
     model_id = served_model_id
     if model_id is not None and (prepared := find_trainable(settings.data_dir.expanduser(), model_id)):
         found[model_id] = prepared
+    llm = settings.llm
+    if model_id is not None and llm.backend == "vllm" and llm.model_path is not None:
+        found[model_id] = (
+            llm.model_path.expanduser()
+        )  # vLLM serves Hugging Face weights: trainable as they are
     found.update({name: path.expanduser() for name, path in settings.training.base_models.items()})
     return found
 
