@@ -24,12 +24,14 @@ PROFILES = {
     None: {"postgres", "qdrant"},
     "gguf": {"mindfu"},
     "vllm": {"vllm", "mindfu-vllm"},
+    "vllm-inproc": {"mindfu-vllm-inproc"},
     "training": {"mlflow", "mindfu-training"},
 }
 #: The seed's ports: RAG API 11434, LLM 8000, Qdrant 6333, MLflow 5000, training API 5001, PostgreSQL.
 PORTS = {
     "mindfu": 11434,
     "mindfu-vllm": 11434,
+    "mindfu-vllm-inproc": 11434,
     "vllm": 8000,
     "qdrant": 6333,
     "mlflow": 5000,
@@ -92,6 +94,15 @@ def test_the_vllm_profile_puts_mindfu_in_front_of_vllm() -> None:
     assert gateway["MINDFU_LLM__BASE_URL"] == "http://vllm:8000/v1"
     assert "vllm" in SERVICES["mindfu-vllm"]["depends_on"]
     assert any("--served-model-name" in arg for arg in SERVICES["vllm"]["command"])
+
+
+def test_the_vllm_inproc_profile_runs_vllm_inside_mindfu() -> None:
+    service = SERVICES["mindfu-vllm-inproc"]
+    environment = service["environment"]
+    assert environment["MINDFU_LLM__BACKEND"] == "vllm"
+    assert environment["MINDFU_LLM__TOOL_CALL_PARSER"] == "mistral"
+    assert service["build"]["dockerfile"] == "deploy/Dockerfile.vllm"
+    assert "capabilities" in str(service["deploy"])  # a GPU reserved
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
