@@ -48,3 +48,22 @@ def test_the_weights_vllm_serves_are_the_ones_fine_tuning_trains(tmp_path: Path)
         data_dir=tmp_path, llm=LlmSettings(backend="vllm", model_path=folder, model_id="qwen")
     )
     assert base_models(settings, served_model_id(settings))["qwen"] == folder
+
+
+def test_tool_call_ids_take_the_form_mistral_common_accepts() -> None:
+    from mindfu_adapters.llm.vllm_engine import mistral_messages
+
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "call_0123456789abcdef01234567", "type": "function", "function": {}}],
+        },
+        {"role": "tool", "content": "sunny", "tool_call_id": "call_0123456789abcdef01234567"},
+        {"role": "tool", "content": "rain", "tool_call_id": "x-1"},
+    ]
+    found = mistral_messages(messages)
+    assert found[1]["tool_calls"][0]["id"] == "def01234567"[-9:] == found[2]["tool_call_id"]
+    assert found[3]["tool_call_id"] == "000000x1"[-9:].rjust(9, "0")
+    assert messages[1]["tool_calls"][0]["id"].startswith("call_")  # the caller's messages are untouched

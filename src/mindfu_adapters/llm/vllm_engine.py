@@ -331,7 +331,9 @@ class VllmEngine:
         self._tokenizer: Any = self._engine.get_tokenizer()
         self._max_model_len = int(self._engine.model_config.max_model_len)
         template = config.chat_template or getattr(self._tokenizer, "chat_template", None) or ""
-        self._native_tools = "tools" in str(template)
+        # mistral_common renders tools natively (Devstral's [AVAILABLE_TOOLS] and [TOOL_CALLS])
+        self._mistral = config.tokenizer_mode == "mistral"
+        self._native_tools = self._mistral or "tools" in str(template)
         self._pool: SlotPool[int] = SlotPool(list(range(config.slots)), max_queue=config.max_queue)
         self._adapters: dict[str, Path] = {}
         self._lora_ids: dict[str, int] = {}
@@ -532,8 +534,12 @@ class VllmEngine:
                     rendered[0] = {**rendered[0], "content": f"{rendered[0]['content']}\n\n{block}"}
                 else:
                     rendered.insert(0, {"role": "system", "content": block})
+        if self._mistral:
+            rendered = mistral_messages(rendered)
+            kwargs.pop("chat_template", None)  # mistral_common has its own, per tokenizer version
         try:
-            prompt = self._tokenizer.apply_chat_template(rendered, tokenize=False, **kwargs)
+            # mistral_common tokenizes as it renders: its text would not encode back to its control tokens
+            prompt = self._tokenizer.apply_chat_template(rendered, tokenize=self._mistral, **kwargs)
         except Exception as exc:  # jinja2 errors and the template's own raise_exception
             raise InvalidRequest(
                 f"the model's chat template rejected the messages: {exc}", param="messages"
@@ -660,6 +666,28 @@ class VllmEngine:
         return tuple(found)
 
 
+def _mistral_id(call_id: str) -> str:
+    """mistral_common takes tool-call ids of exactly nine letters and digits (vLLM's server shortens them
+    the same way): the last nine of the id's letters and digits."""
+    kept = "".join(char for char in call_id if char.isascii() and char.isalnum())
+    return kept[-9:].rjust(9, "0")
+
+
+def mistral_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Template messages with their tool-call ids in the form mistral_common accepts."""
+    out = []
+    for message in messages:
+        message = dict(message)
+        if message.get("tool_calls"):
+            message["tool_calls"] = [
+                {**call, "id": _mistral_id(call["id"])} for call in message["tool_calls"]
+            ]
+        if message.get("tool_call_id"):
+            message["tool_call_id"] = _mistral_id(message["tool_call_id"])
+        out.append(message)
+    return out
+
+
 def _finish_reason(reason: str) -> FinishReason:
     if reason == "length":
         return FinishReason.LENGTH
@@ -687,4 +715,4 @@ def _as_mindfu_error(exc: Exception) -> MindFuError | None:
     return None
 
 
-__all__ = ["VllmConfig", "VllmEngine", "check_lora_adapter"]
+__all__ = ["VllmConfig", "VllmEngine", "check_lora_adapter", "mistral_messages"]
