@@ -41,9 +41,8 @@ def base_models(settings: Settings, served_model_id: str | None) -> dict[str, Pa
         found[model_id] = prepared
     llm = settings.llm
     if model_id is not None and llm.backend == "vllm" and llm.model_path is not None:
-        found[model_id] = (
-            llm.model_path.expanduser()
-        )  # vLLM serves Hugging Face weights: trainable as they are
+        # vLLM serves Hugging Face weights: they are trainable as they are
+        found[model_id] = llm.model_path.expanduser()
     found.update({name: path.expanduser() for name, path in settings.training.base_models.items()})
     return found
 
