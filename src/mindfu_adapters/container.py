@@ -79,6 +79,8 @@ def _llama_cpp_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngi
             batch_size=llm.batch_size,
             logprobs=llm.logprobs,
             chat_template=llm.chat_template,
+            temperature=1.0 if llm.temperature is None else llm.temperature,
+            top_p=1.0 if llm.top_p is None else llm.top_p,
             top_k=llm.top_k,
             min_p=llm.min_p,
             repeat_penalty=llm.repeat_penalty,
@@ -140,6 +142,8 @@ def _vllm_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
             chat_template=llm.chat_template,
             tool_call_parser=llm.tool_call_parser,
             logprobs=True,  # vLLM computes them per request at no cost to others
+            temperature=1.0 if llm.temperature is None else llm.temperature,
+            top_p=1.0 if llm.top_p is None else llm.top_p,
             top_k=llm.top_k,
             min_p=llm.min_p,
             repeat_penalty=llm.repeat_penalty,
@@ -187,6 +191,8 @@ def _upstream_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngin
             read_timeout_s=llm.read_timeout_s,
             retries=llm.retries,
             clamp_max_tokens=llm.clamp_max_tokens,
+            temperature=llm.temperature,
+            top_p=llm.top_p,
         )
     )
 

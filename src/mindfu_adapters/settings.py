@@ -56,6 +56,16 @@ class LlmSettings(BaseModel):
         description="llama_cpp: keep all logits so requests may ask for logprobs (vllm always serves them).",
     )
     chat_template: str | None = Field(default=None, description="A Jinja template overriding the GGUF's.")
+    temperature: float | None = Field(
+        default=None,
+        ge=0,
+        le=2,
+        description="The temperature of requests that give none (unset: 1.0, OpenAI's; for openai, the "
+        "upstream's own).",
+    )
+    top_p: float | None = Field(
+        default=None, gt=0, le=1, description="The top_p of requests that give none (unset: 1.0)."
+    )
     top_k: int = Field(default=40, ge=0)
     min_p: float = Field(default=0.05, ge=0.0, le=1.0)
     repeat_penalty: float = Field(default=1.0, ge=0.0)

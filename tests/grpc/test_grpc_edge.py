@@ -82,7 +82,8 @@ async def test_complete_returns_the_answer_usage_and_conversation(make_core: Cor
         )
         assert reply.conversation_id.startswith("conv_")
         request = core.engine.requests[-1]
-        assert request.sampling.temperature == 1.0 and request.n == 1  # unset fields take the defaults
+        # unset fields: the model's defaults (the engine's settings) for sampling, one choice
+        assert request.sampling.temperature is None and request.sampling.top_p is None and request.n == 1
 
 
 async def test_stream_complete_delivers_pieces_finish_and_usage(make_core: CoreFactory) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -189,3 +190,28 @@ async def test_max_tokens_beyond_the_window_is_lowered_to_fit(engine: LlamaCppEn
     too_long = ChatRequest(model="tiny", messages=(Message(role=Role.USER, content="lorem ipsum " * window),))
     with pytest.raises(ContextLengthExceeded):
         await engine.complete(too_long)
+
+
+def test_unset_temperature_and_top_p_take_the_models_defaults(tmp_path: Path) -> None:
+    from mindfu_adapters.container import _llama_cpp_engine
+    from mindfu_adapters.settings import LlmSettings
+
+    path = write_tiny_gguf(tmp_path / "tiny.gguf")
+    ask = ChatRequest(model="tiny", messages=(Message(role=Role.USER, content="hi"),))
+    tuned = _llama_cpp_engine(LlmSettings(model_path=path, temperature=0.15, top_p=0.9))
+    plain = _llama_cpp_engine(LlmSettings(model_path=path))
+    try:
+        assert _sampled(tuned, ask) == (0.15, 0.9)
+        assert _sampled(plain, ask) == (1.0, 1.0)  # OpenAI's defaults
+        explicit = ChatRequest(
+            model="tiny", messages=ask.messages, sampling=SamplingParams(temperature=0.3, top_p=0.5)
+        )
+        assert _sampled(tuned, explicit) == (0.3, 0.5)
+    finally:
+        for engine in (tuned, plain):
+            asyncio.run(engine.aclose())
+
+
+def _sampled(engine: object, request: ChatRequest) -> tuple[float, float]:
+    kwargs = engine._prepare(request).kwargs  # type: ignore[attr-defined]
+    return kwargs["temperature"], kwargs["top_p"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -210,3 +211,22 @@ async def test_settings_alone_select_the_upstream_engine(tmp_path: Any) -> None:
         await container.shutdown_resources()  # type: ignore[misc]
     with pytest.raises(ConfigurationError, match="MINDFU_LLM__BASE_URL"):
         preflight(Settings(data_dir=tmp_path, llm={"backend": "openai"}))  # type: ignore[arg-type]
+
+
+async def test_unset_sampling_takes_the_models_defaults_or_the_upstreams() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, content=sse(text_chunk("ok", "stop")))
+
+    plain, tuned = engine(handler), engine(handler, temperature=0.15, top_p=0.9)
+    await plain.complete(ASK)
+    await tuned.complete(ASK)
+    await tuned.complete(replace(ASK, sampling=SamplingParams(max_tokens=8, temperature=0.7)))
+    sent = [body for body in seen if body.get("stream")]  # not the token-counting probes
+    assert "temperature" not in sent[0] and "top_p" not in sent[0]  # the upstream's own defaults
+    assert (sent[1]["temperature"], sent[1]["top_p"]) == (0.15, 0.9)
+    assert (sent[2]["temperature"], sent[2]["top_p"]) == (0.7, 0.9)
+    await plain.aclose()
+    await tuned.aclose()

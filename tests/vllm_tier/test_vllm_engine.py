@@ -239,3 +239,12 @@ async def test_a_finished_jobs_adapter_is_served_on_the_vllm_engine(
     tuned = (await answer(served, ask(model="ft:smollm2:vllm-job")))[1]
     assert tuned == (await answer(chat.engine_for("smol-lora"), ask(model="smol-lora")))[1]
     assert tuned != (await answer(vllm_engine, ask()))[1]
+
+
+async def test_unset_temperature_and_top_p_take_the_engines_defaults(vllm_engine: VllmEngine) -> None:
+    unset = ChatRequest(model="smollm2", messages=(Message(role=Role.USER, content="hi"),))
+    prepared = await asyncio.to_thread(vllm_engine._prepare, unset)
+    assert (prepared.params.temperature, prepared.params.top_p) == (1.0, 1.0)  # VllmConfig's defaults
+    explicit = replace(unset, sampling=SamplingParams(temperature=0.3, top_p=0.5))
+    prepared = await asyncio.to_thread(vllm_engine._prepare, explicit)
+    assert (prepared.params.temperature, prepared.params.top_p) == (0.3, 0.5)

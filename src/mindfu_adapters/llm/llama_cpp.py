@@ -85,6 +85,8 @@ class LlamaCppConfig:
     batch_size: int = 512
     logprobs: bool = False
     chat_template: str | None = None
+    temperature: float = 1.0  # for requests that leave it unset
+    top_p: float = 1.0
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.0
@@ -399,8 +401,8 @@ class LlamaCppEngine:
             )
         kwargs: dict[str, Any] = {
             "max_tokens": min(sampling.max_tokens or budget, budget),
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
+            "temperature": self._config.temperature if sampling.temperature is None else sampling.temperature,
+            "top_p": self._config.top_p if sampling.top_p is None else sampling.top_p,
             "top_k": self._config.top_k if sampling.top_k is None else sampling.top_k,
             "min_p": self._config.min_p if sampling.min_p is None else sampling.min_p,
             "repeat_penalty": (

@@ -72,6 +72,9 @@ class UpstreamConfig:
     # True: a max_tokens beyond the window is left to the upstream (servers lower it, or stop at the end of
     # the window); False: refused here with ContextLengthExceeded, counting the prompt upstream first
     clamp_max_tokens: bool = True
+    # what a request that leaves them unset is sent with (None: nothing is sent, the upstream's default)
+    temperature: float | None = None
+    top_p: float | None = None
 
 
 class OpenAIUpstreamEngine:
@@ -240,7 +243,9 @@ class OpenAIUpstreamEngine:
         self, request: GenerationRequest, index: int
     ) -> AsyncIterator[tuple[ChatDelta, Usage | None]]:
         """One choice's deltas; its usage arrives as ``(empty delta, usage)``."""
-        path, body = request_body(request, self._model)
+        path, body = request_body(
+            request, self._model, {"temperature": self._config.temperature, "top_p": self._config.top_p}
+        )
         attempt = 0
         while True:
             started = False

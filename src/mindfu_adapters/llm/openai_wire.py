@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from mindfu_core.domain.chat import (
@@ -40,16 +41,17 @@ def message_dict(message: Message) -> dict[str, Any]:
     return openai_message(message)
 
 
-def request_body(request: GenerationRequest, model: str) -> tuple[str, dict[str, Any]]:
-    """The path (``chat/completions`` or ``completions``) and streaming body for one choice of ``request``."""
+def request_body(
+    request: GenerationRequest, model: str, defaults: Mapping[str, float | None] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The path (``chat/completions`` or ``completions``) and streaming body for one choice of ``request``;
+    ``defaults`` (temperature, top_p) fill what the request leaves unset, else the upstream's own apply."""
     sampling = request.sampling
-    body: dict[str, Any] = {
-        "model": model,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
-    }
+    body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True}}
+    for name, value in (("temperature", sampling.temperature), ("top_p", sampling.top_p)):
+        chosen = value if value is not None else (defaults or {}).get(name)
+        if chosen is not None:
+            body[name] = chosen
     if sampling.max_tokens is not None:
         body["max_tokens"] = sampling.max_tokens
     if sampling.stop:

@@ -86,6 +86,8 @@ class VllmConfig:
     chat_template: str | None = None
     tool_call_parser: str | None = None  # one of vLLM's parsers; None: MindFu's Hermes-format reading
     logprobs: bool = True
+    temperature: float = 1.0  # for requests that leave it unset
+    top_p: float = 1.0
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.0
@@ -594,13 +596,14 @@ class VllmEngine:
                 f"{len(prompt_ids)} for the prompt{asked}. Shorten the messages or lower max_tokens.",
                 param=where,
             )
-        copies = request.n if sampling.temperature == 0 else 1
+        temperature = self._config.temperature if sampling.temperature is None else sampling.temperature
+        copies = request.n if temperature == 0 else 1
         kwargs: dict[str, Any] = {
             # vLLM refuses n > 1 without sampling; greedy choices are all the same generation
             "n": 1 if copies > 1 else request.n,
             "max_tokens": min(sampling.max_tokens or budget, budget),
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
+            "temperature": temperature,
+            "top_p": self._config.top_p if sampling.top_p is None else sampling.top_p,
             "top_k": self._config.top_k if sampling.top_k is None else sampling.top_k,
             "min_p": self._config.min_p if sampling.min_p is None else sampling.min_p,
             "repetition_penalty": (

@@ -96,8 +96,8 @@ class SamplingParams:
     """Decoding parameters; ``None`` means the engine's default."""
 
     max_tokens: int | None = None
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float | None = None  # the model's default (1.0 unless its settings give another)
+    top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
     presence_penalty: float = 0.0

@@ -25,8 +25,10 @@ def validate_sampling(sampling: SamplingParams) -> None:
     """Reject sampling parameters outside the ranges the OpenAI API documents."""
     if sampling.max_tokens is not None and sampling.max_tokens < 1:
         raise InvalidRequest(f"max_tokens must be at least 1, got {sampling.max_tokens}", param="max_tokens")
-    _check_range(sampling.temperature, 0.0, 2.0, "temperature")
-    _check_range(sampling.top_p, 0.0, 1.0, "top_p")
+    if sampling.temperature is not None:
+        _check_range(sampling.temperature, 0.0, 2.0, "temperature")
+    if sampling.top_p is not None:
+        _check_range(sampling.top_p, 0.0, 1.0, "top_p")
     _check_range(sampling.presence_penalty, -2.0, 2.0, "presence_penalty")
     _check_range(sampling.frequency_penalty, -2.0, 2.0, "frequency_penalty")
     if len(sampling.stop) > MAX_STOP_SEQUENCES:

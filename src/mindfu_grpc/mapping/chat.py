@@ -133,8 +133,8 @@ def sampling_from_pb(params: pb.SamplingParams) -> SamplingParams:
     frequency = optional(params, "frequency_penalty")
     return SamplingParams(
         max_tokens=optional(params, "max_tokens"),
-        temperature=defaults.temperature if temperature is None else temperature,
-        top_p=defaults.top_p if top_p is None else top_p,
+        temperature=temperature,
+        top_p=top_p,
         stop=tuple(params.stop),
         seed=optional(params, "seed"),
         presence_penalty=defaults.presence_penalty if presence is None else presence,
@@ -149,15 +149,13 @@ def sampling_from_pb(params: pb.SamplingParams) -> SamplingParams:
 
 def sampling_to_pb(params: SamplingParams) -> pb.SamplingParams:
     out = pb.SamplingParams(
-        temperature=params.temperature,
-        top_p=params.top_p,
         stop=list(params.stop),
         presence_penalty=params.presence_penalty,
         frequency_penalty=params.frequency_penalty,
         logprobs=params.logprobs,
         top_logprobs=params.top_logprobs,
     )
-    for name in ("max_tokens", "seed", "top_k", "min_p", "repeat_penalty"):
+    for name in ("max_tokens", "temperature", "top_p", "seed", "top_k", "min_p", "repeat_penalty"):
         value = getattr(params, name)
         if value is not None:
             setattr(out, name, value)

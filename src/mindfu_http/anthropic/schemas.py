@@ -142,8 +142,8 @@ class MessagesIn(_Prompt):
         prompt = super().to_core(model)
         sampling = SamplingParams(
             max_tokens=self.max_tokens,
-            temperature=1.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p,
+            temperature=self.temperature,
+            top_p=self.top_p,
             top_k=self.top_k,
             stop=tuple(self.stop_sequences or ()),
         )

@@ -113,8 +113,8 @@ class ResponsesIn(_Open):
             response_format=_format(self.text),
             sampling=SamplingParams(
                 max_tokens=self.max_output_tokens,
-                temperature=1.0 if self.temperature is None else self.temperature,
-                top_p=1.0 if self.top_p is None else self.top_p,
+                temperature=self.temperature,
+                top_p=self.top_p,
             ),
         )
 

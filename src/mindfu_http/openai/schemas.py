@@ -161,8 +161,8 @@ class _Sampling(_Open):
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         return SamplingParams(
             max_tokens=max_tokens,
-            temperature=1.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p,
+            temperature=self.temperature,
+            top_p=self.top_p,
             stop=stop,
             seed=self.seed,
             presence_penalty=self.presence_penalty or 0.0,
