@@ -404,6 +404,82 @@ def start_llama_server(model: Path, *, threads: int, workdir: Path) -> Server:
 # -- reporting ----------------------------------------------------------------------------------------
 
 
+def run_pair(
+    servers: dict[str, Server], order: tuple[str, str], args: argparse.Namespace
+) -> tuple[list[Sample], dict[str, float] | None]:
+    """Every prompt on both servers of ``order``, one request at a time, the order alternating per request;
+    ``args.warmup`` unmeasured rounds first. Returns the samples and the foreign CPU load of the run."""
+    samples: list[Sample] = []
+    before = cpu_snapshot(c.pid for c in _CHILDREN)
+    with httpx.Client(timeout=httpx.Timeout(300.0)) as client:
+        for rnd in range(-args.warmup, args.rounds):
+            for index in range(len(PROMPTS)):
+                for target in rotation(order, rnd * len(PROMPTS) + index):
+                    sample = stream_http(
+                        client, servers[target].base_url, PROMPTS[index], args.max_tokens,
+                        target=target, rnd=rnd, index=index,
+                    )  # fmt: skip
+                    if rnd >= 0:
+                        samples.append(sample)
+            print(f"round {rnd + 1}/{args.rounds} done" if rnd >= 0 else "warm-up done", flush=True)
+    return samples, foreign_load(before, cpu_snapshot(c.pid for c in _CHILDREN))
+
+
+def summarise_pair(samples: Sequence[Sample], base: str, other: str) -> dict[str, Any]:
+    """Per target: request rates and TTFTs; between them (``other`` against ``base``): the tokens/s ratio
+    and the added TTFT, overall and paired (the same round and prompt on both)."""
+    per: dict[str, Any] = {}
+    for target in (base, other):
+        mine = [s for s in samples if s.target == target]
+        rates = [r for s in mine if (r := s.tokens_per_s) is not None]
+        ttfts = [s.ttft_s * 1000 for s in mine]
+        per[target] = {
+            "requests": len(mine),
+            "tokens_per_s_median": median(rates),
+            "tokens_per_s_p10": percentile(rates, 0.10),
+            "tokens_per_s_p90": percentile(rates, 0.90),
+            "ttft_ms_p50": median(ttfts),
+            "ttft_ms_p90": percentile(ttfts, 0.90),
+        }
+    index = {(s.round, s.prompt): s for s in samples if s.target == base}
+    pairs = [
+        (s, index[(s.round, s.prompt)]) for s in samples if s.target == other and (s.round, s.prompt) in index
+    ]
+    rate_ratios = [a.tokens_per_s / b.tokens_per_s for a, b in pairs if a.tokens_per_s and b.tokens_per_s]
+    return {
+        "per_target": per,
+        "tps": per[other]["tokens_per_s_median"] / per[base]["tokens_per_s_median"],
+        "paired_tps": median(rate_ratios),
+        "added_ttft_ms_p50": per[other]["ttft_ms_p50"] - per[base]["ttft_ms_p50"],
+        "paired_added_ttft_ms_p50": median([(a.ttft_s - b.ttft_s) * 1000 for a, b in pairs]),
+    }
+
+
+def pair_notes(
+    samples: Sequence[Sample], order: tuple[str, str], load: dict[str, float] | None, what: str
+) -> list[str]:
+    """Differing greedy answers between the two ``what`` (targets, deployments...), and a busy machine."""
+    base, other = order
+    texts = {t: {s.prompt: s.text for s in samples if s.target == t} for t in order}
+    notes: list[str] = []
+    differing = [i for i in texts[base] if texts[base][i] != texts[other].get(i)]
+    if differing:
+        notes.append(f"greedy answers differ between the {what} for prompts {differing}")
+    if load is not None and load["foreign_cores"] > 0.25:
+        notes.append(f"other processes used {load['foreign_cores']:.2f} cores during the run: expect noise")
+    return notes
+
+
+def print_pair(per: dict[str, Any], order: tuple[str, str]) -> None:
+    print(f"\n{'':10} {'tok/s p50':>10} {'p10':>8} {'p90':>8} {'TTFT p50 ms':>12} {'p90':>8}")
+    for target in order:
+        row = per[target]
+        print(
+            f"{target:10} {row['tokens_per_s_median']:10.1f} {row['tokens_per_s_p10']:8.1f} "
+            f"{row['tokens_per_s_p90']:8.1f} {row['ttft_ms_p50']:12.2f} {row['ttft_ms_p90']:8.2f}"
+        )
+
+
 def summarise(samples: Sequence[Sample], runs: Sequence[ConcurrentRun]) -> dict[str, Any]:
     per: dict[str, Any] = {}
     for target in (DIRECT, *SERVERS):

@@ -30,22 +30,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import grpc
 from gateway import (
     _CHILDREN,
     MODEL_ID,
-    PROMPTS,
     Sample,
     Server,
     _kill_all,
     free_port,
+    pair_notes,
+    print_pair,
+    run_pair,
     start_server,
-    stream_http,
+    summarise_pair,
 )
-from measure import cpu_snapshot, finish, foreign_load, mark, median, percentile, rotation
+from measure import finish, mark
 
 SINGLE, SPLIT = "single", "split"
 TARGETS = {"split_vs_single_tps": 0.95, "added_ttft_ms_p50": 3.0}
@@ -119,34 +120,14 @@ def start_split(model: Path, threads: int, workdir: Path, timeout: float = 180.0
 
 
 def summarise(samples: Sequence[Sample]) -> dict[str, Any]:
-    per: dict[str, Any] = {}
-    for target in (SINGLE, SPLIT):
-        mine = [s for s in samples if s.target == target]
-        rates = [r for s in mine if (r := s.tokens_per_s) is not None]
-        ttfts = [s.ttft_s * 1000 for s in mine]
-        per[target] = {
-            "requests": len(mine),
-            "tokens_per_s_median": median(rates),
-            "tokens_per_s_p10": percentile(rates, 0.10),
-            "tokens_per_s_p90": percentile(rates, 0.90),
-            "ttft_ms_p50": median(ttfts),
-            "ttft_ms_p90": percentile(ttfts, 0.90),
-        }
-    singles = {(s.round, s.prompt): s for s in samples if s.target == SINGLE}
-    pairs = [
-        (s, singles[(s.round, s.prompt)])
-        for s in samples
-        if s.target == SPLIT and (s.round, s.prompt) in singles
-    ]
-    rate_ratios = [a.tokens_per_s / b.tokens_per_s for a, b in pairs if a.tokens_per_s and b.tokens_per_s]
-    ttft_added = [(a.ttft_s - b.ttft_s) * 1000 for a, b in pairs]
+    found = summarise_pair(samples, SINGLE, SPLIT)
     ratios = {
-        "split_vs_single_tps": per[SPLIT]["tokens_per_s_median"] / per[SINGLE]["tokens_per_s_median"],
-        "paired_split_vs_single_tps": median(rate_ratios),
-        "added_ttft_ms_p50": per[SPLIT]["ttft_ms_p50"] - per[SINGLE]["ttft_ms_p50"],
-        "paired_added_ttft_ms_p50": median(ttft_added),
+        "split_vs_single_tps": found["tps"],
+        "paired_split_vs_single_tps": found["paired_tps"],
+        "added_ttft_ms_p50": found["added_ttft_ms_p50"],
+        "paired_added_ttft_ms_p50": found["paired_added_ttft_ms_p50"],
     }
-    return {"per_target": per, "ratios": ratios}
+    return {"per_target": found["per_target"], "ratios": ratios}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -171,7 +152,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.model = default_model_path()
     model: Path = args.model.resolve()
     workdir = Path(tempfile.mkdtemp(prefix="mindfu-topology-"))
-    samples: list[Sample] = []
     started = time.monotonic()
     try:
         print(f"model {model}\nstarting the single-process server and the core + gateway ...", flush=True)
@@ -179,37 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             SINGLE: start_single(model, args.threads, workdir),
             SPLIT: start_split(model, args.threads, workdir),
         }
-        before = cpu_snapshot(c.pid for c in _CHILDREN)
-        with httpx.Client(timeout=httpx.Timeout(300.0)) as client:
-            for rnd in range(-args.warmup, args.rounds):
-                for index in range(len(PROMPTS)):
-                    for target in rotation((SINGLE, SPLIT), rnd * len(PROMPTS) + index):
-                        sample = stream_http(
-                            client, servers[target].base_url, PROMPTS[index], args.max_tokens,
-                            target=target, rnd=rnd, index=index,
-                        )  # fmt: skip
-                        if rnd >= 0:
-                            samples.append(sample)
-                print(f"round {rnd + 1}/{args.rounds} done" if rnd >= 0 else "warm-up done", flush=True)
-        load = foreign_load(before, cpu_snapshot(c.pid for c in _CHILDREN))
+        samples, load = run_pair(servers, (SINGLE, SPLIT), args)
     finally:
         _kill_all()
     summary = summarise(samples)
-    notes: list[str] = []
-    texts = {t: {s.prompt: s.text for s in samples if s.target == t} for t in (SINGLE, SPLIT)}
-    differing = [i for i in texts[SINGLE] if texts[SINGLE][i] != texts[SPLIT].get(i)]
-    if differing:
-        notes.append(f"greedy answers differ between the deployments for prompts {differing}")
-    if load is not None and load["foreign_cores"] > 0.25:
-        notes.append(f"other processes used {load['foreign_cores']:.2f} cores during the run: expect noise")
+    notes = pair_notes(samples, (SINGLE, SPLIT), load, "deployments")
     per, ratios = summary["per_target"], summary["ratios"]
-    print(f"\n{'':10} {'tok/s p50':>10} {'p10':>8} {'p90':>8} {'TTFT p50 ms':>12} {'p90':>8}")
-    for target in (SINGLE, SPLIT):
-        row = per[target]
-        print(
-            f"{target:10} {row['tokens_per_s_median']:10.1f} {row['tokens_per_s_p10']:8.1f} "
-            f"{row['tokens_per_s_p90']:8.1f} {row['ttft_ms_p50']:12.2f} {row['ttft_ms_p90']:8.2f}"
-        )
+    print_pair(per, (SINGLE, SPLIT))
     tps, paired_tps = ratios["split_vs_single_tps"], ratios["paired_split_vs_single_tps"]
     ttft, paired_ttft = ratios["added_ttft_ms_p50"], ratios["paired_added_ttft_ms_p50"]
     tps_ok, ttft_ok = mark(tps >= TARGETS["split_vs_single_tps"]), mark(ttft <= TARGETS["added_ttft_ms_p50"])

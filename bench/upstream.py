@@ -24,21 +24,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from gateway import (
-    _CHILDREN,
     MODEL_ID,
-    PROMPTS,
     Sample,
     Server,
     _kill_all,
     free_port,
+    pair_notes,
+    print_pair,
+    run_pair,
     start_llama_server,
     start_server,
-    stream_http,
+    summarise_pair,
 )
-from measure import cpu_snapshot, finish, foreign_load, mark, median, percentile, rotation
+from measure import finish, mark
 
 DIRECT, MINDFU = "direct", "mindfu"
 TARGETS = {"mindfu_vs_direct_tps": 0.97}
@@ -63,33 +62,14 @@ def start_mindfu(upstream: Server, workdir: Path) -> Server:
 
 
 def summarise(samples: Sequence[Sample]) -> dict[str, Any]:
-    per: dict[str, Any] = {}
-    for target in (DIRECT, MINDFU):
-        mine = [s for s in samples if s.target == target]
-        rates = [r for s in mine if (r := s.tokens_per_s) is not None]
-        ttfts = [s.ttft_s * 1000 for s in mine]
-        per[target] = {
-            "requests": len(mine),
-            "tokens_per_s_median": median(rates),
-            "tokens_per_s_p10": percentile(rates, 0.10),
-            "tokens_per_s_p90": percentile(rates, 0.90),
-            "ttft_ms_p50": median(ttfts),
-            "ttft_ms_p90": percentile(ttfts, 0.90),
-        }
-    direct = {(s.round, s.prompt): s for s in samples if s.target == DIRECT}
-    pairs = [
-        (s, direct[(s.round, s.prompt)])
-        for s in samples
-        if s.target == MINDFU and (s.round, s.prompt) in direct
-    ]
-    rate_ratios = [a.tokens_per_s / b.tokens_per_s for a, b in pairs if a.tokens_per_s and b.tokens_per_s]
+    found = summarise_pair(samples, DIRECT, MINDFU)
     ratios = {
-        "mindfu_vs_direct_tps": per[MINDFU]["tokens_per_s_median"] / per[DIRECT]["tokens_per_s_median"],
-        "paired_mindfu_vs_direct_tps": median(rate_ratios),
-        "added_ttft_ms_p50": per[MINDFU]["ttft_ms_p50"] - per[DIRECT]["ttft_ms_p50"],
-        "paired_added_ttft_ms_p50": median([(a.ttft_s - b.ttft_s) * 1000 for a, b in pairs]),
+        "mindfu_vs_direct_tps": found["tps"],
+        "paired_mindfu_vs_direct_tps": found["paired_tps"],
+        "added_ttft_ms_p50": found["added_ttft_ms_p50"],
+        "paired_added_ttft_ms_p50": found["paired_added_ttft_ms_p50"],
     }
-    return {"per_target": per, "ratios": ratios}
+    return {"per_target": found["per_target"], "ratios": ratios}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -113,43 +93,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args.model = default_model_path()
     workdir = Path(tempfile.mkdtemp(prefix="mindfu-upstream-"))
-    samples: list[Sample] = []
     started = time.monotonic()
     try:
         print("starting llama_cpp.server and MindFu in front of it ...", flush=True)
         upstream = start_llama_server(args.model.resolve(), threads=args.threads, workdir=workdir)
         servers = {DIRECT: upstream, MINDFU: start_mindfu(upstream, workdir)}
-        before = cpu_snapshot(c.pid for c in _CHILDREN)
-        with httpx.Client(timeout=httpx.Timeout(300.0)) as client:
-            for rnd in range(-args.warmup, args.rounds):
-                for index in range(len(PROMPTS)):
-                    for target in rotation((DIRECT, MINDFU), rnd * len(PROMPTS) + index):
-                        sample = stream_http(
-                            client, servers[target].base_url, PROMPTS[index], args.max_tokens,
-                            target=target, rnd=rnd, index=index,
-                        )  # fmt: skip
-                        if rnd >= 0:
-                            samples.append(sample)
-                print(f"round {rnd + 1}/{args.rounds} done" if rnd >= 0 else "warm-up done", flush=True)
-        load = foreign_load(before, cpu_snapshot(c.pid for c in _CHILDREN))
+        samples, load = run_pair(servers, (DIRECT, MINDFU), args)
     finally:
         _kill_all()
     summary = summarise(samples)
-    notes: list[str] = []
-    texts = {t: {s.prompt: s.text for s in samples if s.target == t} for t in (DIRECT, MINDFU)}
-    differing = [i for i in texts[DIRECT] if texts[DIRECT][i] != texts[MINDFU].get(i)]
-    if differing:
-        notes.append(f"greedy answers differ between the targets for prompts {differing}")
-    if load is not None and load["foreign_cores"] > 0.25:
-        notes.append(f"other processes used {load['foreign_cores']:.2f} cores during the run: expect noise")
+    notes = pair_notes(samples, (DIRECT, MINDFU), load, "targets")
     per, ratios = summary["per_target"], summary["ratios"]
-    print(f"\n{'':10} {'tok/s p50':>10} {'p10':>8} {'p90':>8} {'TTFT p50 ms':>12} {'p90':>8}")
-    for target in (DIRECT, MINDFU):
-        row = per[target]
-        print(
-            f"{target:10} {row['tokens_per_s_median']:10.1f} {row['tokens_per_s_p10']:8.1f} "
-            f"{row['tokens_per_s_p90']:8.1f} {row['ttft_ms_p50']:12.2f} {row['ttft_ms_p90']:8.2f}"
-        )
+    print_pair(per, (DIRECT, MINDFU))
     tps, paired = ratios["mindfu_vs_direct_tps"], ratios["paired_mindfu_vs_direct_tps"]
     ok = mark(tps >= TARGETS["mindfu_vs_direct_tps"])
     print(f"\ntokens/s through MindFu vs direct: {tps:.3f}x (paired {paired:.3f}x)  target >= 0.97 {ok}")

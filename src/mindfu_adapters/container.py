@@ -64,6 +64,20 @@ def resolve_model(llm: LlmSettings) -> tuple[Path, str]:
     return path, llm.model_id or path.name.removesuffix(".gguf")
 
 
+def _in_process_defaults(llm: LlmSettings) -> dict[str, Any]:
+    """What the in-process engines (llama.cpp, vLLM) take alike from a model's settings: the sampling of
+    requests that leave it unset, max_tokens handling and the LoRA adapters."""
+    return {
+        "temperature": 1.0 if llm.temperature is None else llm.temperature,
+        "top_p": 1.0 if llm.top_p is None else llm.top_p,
+        "top_k": llm.top_k,
+        "min_p": llm.min_p,
+        "repeat_penalty": llm.repeat_penalty,
+        "clamp_max_tokens": llm.clamp_max_tokens,
+        "adapters": {name: path.expanduser() for name, path in llm.lora_adapters.items()},
+    }
+
+
 def _llama_cpp_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
     from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
 
@@ -79,13 +93,7 @@ def _llama_cpp_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngi
             batch_size=llm.batch_size,
             logprobs=llm.logprobs,
             chat_template=llm.chat_template,
-            temperature=1.0 if llm.temperature is None else llm.temperature,
-            top_p=1.0 if llm.top_p is None else llm.top_p,
-            top_k=llm.top_k,
-            min_p=llm.min_p,
-            repeat_penalty=llm.repeat_penalty,
-            clamp_max_tokens=llm.clamp_max_tokens,
-            adapters={name: path.expanduser() for name, path in llm.lora_adapters.items()},
+            **_in_process_defaults(llm),
         )
     )
 
@@ -142,13 +150,7 @@ def _vllm_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
             chat_template=llm.chat_template,
             tool_call_parser=llm.tool_call_parser,
             logprobs=True,  # vLLM computes them per request at no cost to others
-            temperature=1.0 if llm.temperature is None else llm.temperature,
-            top_p=1.0 if llm.top_p is None else llm.top_p,
-            top_k=llm.top_k,
-            min_p=llm.min_p,
-            repeat_penalty=llm.repeat_penalty,
-            clamp_max_tokens=llm.clamp_max_tokens,
-            adapters={name: path.expanduser() for name, path in llm.lora_adapters.items()},
+            **_in_process_defaults(llm),
             enable_lora=llm.enable_lora,
             max_loras=llm.max_loras,
             max_lora_rank=llm.max_lora_rank,

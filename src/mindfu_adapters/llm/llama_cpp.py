@@ -238,14 +238,8 @@ class LlamaCppEngine:
         )
 
     def stats(self) -> EngineStats:
-        return EngineStats(
-            slots=self._pool.size,
-            active=self._pool.active,
-            queued=self._pool.queued,
-            max_queue=self._pool.max_queue,
-            requests_total=self._requests,
-            tokens_generated_total=self._tokens,
-            ready=not self._closed,
+        return self._pool.engine_stats(
+            requests_total=self._requests, tokens_generated_total=self._tokens, ready=not self._closed
         )
 
     async def count_tokens(self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()) -> int:

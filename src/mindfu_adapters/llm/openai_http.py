@@ -112,14 +112,9 @@ class OpenAIUpstreamEngine:
         )
 
     def stats(self) -> EngineStats:
-        return EngineStats(
-            slots=self._pool.size,
-            active=self._pool.active,
-            queued=self._pool.queued,
-            max_queue=self._pool.max_queue,
-            requests_total=self._requests,
-            tokens_generated_total=self._tokens,
-            ready=True,  # an upstream that is down is answered per request (503), not by readiness
+        # ready: an upstream that is down is answered per request (503), not by readiness
+        return self._pool.engine_stats(
+            requests_total=self._requests, tokens_generated_total=self._tokens, ready=True
         )
 
     async def count_tokens(self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()) -> int:

@@ -7,6 +7,7 @@ import threading
 from collections import deque
 from typing import Generic, TypeVar
 
+from mindfu_core.domain.chat import EngineStats
 from mindfu_core.errors import Overloaded
 
 T = TypeVar("T")
@@ -40,6 +41,18 @@ class SlotPool(Generic[T]):
     @property
     def max_queue(self) -> int:
         return self._max_queue
+
+    def engine_stats(self, *, requests_total: int, tokens_generated_total: int, ready: bool) -> EngineStats:
+        """An engine's ``stats()``: these slots' load and the engine's counters."""
+        return EngineStats(
+            slots=self._size,
+            active=self.active,
+            queued=self.queued,
+            max_queue=self._max_queue,
+            requests_total=requests_total,
+            tokens_generated_total=tokens_generated_total,
+            ready=ready,
+        )
 
     async def acquire(self) -> T:
         """A free slot; waits in line if none is free, ``Overloaded`` if the line is full."""

@@ -416,11 +416,7 @@ class VllmEngine:
         )
 
     def stats(self) -> EngineStats:
-        return EngineStats(
-            slots=self._pool.size,
-            active=self._pool.active,
-            queued=self._pool.queued,
-            max_queue=self._pool.max_queue,
+        return self._pool.engine_stats(
             requests_total=self._requests,
             tokens_generated_total=self._tokens,
             ready=not self._closed and not self._engine.errored,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
 
 from mindfu_core.domain.conversations import CompletionStatus
 from mindfu_core.domain.training import (
@@ -144,40 +146,34 @@ def spec_to_pb(spec: JobSpec) -> pb.CreateJobRequest:
     return request
 
 
+M = TypeVar("M", bound=Message)
+
+#: What a job's ``JobSettings`` shares with the ``CreateJobRequest`` that made it (same names and types).
+_SETTINGS = (
+    "training_file", "validation_file", "suffix", "register", "experiment",
+    "hyperparameters", "quality", "split", "since",
+)  # fmt: skip
+
+
+def _copy(source: Message, target: M, names: tuple[str, ...]) -> M:
+    """Copy the fields ``names`` from one message to another (message fields only where set)."""
+    for name in names:
+        value = getattr(source, name)
+        if isinstance(value, Message):
+            if source.HasField(name):
+                getattr(target, name).CopyFrom(value)
+        else:
+            setattr(target, name, value)
+    return target
+
+
 def _settings_to_pb(spec: JobSpec) -> pb.JobSettings:
-    made = spec_to_pb(spec)
-    settings = pb.JobSettings(
-        training_file=made.training_file,
-        validation_file=made.validation_file,
-        suffix=made.suffix,
-        register=made.register,
-        experiment=made.experiment,
-        hyperparameters=made.hyperparameters,
-        quality=made.quality,
-        split=made.split,
-    )
-    if made.HasField("since"):
-        settings.since.CopyFrom(made.since)
-    return settings
+    return _copy(spec_to_pb(spec), pb.JobSettings(), _SETTINGS)
 
 
 def _spec_from_job_pb(job: pb.TrainingJob) -> JobSpec:
-    settings = job.settings
-    request = pb.CreateJobRequest(
-        model=job.base_model,
-        source=job.source,
-        training_file=settings.training_file,
-        validation_file=settings.validation_file,
-        suffix=settings.suffix,
-        register=settings.register,
-        experiment=settings.experiment,
-        hyperparameters=settings.hyperparameters,
-        quality=settings.quality,
-        split=settings.split,
-    )
-    if settings.HasField("since"):
-        request.since.CopyFrom(settings.since)
-    return spec_from_pb(request, settings.experiment)
+    request = pb.CreateJobRequest(model=job.base_model, source=job.source)
+    return spec_from_pb(_copy(job.settings, request, _SETTINGS), job.settings.experiment)
 
 
 def job_to_pb(job: TrainingJob) -> pb.TrainingJob:

@@ -27,6 +27,31 @@ def display_name(name: str, fallback: str) -> str:
     return cleaned[:MAX_NAME_CHARS] or fallback
 
 
+async def read_upload(messages: AsyncIterator[Any], *, data: str, limit: int) -> tuple[Any, bytes]:
+    """A client-streamed upload (its ``info`` first, then pieces in the field ``data``) as the info and the
+    bytes; ``PayloadTooLarge`` as soon as the bytes pass ``limit``."""
+    info: Any = None
+    parts: list[bytes] = []
+    size = 0
+    async for message in messages:
+        part = message.WhichOneof("part")
+        if info is None:
+            if part != "info":
+                raise InvalidRequest("the first message of an upload must be its info", param="info")
+            info = message.info
+        elif part == "info":
+            raise InvalidRequest("only the first message of an upload may carry info", param="info")
+        else:
+            piece: bytes = getattr(message, data)
+            size += len(piece)
+            if size > limit:
+                raise PayloadTooLarge(f"the upload is over the limit of {limit} bytes")
+            parts.append(piece)
+    if info is None:
+        raise InvalidRequest("an upload needs its info first, then the bytes", param="info")
+    return info, b"".join(parts)
+
+
 class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
     """Ingestion, the registry and retrieval; an upload over ``max_upload_bytes`` stops as soon as it is."""
 
@@ -37,27 +62,10 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
     async def UploadDocument(
         self, request_iterator: AsyncIterator[pb.UploadDocumentRequest], context: Context
     ) -> pb.UploadDocumentResponse:
-        info: pb.UploadInfo | None = None
-        parts: list[bytes] = []
-        size = 0
-        async for message in request_iterator:
-            part = message.WhichOneof("part")
-            if info is None:
-                if part != "info":
-                    raise InvalidRequest("the first message of an upload must be its info", param="info")
-                info = message.info
-            elif part == "info":
-                raise InvalidRequest("only the first message of an upload may carry info", param="info")
-            else:
-                size += len(message.data)
-                if size > self._max_upload:
-                    raise PayloadTooLarge(f"the upload is over the limit of {self._max_upload} bytes")
-                parts.append(message.data)
-        if info is None:
-            raise InvalidRequest("an upload needs its info first, then the bytes", param="info")
+        info, data = await read_upload(request_iterator, data="data", limit=self._max_upload)
         documents = self._app.documents
         result = await documents.ingest(
-            b"".join(parts),
+            data,
             filename=display_name(info.name, "upload"),
             collection=optional(info, "collection") or self._app.retrieval.defaults.collection,
             metadata=json_object(info.metadata_json, "info.metadata_json"),

@@ -8,12 +8,12 @@ from typing import Any
 
 import grpc
 from mindfu_core.application import Application
-from mindfu_core.errors import InvalidRequest, NotFound, PayloadTooLarge, UpstreamUnavailable
+from mindfu_core.errors import InvalidRequest, NotFound, UpstreamUnavailable
 from mindfu_core.services.training import TrainingService
 from mindfu_grpc._pb.mindfu.v1 import training_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import training_pb2_grpc
 from mindfu_grpc.mapping import training as mapping
-from mindfu_grpc.servicers.documents import display_name
+from mindfu_grpc.servicers.documents import display_name, read_upload
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 20
@@ -87,26 +87,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self, request_iterator: AsyncIterator[pb.UploadFileRequest], context: Context
     ) -> pb.UploadFileResponse:
         service = self._service()
-        info: pb.UploadFileInfo | None = None
-        parts: list[bytes] = []
-        size = 0
-        async for message in request_iterator:
-            part = message.WhichOneof("part")
-            if info is None:
-                if part != "info":
-                    raise InvalidRequest("the first message of an upload must be its info", param="info")
-                info = message.info
-            elif part == "info":
-                raise InvalidRequest("only the first message of an upload may carry info", param="info")
-            else:
-                size += len(message.chunk)
-                if size > service.max_file_bytes:
-                    raise PayloadTooLarge(f"the file is over the limit of {service.max_file_bytes} bytes")
-                parts.append(message.chunk)
-        if info is None:
-            raise InvalidRequest("an upload needs its info first, then the bytes", param="info")
+        info, data = await read_upload(request_iterator, data="chunk", limit=service.max_file_bytes)
         stored = await service.upload_file(
-            b"".join(parts),
+            data,
             filename=display_name(info.filename, "train.jsonl"),
             purpose=info.purpose or "fine-tune",
         )
