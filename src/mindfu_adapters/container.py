@@ -461,6 +461,13 @@ class Container(containers.DeclarativeContainer):
         conversation_store,
         retention_days=providers.Callable(lambda s: s.conversations.retention_days, settings),
     )
+    # what the server's edges read: a completion just answered may still be in the log's queue
+    served_conversations = providers.Singleton(
+        ConversationService,
+        conversation_store,
+        retention_days=providers.Callable(lambda s: s.conversations.retention_days, settings),
+        log=completion_log,
+    )
     training_store = providers.Singleton(training_wiring.training_store, database)
     chat_service = providers.Singleton(
         ChatService,
@@ -528,7 +535,7 @@ async def start(container: Container, *, training: bool = True) -> Services:
         documents=await resolve(container.ingestion_service),
         retrieval=await resolve(container.retriever),
         embeddings=EmbeddingService(await resolve(container.embedder)),
-        conversations=await resolve(container.conversation_service),
+        conversations=await resolve(container.served_conversations),
         completion_log=await resolve(container.completion_log),
         training=await resolve(container.training_service) if training else None,
     )

@@ -370,6 +370,11 @@ class RemoteConversations:
         found = await self._channel.call(self._stub.GetConversation, request)
         return conversation_mapping.conversation_from_pb(found.conversation)
 
+    async def of_completion(self, completion_id: str) -> Conversation:
+        request = conversations_pb2.GetConversationRequest(completion_id=completion_id)
+        found = await self._channel.call(self._stub.GetConversation, request)
+        return conversation_mapping.conversation_from_pb(found.conversation)
+
     async def delete(self, conversation_id: str) -> None:
         request = conversations_pb2.DeleteConversationRequest(id=conversation_id)
         await self._channel.call(self._stub.DeleteConversation, request)

@@ -20,7 +20,7 @@ from mindfu_http.conversations import routes as conversations
 from mindfu_http.documents import routes as documents
 from mindfu_http.errors import install_error_handlers
 from mindfu_http.middleware import RequestContext
-from mindfu_http.openai import chat, embeddings, models, responses
+from mindfu_http.openai import chat, embeddings, models, responses, responses_stored
 from mindfu_http.training import routes as training
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def create_app(container: Container, *, runtime: Runtime | None = None) -> FastA
     app.include_router(health.router)
     app.include_router(chat.router, dependencies=protected)
     app.include_router(responses.router, dependencies=protected)
+    app.include_router(responses_stored.router, dependencies=protected)
     app.include_router(anthropic.router, dependencies=protected)
     app.include_router(models.router, dependencies=protected)
     app.include_router(embeddings.router, dependencies=protected)

@@ -146,6 +146,10 @@ def test_responses_create_and_stream(oai: openai.OpenAI) -> None:
         model=MODEL, input="Repeat your last answer.", previous_response_id=final.id, max_output_tokens=24
     )
     assert follow_up.previous_response_id == final.id and follow_up.output_text
+    read = oai.responses.retrieve(follow_up.id)  # a stored response reads back
+    assert (read.output_text, read.usage) == (follow_up.output_text, follow_up.usage)
+    inputs = [item.type for item in oai.responses.input_items.list(follow_up.id, order="asc")]
+    assert inputs == ["message", "message", "message"]  # the question, the answer, the follow-up
 
 
 def test_responses_function_call(oai: openai.OpenAI) -> None:

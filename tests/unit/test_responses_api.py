@@ -8,7 +8,12 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types.responses import Response, ResponseFunctionToolCall, ResponseOutputMessage
+from openai.types.responses import (
+    Response,
+    ResponseFunctionToolCall,
+    ResponseItemList,
+    ResponseOutputMessage,
+)
 
 from mindfu_core import ChatRequest, Role, ToolCall, ToolChoiceMode
 from tests.fakes import Reply, ScriptedEngine
@@ -173,3 +178,115 @@ def test_an_error_mid_stream_is_an_error_event(make_client: Any) -> None:
     kinds = [line.split(": ", 1)[1] for line in raw.text.splitlines() if line.startswith("event: ")]
     assert kinds[-1] == "error" and "response.completed" not in kinds
     assert "response.output_text.delta" in kinds  # what came before the failure was sent
+
+
+def test_a_stored_response_reads_back_as_it_was_created(make_client: Any) -> None:
+    call = ToolCall(id="call_7", name="get_weather", arguments='{"city": "Rome"}')
+    engine = ScriptedEngine([Reply(tool_calls=(call,)), Reply(text="Sunny in Rome.")])
+    with make_client(engine) as client:
+        client_sdk = sdk(client)
+        created = client_sdk.responses.create(
+            model="scripted",
+            input="Weather in Rome?",
+            tools=[WEATHER],  # type: ignore[list-item]
+            temperature=0.25,
+            max_output_tokens=40,
+        )
+        # read at once: the log writer is still lingering, so this waits for it to deliver
+        raw = client.get(f"/v1/responses/{created.id}")
+        assert raw.status_code == 200, raw.text
+        read = Response.model_validate(raw.json(), strict=True)
+        via_sdk = client_sdk.responses.retrieve(created.id)
+        with client_sdk.responses.stream(model="scripted", input="And now?") as stream:
+            streamed = stream.get_final_response()
+        streamed_read = client_sdk.responses.retrieve(streamed.id)
+    assert read.model_dump(exclude={"created_at"}) == via_sdk.model_dump(exclude={"created_at"})
+    assert read.output == created.output  # the same items with the same ids
+    assert isinstance(read.output[0], ResponseFunctionToolCall) and read.output[0].call_id == "call_7"
+    assert read.usage == created.usage and read.status == "completed" and read.model == "scripted"
+    assert (read.temperature, read.max_output_tokens) == (0.25, 40)
+    assert [tool.name for tool in read.tools] == ["get_weather"]  # type: ignore[union-attr]
+    assert read.tool_choice == "auto"
+    assert abs(read.created_at - created.created_at) <= 1
+    # a streamed response reads back with the ids its stream gave its items
+    assert [(i.id, i.type) for i in streamed_read.output] == [(i.id, i.type) for i in streamed.output]
+    assert streamed_read.output_text == streamed.output_text == "Sunny in Rome."
+
+
+def test_input_items_list_the_request_in_pages(make_client: Any) -> None:
+    call = ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
+    engine = ScriptedEngine([Reply(text="It is sunny."), Reply(text="You asked about Paris.")])
+    with make_client(engine) as client:
+        client_sdk = sdk(client)
+        first = client_sdk.responses.create(
+            model="scripted",
+            instructions="Be brief.",
+            tools=[WEATHER],  # type: ignore[list-item]
+            input=[
+                {"role": "user", "content": "Weather in Paris?"},
+                {
+                    "type": "function_call",
+                    "call_id": "call_1",
+                    "name": call.name,
+                    "arguments": call.arguments,
+                },
+                {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+            ],
+        )
+        raw = client.get(f"/v1/responses/{first.id}/input_items", params={"order": "asc"})
+        assert raw.status_code == 200, raw.text
+        listed = ResponseItemList.model_validate(raw.json(), strict=True)
+        newest_first = [item.id for item in client_sdk.responses.input_items.list(first.id)]
+        page = client_sdk.responses.input_items.list(first.id, order="asc", limit=2)
+        rest = client_sdk.responses.input_items.list(first.id, order="asc", after=page.data[-1].id)
+        second = client_sdk.responses.create(
+            model="scripted", input="What did I ask?", previous_response_id=first.id
+        )
+        continued = client_sdk.responses.input_items.list(second.id, order="asc")
+        unknown_after = client.get(f"/v1/responses/{first.id}/input_items", params={"after": "msg_nope"})
+    kinds = [(item.type, getattr(item, "role", None)) for item in listed.data]
+    assert kinds == [
+        ("message", "system"),
+        ("message", "user"),
+        ("function_call", None),
+        ("function_call_output", None),
+    ]
+    assert listed.data[1].content[0].text == "Weather in Paris?"  # type: ignore[union-attr]
+    assert listed.data[3].output == "sunny"  # type: ignore[union-attr]
+    assert newest_first == [item.id for item in reversed(listed.data)]
+    assert page.has_more and [i.id for i in page.data + rest.data] == [i.id for i in listed.data]
+    assert not rest.has_more
+    # a continued response's input is the conversation it continued, then its own input
+    texts = [getattr(item, "content", None) and item.content[0].text for item in continued.data]  # type: ignore[union-attr]
+    assert texts[-2:] == ["It is sunny.", "What did I ask?"] and len(continued.data) == 6
+    assert unknown_after.status_code == 400 and unknown_after.json()["error"]["param"] == "after"
+
+
+def test_responses_that_were_not_stored_are_not_found(make_client: Any) -> None:
+    with make_client(ScriptedEngine([Reply(text="secret")])) as client:
+        client_sdk = sdk(client)
+        unstored = client_sdk.responses.create(model="scripted", input="secret", store=False)
+        with pytest.raises(openai.NotFoundError) as missing:
+            client_sdk.responses.retrieve(unstored.id)
+        malformed = client.get("/v1/responses/chatcmpl-123")
+        items = client.get(f"/v1/responses/{unstored.id}/input_items")
+    assert missing.value.code == "response_not_found"
+    assert missing.value.body["param"] == "response_id"  # type: ignore[index]
+    assert malformed.status_code == 404 and malformed.json()["error"]["code"] == "response_not_found"
+    assert items.status_code == 404
+
+
+def test_a_failed_response_reads_back_as_failed(make_client: Any) -> None:
+    from tests.unit.test_anthropic_api import FailsMidway
+
+    with make_client(FailsMidway()) as client:
+        with sdk(client).responses.stream(model="scripted", input="hi") as stream:
+            created = next(e for e in stream if e.type == "response.created").response
+            list(stream)
+        deadline = time.monotonic() + 10
+        while (raw := client.get(f"/v1/responses/{created.id}")).status_code == 404:
+            assert time.monotonic() < deadline  # an error is logged in the background
+            time.sleep(0.05)
+    read = Response.model_validate(raw.json(), strict=True)
+    assert read.status == "failed" and read.error is not None
+    assert "EngineFailure" in read.error.message

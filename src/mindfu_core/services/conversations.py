@@ -225,9 +225,19 @@ def openai_message(message: Message) -> dict[str, Any]:
 class ConversationService:
     """Review of the logged conversations: list, read, delete, rate, export and retention."""
 
-    def __init__(self, store: ConversationStore, *, retention_days: int | None = None) -> None:
+    def __init__(
+        self,
+        store: ConversationStore,
+        *,
+        retention_days: int | None = None,
+        log: CompletionLog | None = None,
+        settle_s: float = 2.0,
+    ) -> None:
         self._store = store
         self.retention_days = retention_days
+        # the durable queue in front of the store: a completion just answered may still be in it
+        self._log = log
+        self._settle_s = settle_s
 
     async def list(
         self, where: ConversationFilter | None = None, *, limit: int = 50, cursor: str | None = None
@@ -240,6 +250,30 @@ class ConversationService:
         conversation = await self._store.get(conversation_id)
         if conversation is None:
             raise NotFound(f"No conversation with id '{conversation_id}'", param="conversation_id")
+        return conversation
+
+    async def of_completion(self, completion_id: str) -> Conversation:
+        """The conversation that holds the logged completion ``completion_id``.
+
+        A completion answered a moment ago can still be on its way from the durable log to the store: the
+        log is given up to ``settle_s`` seconds to deliver before the completion is reported missing.
+        """
+        conversation = await self._holding(completion_id)
+        if conversation is None and self._log is not None:
+            await self._log.flush(self._settle_s)
+            conversation = await self._holding(completion_id)
+        if conversation is None:
+            raise NotFound(
+                f"No logged completion with id '{completion_id}' (it was not logged, or was deleted)",
+                param="completion_id",
+            )
+        return conversation
+
+    async def _holding(self, completion_id: str) -> Conversation | None:
+        conversation_id = await self._store.find_completion(completion_id)
+        conversation = await self._store.get(conversation_id) if conversation_id else None
+        if conversation is None or not any(c.id == completion_id for c in conversation.completions):
+            return None
         return conversation
 
     async def delete(self, conversation_id: str) -> None:

@@ -37,7 +37,10 @@ class ConversationServicer(conversations_pb2_grpc.ConversationServiceServicer):
     async def GetConversation(
         self, request: pb.GetConversationRequest, context: Context
     ) -> pb.GetConversationResponse:
-        found = await self._app.conversations.get(request.id)
+        if request.completion_id:
+            found = await self._app.conversations.of_completion(request.completion_id)
+        else:
+            found = await self._app.conversations.get(request.id)
         return pb.GetConversationResponse(conversation=mapping.conversation_to_pb(found))
 
     async def DeleteConversation(

@@ -16,7 +16,15 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from mindfu_core.domain.chat import ChatDelta, ChatResult, FinishReason, ToolCall, ToolCallDelta, Usage
+from mindfu_core.domain.chat import (
+    ChatDelta,
+    ChatResult,
+    FinishReason,
+    Message,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from mindfu_core.domain.conversations import CallContext
 from mindfu_core.errors import NotFound
 from mindfu_http.deps import chat_service
@@ -40,8 +48,9 @@ def completion_id(response: str, param: str = "previous_response_id") -> str:
     return "chatcmpl-" + response[len("resp_") :]
 
 
-def _item_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+def output_item_id(prefix: str, rid: str, index: int) -> str:
+    """The id of output item ``index`` of response ``rid``: the same when the response is read back."""
+    return f"{prefix}_{rid.removeprefix('resp_')}_{index}"
 
 
 @router.post("/responses", summary="Create a model response (OpenAI Responses API)")
@@ -115,6 +124,26 @@ class _Shape:
     def __init__(self, body: ResponsesIn) -> None:
         self.body = body
         self.created = int(time.time())
+        fmt = (
+            body.text.format.model_dump(by_alias=True, exclude_none=True)
+            if body.text and body.text.format
+            else None
+        )
+        self.settings: dict[str, Any] = {
+            "instructions": body.instructions,
+            "max_output_tokens": body.max_output_tokens,
+            "model": body.model,
+            "parallel_tool_calls": body.parallel_tool_calls is not False,
+            "previous_response_id": body.previous_response_id,
+            "store": body.store is not False,
+            "temperature": 1.0 if body.temperature is None else body.temperature,
+            "top_p": 1.0 if body.top_p is None else body.top_p,
+            "text": {"format": fmt or {"type": "text"}},
+            "tool_choice": _tool_choice(body),
+            "tools": [t.model_dump(exclude_none=True) for t in body.tools or ()],
+            "metadata": dict(body.metadata or {}),
+            "user": body.user,
+        }
 
     def response(
         self,
@@ -126,53 +155,67 @@ class _Shape:
         finish: FinishReason | None = None,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body = self.body
-        incomplete = status == "completed" and finish is FinishReason.LENGTH
-        fmt = (
-            body.text.format.model_dump(by_alias=True, exclude_none=True)
-            if body.text and body.text.format
-            else None
+        return response_object(
+            rid,
+            created=self.created,
+            settings=self.settings,
+            status=status,
+            output=output,
+            usage=usage,
+            finish=finish,
+            extra=extra,
         )
-        return {
-            "id": rid,
-            "object": "response",
-            "created_at": self.created,
-            "status": "incomplete" if incomplete else status,
-            "error": None,
-            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
-            "instructions": body.instructions,
-            "max_output_tokens": body.max_output_tokens,
-            "model": body.model,
-            "output": output,
-            "parallel_tool_calls": body.parallel_tool_calls is not False,
-            "previous_response_id": body.previous_response_id,
-            "store": body.store is not False,
-            "temperature": 1.0 if body.temperature is None else body.temperature,
-            "top_p": 1.0 if body.top_p is None else body.top_p,
-            "text": {"format": fmt or {"type": "text"}},
-            "tool_choice": _tool_choice(body),
-            "tools": [t.model_dump(exclude_none=True) for t in body.tools or ()],
-            "truncation": "disabled",
-            "usage": _usage(usage) if usage is not None else None,
-            "metadata": dict(body.metadata or {}),
-            "user": body.user,
-            **(extra or {}),
-        }
 
     def finished(self, result: ChatResult) -> dict[str, Any]:
         choice = result.choices[0]
-        output: list[dict[str, Any]] = []
-        if choice.message.content:
-            output.append(_text_item(_item_id("msg"), choice.message.content))
-        output.extend(_call_item(_item_id("fc"), call) for call in choice.message.tool_calls)
+        rid = response_id(result.id)
         return self.response(
-            response_id(result.id),
+            rid,
             status="completed",
-            output=output,
+            output=output_items(rid, choice.message),
             usage=result.usage,
             finish=choice.finish_reason,
             extra=extension(result.sources, result.conversation_id),
         )
+
+
+def response_object(
+    rid: str,
+    *,
+    created: int,
+    settings: dict[str, Any],
+    status: str,
+    output: list[dict[str, Any]],
+    usage: Usage | None = None,
+    finish: FinishReason | None = None,
+    error: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``response`` object: its state, output and usage, with the request's ``settings`` repeated."""
+    incomplete = status == "completed" and finish is FinishReason.LENGTH
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": created,
+        "status": "incomplete" if incomplete else status,
+        "error": error,
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        **settings,
+        "output": output,
+        "truncation": "disabled",
+        "usage": _usage(usage) if usage is not None else None,
+        **(extra or {}),
+    }
+
+
+def output_items(rid: str, reply: Message) -> list[dict[str, Any]]:
+    """A finished reply as output items: its text as a message, then each tool call."""
+    output: list[dict[str, Any]] = []
+    if reply.content:
+        output.append(_text_item(output_item_id("msg", rid, 0), reply.content))
+    for call in reply.tool_calls:
+        output.append(_call_item(output_item_id("fc", rid, len(output)), call))
+    return output
 
 
 def _tool_choice(body: ResponsesIn) -> Any:
@@ -245,7 +288,7 @@ class EventWriter:
         return out
 
     def _open_text(self) -> list[bytes]:
-        item = _text_item(_item_id("msg"), "", status="in_progress")
+        item = _text_item(output_item_id("msg", self.id, len(self._output)), "", status="in_progress")
         self._output.append(item)
         self._text = []
         index = len(self._output) - 1
@@ -293,9 +336,9 @@ class EventWriter:
         out: list[bytes] = []
         if piece.name is not None:
             out += self._close_text() + self._close_call()
-            call = ToolCall(id=piece.id or _item_id("call"), name=piece.name, arguments="")
+            call = ToolCall(id=piece.id or f"call_{uuid.uuid4().hex}", name=piece.name, arguments="")
             self._call = (call, [])
-            item = _call_item(_item_id("fc"), call, "in_progress")
+            item = _call_item(output_item_id("fc", self.id, len(self._output)), call, "in_progress")
             self._output.append(item)
             out.append(
                 self._event("response.output_item.added", output_index=len(self._output) - 1, item=item)
@@ -335,8 +378,8 @@ class EventWriter:
         ]
 
     def _whole_call(self, call: ToolCall) -> list[bytes]:
-        item_id = _item_id("fc")
         index = len(self._output)
+        item_id = output_item_id("fc", self.id, index)
         done = _call_item(item_id, call)
         self._output.append(done)
         return [

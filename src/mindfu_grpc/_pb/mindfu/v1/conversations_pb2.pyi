@@ -495,21 +495,27 @@ Global___ListConversationsResponse: _TypeAlias = ListConversationsResponse  # no
 
 @_typing.final
 class GetConversationRequest(_message.Message):
-    """GetConversationRequest names a conversation."""
+    """GetConversationRequest names a conversation, by its id or by one of its completions."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    COMPLETION_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The conversation's id."""
+    completion_id: _builtins.str
+    """Instead of id: the conversation that holds this logged completion (a chat completion's id, which a
+    Responses API response id names as well). NOT_FOUND when no logged completion has it.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        completion_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_id", b"completion_id", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

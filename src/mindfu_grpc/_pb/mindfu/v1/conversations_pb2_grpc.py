@@ -76,7 +76,8 @@ class ConversationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetConversation(self, request, context):
-        """GetConversation returns a conversation with its messages, completions and feedback.
+        """GetConversation returns a conversation with its messages, completions and feedback; named by its id
+        or by one of its completions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,7 +38,9 @@ class ConversationServiceStub:
     ListConversations: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ListConversationsRequest, _conversations_pb2.ListConversationsResponse]
     """ListConversations pages through conversations, most recently updated first."""
     GetConversation: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.GetConversationRequest, _conversations_pb2.GetConversationResponse]
-    """GetConversation returns a conversation with its messages, completions and feedback."""
+    """GetConversation returns a conversation with its messages, completions and feedback; named by its id
+    or by one of its completions.
+    """
     DeleteConversation: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.DeleteConversationRequest, _conversations_pb2.DeleteConversationResponse]
     """DeleteConversation deletes a conversation and everything logged with it."""
     AddFeedback: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.AddFeedbackRequest, _conversations_pb2.AddFeedbackResponse]
@@ -56,7 +58,9 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     ListConversations: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ListConversationsRequest, _conversations_pb2.ListConversationsResponse]  # type: ignore[assignment]
     """ListConversations pages through conversations, most recently updated first."""
     GetConversation: _aio.UnaryUnaryMultiCallable[_conversations_pb2.GetConversationRequest, _conversations_pb2.GetConversationResponse]  # type: ignore[assignment]
-    """GetConversation returns a conversation with its messages, completions and feedback."""
+    """GetConversation returns a conversation with its messages, completions and feedback; named by its id
+    or by one of its completions.
+    """
     DeleteConversation: _aio.UnaryUnaryMultiCallable[_conversations_pb2.DeleteConversationRequest, _conversations_pb2.DeleteConversationResponse]  # type: ignore[assignment]
     """DeleteConversation deletes a conversation and everything logged with it."""
     AddFeedback: _aio.UnaryUnaryMultiCallable[_conversations_pb2.AddFeedbackRequest, _conversations_pb2.AddFeedbackResponse]  # type: ignore[assignment]
@@ -83,7 +87,9 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _conversations_pb2.GetConversationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_conversations_pb2.GetConversationResponse, _abc.Awaitable[_conversations_pb2.GetConversationResponse]]:
-        """GetConversation returns a conversation with its messages, completions and feedback."""
+        """GetConversation returns a conversation with its messages, completions and feedback; named by its id
+        or by one of its completions.
+        """
 
     @_abc_1.abstractmethod
     def DeleteConversation(
