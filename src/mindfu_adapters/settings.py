@@ -300,7 +300,17 @@ class TrainingSettings(BaseModel):
         "serves the tuned model as that adapter (no second copy of the weights) instead of the merged GGUF.",
     )
     export_awq: bool = Field(
-        default=False, description="Also quantize the merged model with AWQ for vLLM (needs a CUDA GPU)."
+        default=False,
+        description="Also quantize the merged model with AWQ (W4A16) for vLLM, with llm-compressor.",
+    )
+    awq_python: str | None = Field(
+        default=None,
+        description="The Python interpreter that quantizes (an environment with llm-compressor, which cannot "
+        "share one with vLLM: `make awq-env` builds .venv-awq); default: MindFu's own.",
+    )
+    awq_device: Literal["cuda", "cpu"] = Field(
+        default="cuda",
+        description="Where AWQ runs: a CUDA GPU, or the CPU (slow; for small models and tests).",
     )
 
 

@@ -215,3 +215,43 @@ def test_an_export_this_machine_cannot_produce_is_refused_before_training(tmp_pa
         assert refused.status_code == 400
         assert "AWQ export needs a CUDA GPU" in refused.json()["error"]["message"]
         assert client.get("/v1/fine_tuning/jobs").json()["data"] == []  # nothing was recorded
+
+
+def test_a_job_quantizes_its_model_with_awq(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``export_awq`` on the CPU, through the AWQ environment: the job's merged model is quantized, and the
+    vLLM manifest serves it in bfloat16 (vLLM's CPU kernel for it has no float32 path)."""
+    from tests.fixtures.awq import awq_python
+
+    wide = write_tiny_llama(tmp_path_factory.mktemp("wide"), hidden_size=256, intermediate_size=512)
+    training = {
+        "base_models": {"scripted": str(wide)},
+        "export_gguf": None,
+        "export_awq": True,
+        "awq_python": awq_python(),
+        "awq_device": "cpu",
+    }
+    container = build_container(Settings(data_dir=tmp_path, training=training))  # type: ignore[arg-type]
+    container.llm_engine.override(providers.Object(ScriptedEngine()))
+    container.embedder.override(providers.Object(HashEmbedder()))
+    container.vector_store.override(providers.Object(InMemoryVectorStore()))
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        uploaded = client.post("/v1/files", files={"file": ("t.jsonl", io.BytesIO(jsonl(20)))}).json()
+        created = client.post(
+            "/v1/fine_tuning/jobs",
+            json={
+                "model": "scripted",
+                "training_file": uploaded["id"],
+                "mindfu": {"max_steps": 2, **FAST},
+            },
+        )
+        assert created.status_code == 200, created.text
+        done = wait_for(client, created.json()["id"], lambda j: j["status"] in ("succeeded", "failed"))
+        messages = events(client, done["id"])
+    assert done["status"] == "succeeded", (done, messages)
+    assert "Quantizing with AWQ for vLLM (cpu)" in messages
+    artifacts = done["mindfu"]["artifacts"]
+    quantized = Path(artifacts["awq"])
+    config = json.loads((quantized / "config.json").read_text())
+    assert config["quantization_config"]["format"] == "pack-quantized"
+    awq = json.loads(Path(artifacts["vllm"]).read_text())["awq"]
+    assert awq["model"] == str(quantized) and awq["command"].endswith("--dtype bfloat16")

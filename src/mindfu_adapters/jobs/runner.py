@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mindfu_adapters.export.awq import AwqExport
 from mindfu_adapters.jobs.worker import CANCEL, ERROR, EVENTS, JOB, OUTCOME
 from mindfu_core.domain.training import Progress, TrainingJob, TrainingOutcome
 from mindfu_core.errors import EngineFailure, NotFound
@@ -67,7 +68,7 @@ class SubprocessTrainingRunner:
         merge: bool = True,
         gguf: str | None = None,
         tools: Path | None = None,
-        awq: bool = False,
+        awq: AwqExport | None = None,
         lora_gguf: bool = False,
     ) -> None:
         self._root = root
@@ -87,10 +88,6 @@ class SubprocessTrainingRunner:
         return self._root / job_id
 
     def base_model_path(self, model: str) -> str:
-        if self._awq:  # before anything trains: a format this machine cannot produce is refused now
-            from mindfu_adapters.export.awq import check_awq
-
-            check_awq()
         path = self._base_models.get(model)
         if path is None:
             known = ", ".join(sorted(self._base_models)) or "none"
@@ -105,6 +102,8 @@ class SubprocessTrainingRunner:
             raise NotFound(
                 f"the trainable weights of '{model}' are missing: {path} has no config.json", param="model"
             )
+        if self._awq is not None:  # before anything trains: a format this setup cannot produce is refused now
+            self._awq.check(path)
         return str(path)
 
     def has_dataset(self, job_id: str) -> bool:
@@ -151,9 +150,9 @@ class SubprocessTrainingRunner:
             "experiment": job.spec.experiment or self._experiment,
             "mlflow_run_id": job.mlflow_run_id,
             "stats": job.stats.as_dict() if job.stats else None,
-            "merge": self._merge or bool(self._gguf) or self._awq,
+            "merge": self._merge or bool(self._gguf) or self._awq is not None,
             "gguf": self._gguf,
-            "awq": self._awq,
+            "awq": asdict(self._awq) if self._awq is not None else None,
             "lora_gguf": self._lora_gguf,
             "served_name": fine_tuned_name(job),
             "tools": str(self._tools) if self._tools else None,

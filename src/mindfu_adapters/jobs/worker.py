@@ -78,7 +78,9 @@ def _vllm_manifest(folder: Path, spec: dict[str, Any], artifacts: dict[str, str]
     if "awq" in artifacts:
         manifest["awq"] = {
             "model": artifacts["awq"],
-            "command": f"{api} --model {artifacts['awq']} --served-model-name {name}",
+            # quantized on the CPU: vLLM's CPU kernel for it has no float32 path
+            "command": f"{api} --model {artifacts['awq']} --served-model-name {name}"
+            + (" --dtype bfloat16" if (spec.get("awq") or {}).get("device") == "cpu" else ""),
         }
     path = folder / "vllm.json"
     path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -168,15 +170,18 @@ def run(folder: Path) -> int:
             else:
                 artifacts["lora_gguf"] = str(lora)
         if spec.get("awq") and "merged" in artifacts:
-            from mindfu_adapters.export.awq import export_awq
-            from mindfu_adapters.trainer.formatting import render
-
-            reporter.emit(type="message", level="info", message="Quantizing with AWQ for vLLM")
             from transformers import AutoTokenizer
 
+            from mindfu_adapters.export.awq import AwqExport
+            from mindfu_adapters.trainer.formatting import render
+
+            awq = AwqExport(**spec["awq"])
+            reporter.emit(
+                type="message", level="info", message=f"Quantizing with AWQ for vLLM ({awq.device})"
+            )
             tokenizer = AutoTokenizer.from_pretrained(artifacts["merged"])
             texts = [render(example, tokenizer) for example in request.train]
-            artifacts["awq"] = str(export_awq(Path(artifacts["merged"]), folder / "awq", texts))
+            artifacts["awq"] = str(awq.export(Path(artifacts["merged"]), folder / "awq", texts))
         if "merged" in artifacts:
             artifacts["vllm"] = _vllm_manifest(folder, spec, artifacts)
         final: dict[str, float] = {}

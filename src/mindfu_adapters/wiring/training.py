@@ -4,6 +4,7 @@ the trainable weights of each served model), and the TrainingService with its sc
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +55,7 @@ def training_store(database: Database) -> TrainingJobStore:
 
 
 def training_runner(settings: Settings, served_model_id: str | None) -> TrainingRunner:
+    from mindfu_adapters.export.awq import AwqExport
     from mindfu_adapters.jobs.runner import SubprocessTrainingRunner
 
     config = settings.training
@@ -67,7 +69,9 @@ def training_runner(settings: Settings, served_model_id: str | None) -> Training
         merge=config.merge,
         gguf=config.export_gguf,
         tools=settings.data_dir.expanduser() / "tools",
-        awq=config.export_awq,
+        awq=AwqExport(python=config.awq_python or sys.executable, device=config.awq_device)
+        if config.export_awq
+        else None,
         lora_gguf=config.export_lora_gguf,
     )
 
