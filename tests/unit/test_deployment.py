@@ -122,3 +122,14 @@ def test_scripts_parse(script: str) -> None:
     path = ROOT / "scripts" / script
     assert path.stat().st_mode & 0o111, "not executable"
     subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+def test_the_awq_environment_is_the_same_in_the_image_as_in_make() -> None:
+    """llm-compressor lives in an environment of its own (its pins exclude vLLM's): the training image and
+    ``make awq-env`` build the same one."""
+    makefile = (ROOT / "Makefile").read_text()
+    (line,) = re.findall(r"^AWQ_REQUIREMENTS := (.+)$", makefile, flags=re.MULTILINE)
+    requirements = re.findall(r'"([^"]+)"', line)
+    image = (ROOT / "deploy" / "Dockerfile.training").read_text()
+    assert requirements and all(f'"{r}"' in image for r in requirements), requirements
+    assert "ENV MINDFU_TRAINING__AWQ_PYTHON=/venv-awq/bin/python" in image
