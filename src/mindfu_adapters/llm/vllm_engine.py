@@ -335,6 +335,7 @@ class VllmEngine:
         template = config.chat_template or getattr(self._tokenizer, "chat_template", None) or ""
         # mistral_common renders tools natively (Devstral's [AVAILABLE_TOOLS] and [TOOL_CALLS])
         self._mistral = config.tokenizer_mode == "mistral"
+        self._warned_parser_hook = False
         self._native_tools = self._mistral or "tools" in str(template)
         self._pool: SlotPool[int] = SlotPool(list(range(config.slots)), max_queue=config.max_queue)
         self._adapters: dict[str, Path] = {}
@@ -629,7 +630,20 @@ class VllmEngine:
 
         spec = [{"type": "function", "function": tool_schema(tool)["function"]} for tool in tools]
         request = ChatCompletionRequest(messages=[], model=self._config.model_id, tools=spec)
-        self._parser_class(self._tokenizer, request.tools).adjust_request(request)
+        try:
+            self._parser_class(self._tokenizer, request.tools).adjust_request(request)
+        except Exception as exc:  # a parser's request hook must not fail the chat
+            # vLLM 0.32's mistral parser calls mistral-common >= 1.13 without an argument it now requires
+            # (TypeError); what MindFu takes from the hook is that the parser sees the calls' special tokens
+            if not self._warned_parser_hook:
+                log.warning(
+                    "the %s tool parser could not adjust a request (%r): its output is read with special "
+                    "tokens kept",
+                    self._config.tool_call_parser,
+                    exc,
+                )
+                self._warned_parser_hook = True
+            request.skip_special_tokens = False
         return request
 
     def _reader(self, index: int, prepared: _Prepared) -> _ParsedToolCalls | _Shaped:
