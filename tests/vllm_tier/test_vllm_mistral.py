@@ -165,6 +165,18 @@ async def test_the_mistral_parser_reads_calls_in_devstrals_own_format(engine: Vl
     assert not "".join(d.content for d in deltas).strip()
 
 
+async def test_text_that_looks_like_reasoning_is_kept(engine: VllmEngine) -> None:
+    """Without a [THINK] token, vLLM's mistral parser takes literal <think> tags for reasoning markers and
+    splits what follows off as reasoning: MindFu keeps that text in the answer (the tags themselves the
+    parser consumes)."""
+    prepared = await asyncio.to_thread(engine._prepare, ask(HISTORY, tools=(WEATHER,)))
+    reader = engine._reader(0, prepared)
+    said = "Use <think> tags like <think>x</think> in HTML."
+    deltas = [reader.feed(char, [], ()) for char in said]
+    deltas += reader.finish(FinishReason.STOP)
+    assert "".join(d.content for d in deltas if d is not None) == "Use  tags like x in HTML."
+
+
 async def test_a_failing_parser_request_hook_does_not_fail_the_chat(
     engine: VllmEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -210,7 +210,9 @@ class _ParsedToolCalls:
                 self._sent[call.index] = ""
             self._sent[call.index] += arguments
             pieces.append(ToolCallDelta(index=call.index, id=call.id, name=name, arguments=arguments))
-        content = found.content or ""
+        # a parser that also splits reasoning off (vLLM's mistral parser takes literal <think> text for it
+        # when the tokenizer has no [THINK] token) must not lose it: MindFu answers with the whole text
+        content = (getattr(found, "reasoning", None) or "") + (found.content or "")
         if not content and not pieces:
             return None
         return ChatDelta(
