@@ -35,6 +35,15 @@ class Reply:
     pieces: bool = False
 
 
+def _cut(text: str, stops: Sequence[str]) -> tuple[str, str | None]:
+    """The text before the first stop sequence in it, and that stop sequence (as the real engines do)."""
+    found = [(at, stop) for stop in stops if (at := text.find(stop)) >= 0]
+    if not found:
+        return text, None
+    at, stop = min(found)
+    return text[:at], stop
+
+
 class ScriptedEngine:
     """Answers requests with the next scripted reply (the last one repeats); one token per word."""
 
@@ -115,16 +124,17 @@ class ScriptedEngine:
                     )
                     continue
                 reason = FinishReason.STOP
-                for position, word in enumerate(reply.text.split(" ")):
+                text, matched = _cut(reply.text, request.sampling.stop)
+                for position, word in enumerate(text.split(" ")):
                     if max_tokens is not None and position >= max_tokens:
-                        reason = FinishReason.LENGTH
+                        reason, matched = FinishReason.LENGTH, None
                         break
                     if self._delay:
                         await asyncio.sleep(self._delay)
                     self.tokens_generated += 1
                     produced += 1
                     yield ChatDelta(index=index, content=word if position == 0 else " " + word)
-                yield ChatDelta(index=index, finish_reason=reason)
+                yield ChatDelta(index=index, finish_reason=reason, stop_sequence=matched)
             yield ChatDelta(
                 index=request.n - 1, usage=Usage(prompt_tokens=prompt, completion_tokens=produced)
             )

@@ -148,6 +148,8 @@ async def test_stop_sequences_end_the_text_before_the_stop(engine: LlamaCppEngin
     )
     assert stopped.choices[0].finish_reason is FinishReason.STOP
     assert stop not in (stopped.choices[0].message.content or "")
+    assert stopped.choices[0].stop_sequence == stop  # which one ended it (for Anthropic's stop_sequence)
+    assert free.choices[0].stop_sequence is None
 
 
 async def test_echo_returns_the_prompt_first(engine: LlamaCppEngine) -> None:

@@ -140,6 +140,35 @@ def test_stream_event_sequence_and_the_sdk_accumulator(make_client: Any) -> None
     assert final.usage.output_tokens == 3 and final.usage.input_tokens == 4
 
 
+def test_a_stop_sequence_is_named_as_the_stop_reason(make_client: Any) -> None:
+    engine = ScriptedEngine([Reply(text="one two END three")])
+    with make_client(engine, anthropic=MAP) as client:
+        client_sdk = sdk(client)
+        whole = client_sdk.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=16,
+            messages=USER,
+            stop_sequences=["STOP", "END"],  # type: ignore[arg-type]
+        )
+        with client_sdk.messages.stream(
+            model="claude-sonnet-4-5",
+            max_tokens=16,
+            messages=USER,
+            stop_sequences=["END"],  # type: ignore[arg-type]
+        ) as stream:
+            streamed = stream.get_final_message()
+        unmatched = client_sdk.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=16,
+            messages=USER,
+            stop_sequences=["NEVER"],  # type: ignore[arg-type]
+        )
+    for message in (whole, streamed):
+        assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "END")
+        assert message.content[0].text == "one two "  # type: ignore[union-attr]
+    assert (unmatched.stop_reason, unmatched.stop_sequence) == ("end_turn", None)
+
+
 def test_tool_use_round_trip(make_client: Any) -> None:
     call = ToolCall(id="toolu_1", name="get_weather", arguments='{"city": "Paris"}')
     engine = ScriptedEngine(

@@ -31,6 +31,13 @@ def test_stop_sequence_across_tokens_is_cut() -> None:
     assert rest == ""
 
 
+def test_the_stop_sequence_found_first_is_the_one_that_matched() -> None:
+    stream = StopStream(["four", ", thr"])
+    assert stream.feed(b"one, two, three, four") == "one, two"
+    assert stream.matched == ", thr"
+    assert StopStream(["x"]).matched is None
+
+
 def test_partial_stop_is_released_when_it_does_not_complete() -> None:
     out, rest, stopped = run([b"a<", b"b"], ["<stop>"])
     assert out == ["a", "<b"]

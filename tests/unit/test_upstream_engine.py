@@ -65,6 +65,20 @@ async def test_the_body_and_the_stream_pass_through() -> None:
     await up.aclose()
 
 
+async def test_the_stop_string_a_vllm_upstream_names_is_kept() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        stopped = text_chunk("lo", "stop")
+        stopped["choices"][0]["stop_reason"] = "END"  # vLLM's server: the stop string that matched
+        ended = text_chunk("", "stop")
+        ended["choices"][0]["stop_reason"] = 2  # ... or the stop token's id
+        return httpx.Response(200, content=sse(stopped if "END" in request.content.decode() else ended))
+
+    named = await engine(handler).complete(replace(ASK, sampling=replace(ASK.sampling, stop=("END",))))
+    assert (named.choices[0].finish_reason, named.choices[0].stop_sequence) == (FinishReason.STOP, "END")
+    unnamed = await engine(handler).complete(ASK)
+    assert unnamed.choices[0].stop_sequence is None
+
+
 async def test_server_errors_before_the_first_token_are_retried() -> None:
     calls = 0
 

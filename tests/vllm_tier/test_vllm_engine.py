@@ -160,6 +160,7 @@ async def test_logprobs_seeds_and_stops(vllm_engine: VllmEngine) -> None:
     stopped = await vllm_engine.complete(ask(sampling={"stop": ("Paris",)}))
     assert "Paris" not in (stopped.choices[0].message.content or "")
     assert stopped.choices[0].finish_reason is FinishReason.STOP
+    assert stopped.choices[0].stop_sequence == "Paris"
 
 
 async def test_a_lora_adapter_per_request_changes_the_answer(vllm_engine: VllmEngine) -> None:

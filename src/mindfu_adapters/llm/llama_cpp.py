@@ -297,9 +297,9 @@ class LlamaCppEngine:
                     if delta is not None:
                         yield delta
                 elif kind == "end":
-                    _, index, reason, produced = event
+                    _, index, reason, produced, matched = event
                     completion_tokens += produced
-                    for delta in shapers[index].finish(reason):
+                    for delta in shapers[index].finish(reason, matched):
                         yield delta
                 elif kind == "error":
                     raise EngineFailure("the engine failed while generating") from event[1]
@@ -428,10 +428,11 @@ class LlamaCppEngine:
                 slot.reset()
                 seed = None if prepared.seed is None else prepared.seed + index
                 run = run_choice_with_logprobs if "logprobs" in prepared.kwargs else run_choice
-                reason = run(slot, prepared, index, seed, cancel, emit)
-                if reason is None:  # cancelled
+                ended = run(slot, prepared, index, seed, cancel, emit)
+                if ended is None:  # cancelled
                     return
-                emit(("end", index, reason, slot.sampled))
+                reason, matched = ended
+                emit(("end", index, reason, slot.sampled, matched))
         except Exception as exc:
             log.exception("llama.cpp generation failed")
             emit(("error", exc))

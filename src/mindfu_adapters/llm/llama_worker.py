@@ -104,8 +104,9 @@ def run_choice(
     seed: int | None,
     cancel: threading.Event,
     emit: Callable[[tuple[Any, ...]], None],
-) -> FinishReason | None:
-    """One choice on llama-cpp-python's token generator, detokenizing incrementally (O(1) per token)."""
+) -> tuple[FinishReason, str | None] | None:
+    """One choice on llama-cpp-python's token generator, detokenizing incrementally (O(1) per token); how
+    it ended (and the stop sequence that ended it), or None when cancelled."""
     import llama_cpp
 
     llm, kw = slot.llm, prepared.kwargs
@@ -144,7 +145,7 @@ def run_choice(
     rest = text.flush()
     if rest:
         emit(("text", index, rest, ()))
-    return reason
+    return reason, text.matched
 
 
 def run_choice_with_logprobs(
@@ -154,8 +155,9 @@ def run_choice_with_logprobs(
     seed: int | None,
     cancel: threading.Event,
     emit: Callable[[tuple[Any, ...]], None],
-) -> FinishReason | None:
-    """One choice through ``create_completion``, which knows how to read log-probabilities."""
+) -> tuple[FinishReason, str | None] | None:
+    """One choice through ``create_completion``, which knows how to read log-probabilities (and applies the
+    stop sequences itself, without saying which one matched)."""
     from llama_cpp import StoppingCriteriaList
 
     def stop_when_cancelled(_ids: Any, _logits: Any) -> bool:
@@ -180,7 +182,7 @@ def run_choice_with_logprobs(
             emit(("text", index, text, logprobs))
         if choice.get("finish_reason"):
             reason = FinishReason(choice["finish_reason"])
-    return reason
+    return reason, None
 
 
 def convert_logprobs(raw: dict[str, Any] | None) -> tuple[TokenLogprob, ...]:

@@ -139,12 +139,16 @@ def chunk_deltas(chunk: dict[str, Any], index: int) -> tuple[list[ChatDelta], Us
             for call in (delta or {}).get("tool_calls") or ()
         )
         reason = choice.get("finish_reason")
+        finish = _FINISH.get(reason, FinishReason.STOP) if reason else None
+        # vLLM's server names the stop string that matched (OpenAI's does not)
+        matched = choice.get("stop_reason")
         out = ChatDelta(
             index=index,
             content=text or "",
             tool_call_deltas=pieces,
             logprobs=_logprobs(choice.get("logprobs")),
-            finish_reason=_FINISH.get(reason, FinishReason.STOP) if reason else None,
+            finish_reason=finish,
+            stop_sequence=matched if finish is FinishReason.STOP and isinstance(matched, str) else None,
         )
         if out.content or out.tool_call_deltas or out.logprobs or out.finish_reason:
             deltas.append(out)
@@ -170,6 +174,7 @@ def completion_deltas(completion: dict[str, Any], index: int) -> tuple[list[Chat
             choices.append({"delta": delta, "finish_reason": choice.get("finish_reason")})
         else:
             choices.append({"text": choice.get("text"), "finish_reason": choice.get("finish_reason")})
+        choices[-1]["stop_reason"] = choice.get("stop_reason")
     return chunk_deltas({"choices": choices, "usage": completion.get("usage")}, index)
 
 

@@ -131,7 +131,8 @@ class ChoiceShaper:
             return self._flush()
         return None
 
-    def finish(self, reason: FinishReason) -> list[ChatDelta]:
+    def finish(self, reason: FinishReason, stop_sequence: str | None = None) -> list[ChatDelta]:
+        """The choice's last deltas; ``stop_sequence`` is the one that ended it, where the engine knows."""
         if self._forced is not None:
             if self._forced.named:
                 # a call cut short by max_tokens ends with length, as OpenAI's do
@@ -149,7 +150,7 @@ class ChoiceShaper:
             flushed = self._flush()
             if flushed is not None:
                 deltas.append(flushed)
-        deltas.append(ChatDelta(index=self._index, finish_reason=reason))
+        deltas.append(ChatDelta(index=self._index, finish_reason=reason, stop_sequence=stop_sequence))
         return deltas
 
     def _flush(self) -> ChatDelta | None:

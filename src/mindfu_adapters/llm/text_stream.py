@@ -19,6 +19,7 @@ class StopStream:
         self._longest = max((len(s) for s in self._stops), default=0)
         self._pending = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop sequence that stopped it
 
     def feed(self, piece: bytes) -> str:
         """Text released by one more token's bytes (may be empty)."""
@@ -28,8 +29,9 @@ class StopStream:
         if not self._stops:
             out, self._pending = self._pending, ""
             return out
-        cut = min((i for i in (self._pending.find(s) for s in self._stops) if i >= 0), default=-1)
-        if cut >= 0:
+        found = [(i, stop) for stop in self._stops if (i := self._pending.find(stop)) >= 0]
+        if found:
+            cut, self.matched = min(found, key=lambda hit: hit[0])
             self.stopped = True
             out, self._pending = self._pending[:cut], ""
             return out

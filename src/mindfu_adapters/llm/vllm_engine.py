@@ -222,7 +222,7 @@ class _ParsedToolCalls:
             logprobs=tuple(logprobs) if content else (),
         )
 
-    def finish(self, reason: FinishReason) -> list[ChatDelta]:
+    def finish(self, reason: FinishReason, stop_sequence: str | None = None) -> list[ChatDelta]:
         parsed = self._make_parser().extract_tool_calls(self._text, self._request)
         pieces: list[ToolCallDelta] = []
         if parsed.tools_called:
@@ -243,7 +243,8 @@ class _ParsedToolCalls:
         called = bool(pieces) or bool(self._sent)
         final = FinishReason.TOOL_CALLS if called and reason is FinishReason.STOP else reason
         deltas = [ChatDelta(index=self._index, tool_call_deltas=tuple(pieces))] if pieces else []
-        deltas.append(ChatDelta(index=self._index, finish_reason=final))
+        matched = stop_sequence if final is FinishReason.STOP else None
+        deltas.append(ChatDelta(index=self._index, finish_reason=final, stop_sequence=matched))
         return deltas
 
 
@@ -256,8 +257,8 @@ class _Shaped:
     def feed(self, text: str, ids: Sequence[int], logprobs: Sequence[TokenLogprob]) -> ChatDelta | None:
         return self._shaper.feed(text, logprobs)
 
-    def finish(self, reason: FinishReason) -> list[ChatDelta]:
-        return self._shaper.finish(reason)
+    def finish(self, reason: FinishReason, stop_sequence: str | None = None) -> list[ChatDelta]:
+        return self._shaper.finish(reason, stop_sequence)
 
 
 @dataclass(slots=True)
@@ -482,7 +483,10 @@ class VllmEngine:
                             if delta is not None:
                                 yield delta
                             if choice.finish_reason is not None:
-                                for end in readers[index].finish(_finish_reason(choice.finish_reason)):
+                                # vLLM names the stop string that matched (a stop token is an int)
+                                matched = choice.stop_reason if isinstance(choice.stop_reason, str) else None
+                                reason = _finish_reason(choice.finish_reason)
+                                for end in readers[index].finish(reason, matched):
                                     yield end
             yield ChatDelta(
                 index=prepared.n - 1,

@@ -201,6 +201,9 @@ class ChatDelta:
     tool_call_deltas: tuple[ToolCallDelta, ...] = ()
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: FinishReason | None = None
+    # with finish_reason stop: the stop sequence that ended the choice (None: the model's own end, or an
+    # engine that cannot tell)
+    stop_sequence: str | None = None
     usage: Usage | None = None
     sources: tuple[Source, ...] = ()
 
@@ -240,6 +243,7 @@ class Choice:
     message: Message
     finish_reason: FinishReason
     logprobs: tuple[TokenLogprob, ...] | None = None
+    stop_sequence: str | None = None  # the stop sequence that ended it, where the engine can tell
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,6 +24,7 @@ class _ChoiceAcc:
     tool_calls: ToolCallAssembler = field(default_factory=ToolCallAssembler)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: FinishReason | None = None
+    stop_sequence: str | None = None
 
 
 async def collect(model: str, deltas: AsyncIterable[ChatDelta], *, with_logprobs: bool = False) -> ChatResult:
@@ -38,6 +39,7 @@ async def collect(model: str, deltas: AsyncIterable[ChatDelta], *, with_logprobs
         acc.logprobs.extend(delta.logprobs)
         if delta.finish_reason is not None:
             acc.finish_reason = delta.finish_reason
+            acc.stop_sequence = delta.stop_sequence
         if delta.usage is not None:
             usage = delta.usage
     return ChatResult(
@@ -52,6 +54,7 @@ async def collect(model: str, deltas: AsyncIterable[ChatDelta], *, with_logprobs
                 ),
                 finish_reason=acc.finish_reason or FinishReason.STOP,
                 logprobs=tuple(acc.logprobs) if with_logprobs else None,
+                stop_sequence=acc.stop_sequence,
             )
             for index, acc in sorted(choices.items())
         ),

@@ -358,6 +358,8 @@ def choice_to_pb(choice: Choice) -> pb.Choice:
     )
     if choice.logprobs is not None:
         out.logprobs.CopyFrom(pb.Logprobs(content=logprobs_to_pb(choice.logprobs)))
+    if choice.stop_sequence is not None:
+        out.stop_sequence = choice.stop_sequence
     return out
 
 
@@ -367,6 +369,7 @@ def choice_from_pb(choice: pb.Choice) -> Choice:
         message=message_from_pb(choice.message, f"choices[{choice.index}].message"),
         finish_reason=finish_from_pb(choice.finish_reason) or FinishReason.STOP,
         logprobs=logprobs_from_pb(choice.logprobs.content) if choice.HasField("logprobs") else None,
+        stop_sequence=optional(choice, "stop_sequence"),
     )
 
 
@@ -431,6 +434,8 @@ def text_result_to_pb(result: ChatResult, created: int) -> pb.CompleteTextRespon
         )
         if choice.logprobs is not None:
             out.logprobs.CopyFrom(pb.Logprobs(content=logprobs_to_pb(choice.logprobs)))
+        if choice.stop_sequence is not None:
+            out.stop_sequence = choice.stop_sequence
         choices.append(out)
     return pb.CompleteTextResponse(
         id=result.id, model=result.model, created=created, choices=choices, usage=usage_to_pb(result.usage)
@@ -446,6 +451,7 @@ def text_result_from_pb(response: pb.CompleteTextResponse) -> ChatResult:
                 message=Message(role=Role.ASSISTANT, content=c.text),
                 finish_reason=finish_from_pb(c.finish_reason) or FinishReason.STOP,
                 logprobs=logprobs_from_pb(c.logprobs.content) if c.HasField("logprobs") else None,
+                stop_sequence=optional(c, "stop_sequence"),
             )
             for c in response.choices
         ),
@@ -470,6 +476,8 @@ def delta_to_pb(
     )
     if delta.usage is not None:
         out.usage.CopyFrom(usage_to_pb(delta.usage))
+    if delta.stop_sequence is not None:
+        out.stop_sequence = delta.stop_sequence
     if conversation_id is not None:
         out.conversation_id = conversation_id
     return out
@@ -483,6 +491,7 @@ def delta_from_pb(piece: pb.StreamCompleteResponse) -> ChatDelta:
         tool_call_deltas=tuple(tool_call_delta_from_pb(p) for p in piece.tool_call_deltas),
         logprobs=logprobs_from_pb(piece.logprobs),
         finish_reason=finish_from_pb(piece.finish_reason),
+        stop_sequence=optional(piece, "stop_sequence"),
         usage=usage_from_pb(piece.usage) if piece.HasField("usage") else None,
         sources=tuple(source_from_pb(s) for s in piece.sources),
     )
@@ -499,6 +508,8 @@ def text_delta_to_pb(delta: ChatDelta, *, completion_id: str, model: str) -> pb.
     )
     if delta.usage is not None:
         out.usage.CopyFrom(usage_to_pb(delta.usage))
+    if delta.stop_sequence is not None:
+        out.stop_sequence = delta.stop_sequence
     return out
 
 
@@ -508,6 +519,7 @@ def text_delta_from_pb(piece: pb.StreamCompleteTextResponse) -> ChatDelta:
         content=piece.text,
         logprobs=logprobs_from_pb(piece.logprobs),
         finish_reason=finish_from_pb(piece.finish_reason),
+        stop_sequence=optional(piece, "stop_sequence"),
         usage=usage_from_pb(piece.usage) if piece.HasField("usage") else None,
     )
 

@@ -20,6 +20,13 @@ STOP_REASONS = {
 }
 
 
+def stop_of(reason: FinishReason, stop_sequence: str | None) -> tuple[str, str | None]:
+    """Anthropic's ``stop_reason`` and ``stop_sequence`` for how a choice ended."""
+    if reason is FinishReason.STOP and stop_sequence is not None:
+        return "stop_sequence", stop_sequence
+    return STOP_REASONS[reason], None
+
+
 def message_id(completion_id: str) -> str:
     """The Anthropic-style id of a logged completion (``chatcmpl-<hex>`` -> ``msg_<hex>``)."""
     _, _, tail = completion_id.partition("-")
@@ -56,14 +63,15 @@ def message(result: ChatResult, *, model: str) -> dict[str, Any]:
     if choice.message.content:
         content.append({"type": "text", "text": choice.message.content})
     content.extend(_tool_block(call) for call in choice.message.tool_calls)
+    stop_reason, stop_sequence = stop_of(choice.finish_reason, choice.stop_sequence)
     return {
         "id": message_id(result.id),
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": STOP_REASONS[choice.finish_reason],
-        "stop_sequence": None,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
         "usage": _usage(result.usage),
         **extension(result.sources, result.conversation_id),
     }
@@ -85,6 +93,7 @@ class EventWriter:
         self._blocks = 0
         self._open: str | None = None  # the type of the block being streamed
         self._stop_reason = "end_turn"
+        self._stop_sequence: str | None = None
         self._usage = Usage()
         self._sources: tuple[Any, ...] = ()
 
@@ -146,7 +155,7 @@ class EventWriter:
         for piece in delta.tool_call_deltas:
             out += self._tool_piece(piece)
         if delta.finish_reason is not None:
-            self._stop_reason = STOP_REASONS[delta.finish_reason]
+            self._stop_reason, self._stop_sequence = stop_of(delta.finish_reason, delta.stop_sequence)
         if delta.usage is not None:
             self._usage = delta.usage
         if delta.sources:
@@ -200,7 +209,7 @@ class EventWriter:
     def finish(self) -> list[bytes]:
         end: dict[str, Any] = {
             "type": "message_delta",
-            "delta": {"stop_reason": self._stop_reason, "stop_sequence": None},
+            "delta": {"stop_reason": self._stop_reason, "stop_sequence": self._stop_sequence},
             "usage": _usage(self._usage),
             **extension(self._sources),
         }

@@ -579,10 +579,13 @@ class Choice(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     LOGPROBS_FIELD_NUMBER: _builtins.int
+    STOP_SEQUENCE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Its index (0 to n-1)."""
     finish_reason: Global___FinishReason.ValueType
     """Why it ended."""
+    stop_sequence: _builtins.str
+    """With FINISH_REASON_STOP: the stop sequence that ended it, where the engine can tell."""
     @_builtins.property
     def message(self) -> Global___ChatMessage:
         """The assistant's message (for a text completion: its text in content)."""
@@ -598,12 +601,15 @@ class Choice(_message.Message):
         message: Global___ChatMessage | None = ...,
         finish_reason: Global___FinishReason.ValueType = ...,
         logprobs: Global___Logprobs | None = ...,
+        stop_sequence: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["logprobs", b"logprobs", "message", b"message"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "logprobs", b"logprobs", "message", b"message", "stop_sequence", b"stop_sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "index", b"index", "logprobs", b"logprobs", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "finish_reason", b"finish_reason", "index", b"index", "logprobs", b"logprobs", "message", b"message", "stop_sequence", b"stop_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__stop_sequence: _TypeAlias = _typing.Literal["stop_sequence"]  # noqa: Y015
+    _WhichOneofArgType__stop_sequence: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_sequence) -> _WhichOneofReturnType__stop_sequence | None: ...
 
 Global___Choice: _TypeAlias = Choice  # noqa: Y015
 
@@ -892,6 +898,7 @@ class StreamCompleteResponse(_message.Message):
     SOURCES_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     TOOL_CALL_DELTAS_FIELD_NUMBER: _builtins.int
+    STOP_SEQUENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The completion's id (the same in every message of the stream)."""
     model: _builtins.str
@@ -904,6 +911,10 @@ class StreamCompleteResponse(_message.Message):
     """Set on the choice's last piece."""
     conversation_id: _builtins.str
     """The logged conversation the completion belongs to (unset when logging is off)."""
+    stop_sequence: _builtins.str
+    """With finish_reason FINISH_REASON_STOP: the stop sequence that ended the choice, where the engine can
+    tell.
+    """
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCall]:
         """Tool calls of the choice, whole (with complete arguments), where the engine parses them at the end."""
@@ -938,14 +949,20 @@ class StreamCompleteResponse(_message.Message):
         sources: _abc.Iterable[_retrieval_pb2.Source] | None = ...,
         conversation_id: _builtins.str | None = ...,
         tool_call_deltas: _abc.Iterable[Global___ToolCallDelta] | None = ...,
+        stop_sequence: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "conversation_id", b"conversation_id", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "_stop_sequence", b"_stop_sequence", "conversation_id", b"conversation_id", "stop_sequence", b"stop_sequence", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "content", b"content", "conversation_id", b"conversation_id", "finish_reason", b"finish_reason", "id", b"id", "index", b"index", "logprobs", b"logprobs", "model", b"model", "sources", b"sources", "tool_call_deltas", b"tool_call_deltas", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id", "_stop_sequence", b"_stop_sequence", "content", b"content", "conversation_id", b"conversation_id", "finish_reason", b"finish_reason", "id", b"id", "index", b"index", "logprobs", b"logprobs", "model", b"model", "sources", b"sources", "stop_sequence", b"stop_sequence", "tool_call_deltas", b"tool_call_deltas", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__conversation_id: _TypeAlias = _typing.Literal["conversation_id"]  # noqa: Y015
     _WhichOneofArgType__conversation_id: _TypeAlias = _typing.Literal["_conversation_id", b"_conversation_id"]  # noqa: Y015
+    _WhichOneofReturnType__stop_sequence: _TypeAlias = _typing.Literal["stop_sequence"]  # noqa: Y015
+    _WhichOneofArgType__stop_sequence: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__conversation_id) -> _WhichOneofReturnType__conversation_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_sequence) -> _WhichOneofReturnType__stop_sequence | None: ...
 
 Global___StreamCompleteResponse: _TypeAlias = StreamCompleteResponse  # noqa: Y015
 
@@ -991,12 +1008,15 @@ class TextChoice(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     LOGPROBS_FIELD_NUMBER: _builtins.int
+    STOP_SEQUENCE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Its index (0 to n-1)."""
     text: _builtins.str
     """The generated text (after the prompt, with echo)."""
     finish_reason: Global___FinishReason.ValueType
     """Why it ended."""
+    stop_sequence: _builtins.str
+    """With FINISH_REASON_STOP: the stop sequence that ended it, where the engine can tell."""
     @_builtins.property
     def logprobs(self) -> Global___Logprobs:
         """Set when log-probabilities were requested."""
@@ -1008,12 +1028,15 @@ class TextChoice(_message.Message):
         text: _builtins.str = ...,
         finish_reason: Global___FinishReason.ValueType = ...,
         logprobs: Global___Logprobs | None = ...,
+        stop_sequence: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["logprobs", b"logprobs"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "logprobs", b"logprobs", "stop_sequence", b"stop_sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "index", b"index", "logprobs", b"logprobs", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "finish_reason", b"finish_reason", "index", b"index", "logprobs", b"logprobs", "stop_sequence", b"stop_sequence", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__stop_sequence: _TypeAlias = _typing.Literal["stop_sequence"]  # noqa: Y015
+    _WhichOneofArgType__stop_sequence: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_sequence) -> _WhichOneofReturnType__stop_sequence | None: ...
 
 Global___TextChoice: _TypeAlias = TextChoice  # noqa: Y015
 
@@ -1136,6 +1159,7 @@ class StreamCompleteTextResponse(_message.Message):
     LOGPROBS_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    STOP_SEQUENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The completion's id (the same in every message of the stream)."""
     model: _builtins.str
@@ -1146,6 +1170,10 @@ class StreamCompleteTextResponse(_message.Message):
     """New text of the choice."""
     finish_reason: Global___FinishReason.ValueType
     """Set on the choice's last piece."""
+    stop_sequence: _builtins.str
+    """With finish_reason FINISH_REASON_STOP: the stop sequence that ended the choice, where the engine can
+    tell.
+    """
     @_builtins.property
     def logprobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenLogprob]:
         """Log-probabilities of the new tokens, when requested."""
@@ -1164,11 +1192,14 @@ class StreamCompleteTextResponse(_message.Message):
         logprobs: _abc.Iterable[Global___TokenLogprob] | None = ...,
         finish_reason: Global___FinishReason.ValueType = ...,
         usage: Global___Usage | None = ...,
+        stop_sequence: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "stop_sequence", b"stop_sequence", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "id", b"id", "index", b"index", "logprobs", b"logprobs", "model", b"model", "text", b"text", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence", "finish_reason", b"finish_reason", "id", b"id", "index", b"index", "logprobs", b"logprobs", "model", b"model", "stop_sequence", b"stop_sequence", "text", b"text", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__stop_sequence: _TypeAlias = _typing.Literal["stop_sequence"]  # noqa: Y015
+    _WhichOneofArgType__stop_sequence: _TypeAlias = _typing.Literal["_stop_sequence", b"_stop_sequence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_sequence) -> _WhichOneofReturnType__stop_sequence | None: ...
 
 Global___StreamCompleteTextResponse: _TypeAlias = StreamCompleteTextResponse  # noqa: Y015
