@@ -36,11 +36,15 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextmanager
 def server(
-    data: Path, tiny: Path, engine: ScriptedEngine | None = None, topology: str = "in-process"
+    data: Path,
+    tiny: Path,
+    engine: ScriptedEngine | None = None,
+    topology: str = "in-process",
+    **training_settings: Any,
 ) -> Iterator[TestClient]:
     """The HTTP API over the services, in one process or as a gateway in front of its core (gRPC)."""
     # the tiny Llama's made-up tokenizer is not one llama.cpp's converter knows: no GGUF export here
-    training = {"base_models": {"scripted": str(tiny)}, "export_gguf": None}
+    training = {"base_models": {"scripted": str(tiny)}, "export_gguf": None, **training_settings}
     settings = Settings(data_dir=data, training=training)  # type: ignore[arg-type]
     container = build_container(settings)
     container.llm_engine.override(providers.Object(engine or ScriptedEngine()))
@@ -202,12 +206,7 @@ def test_an_export_this_machine_cannot_produce_is_refused_before_training(tmp_pa
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: AWQ can be produced here")
-    training = {"base_models": {"scripted": str(tiny)}, "export_gguf": None, "export_awq": True}
-    container = build_container(Settings(data_dir=tmp_path, training=training))  # type: ignore[arg-type]
-    container.llm_engine.override(providers.Object(ScriptedEngine()))
-    container.embedder.override(providers.Object(HashEmbedder()))
-    container.vector_store.override(providers.Object(InMemoryVectorStore()))
-    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+    with server(tmp_path, tiny, export_awq=True) as client:
         uploaded = client.post("/v1/files", files={"file": ("t.jsonl", io.BytesIO(jsonl(10)))}).json()
         refused = client.post(
             "/v1/fine_tuning/jobs", json={"model": "scripted", "training_file": uploaded["id"]}
@@ -223,18 +222,8 @@ def test_a_job_quantizes_its_model_with_awq(tmp_path: Path, tmp_path_factory: py
     from tests.fixtures.awq import awq_python
 
     wide = write_tiny_llama(tmp_path_factory.mktemp("wide"), hidden_size=256, intermediate_size=512)
-    training = {
-        "base_models": {"scripted": str(wide)},
-        "export_gguf": None,
-        "export_awq": True,
-        "awq_python": awq_python(),
-        "awq_device": "cpu",
-    }
-    container = build_container(Settings(data_dir=tmp_path, training=training))  # type: ignore[arg-type]
-    container.llm_engine.override(providers.Object(ScriptedEngine()))
-    container.embedder.override(providers.Object(HashEmbedder()))
-    container.vector_store.override(providers.Object(InMemoryVectorStore()))
-    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+    awq = {"export_awq": True, "awq_python": awq_python(), "awq_device": "cpu"}
+    with server(tmp_path, wide, **awq) as client:
         uploaded = client.post("/v1/files", files={"file": ("t.jsonl", io.BytesIO(jsonl(20)))}).json()
         created = client.post(
             "/v1/fine_tuning/jobs",
