@@ -30,6 +30,9 @@ WORKER = Path(__file__).with_name("awq_worker.py")
 GROUP_SIZE = 128  # W4A16 quantizes each row of a layer in groups of this many input features
 # the config entries whose values are the input widths of a decoder's linear layers
 WIDTHS = ("hidden_size", "intermediate_size")
+# interpreters found to have llm-compressor (asked once per process: a job's creation should not wait on a
+# Python start-up every time)
+_EQUIPPED: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,13 @@ class AwqExport:
                     "MINDFU_TRAINING__AWQ_DEVICE=cpu quantizes small models on the CPU)",
                     param="export_awq",
                 )
+        if self.python not in _EQUIPPED:
+            self._probe()
+            _EQUIPPED.add(self.python)
+        if model_dir is not None:
+            check_widths(model_dir)
+
+    def _probe(self) -> None:
         probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('llmcompressor') is None)"
         try:
             found = subprocess.run([self.python, "-c", probe], capture_output=True, timeout=60).returncode
@@ -65,8 +75,6 @@ class AwqExport:
                 "with it; point MINDFU_TRAINING__AWQ_PYTHON at its python) (MINDFU_TRAINING__EXPORT_AWQ)",
                 param="export_awq",
             )
-        if model_dir is not None:
-            check_widths(model_dir)
 
     def export(
         self, model_dir: Path, out_dir: Path, calibration: Sequence[str], *, max_seq_length: int = 2048
