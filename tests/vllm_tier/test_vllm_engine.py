@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from mindfu_adapters.llm.vllm_engine import VllmConfig, VllmEngine, _ParsedToolCalls, check_lora_adapter
+from mindfu_adapters.llm.vllm_engine import VllmConfig, VllmEngine, check_lora_adapter
+from mindfu_adapters.llm.vllm_wire import ParsedToolCalls
 from mindfu_core import (
     ChatRequest,
     ConfigurationError,
@@ -122,7 +123,7 @@ async def test_vllms_tool_parser_reads_calls_the_model_makes_on_its_own(vllm_eng
     tokenizer = vllm_engine._tokenizer
     said = 'Let me check.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
     reader = vllm_engine._reader(0, prepared)
-    assert isinstance(reader, _ParsedToolCalls)
+    assert isinstance(reader, ParsedToolCalls)
     deltas = []
     previous = ""
     ids = tokenizer.encode(said, add_special_tokens=False)

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from mindfu_adapters.llm.vllm_engine import VllmConfig, VllmEngine, _ParsedToolCalls
+from mindfu_adapters.llm.vllm_engine import VllmConfig, VllmEngine
+from mindfu_adapters.llm.vllm_wire import ParsedToolCalls
 from mindfu_core import ChatRequest, FinishReason, Message, Role, SamplingParams
 from mindfu_core.domain.chat import (
     ChatDelta,
@@ -139,7 +140,7 @@ async def test_the_mistral_parser_reads_calls_in_devstrals_own_format(engine: Vl
     request = prepared.parser_request
     assert request is not None
     reader = engine._reader(0, prepared)
-    assert isinstance(reader, _ParsedToolCalls)
+    assert isinstance(reader, ParsedToolCalls)
     tekken = engine._tokenizer.tokenizer  # mistral_common's Tekkenizer
     ids = [
         tekken.get_special_token("[TOOL_CALLS]"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import logging
 import threading
 import time
@@ -30,11 +29,12 @@ from mindfu_adapters.llm.slots import SlotPool
 from mindfu_adapters.llm.tool_format import (
     CALL_OPEN,
     call_grammar_schema,
-    new_call_id,
     template_messages,
     tool_schema,
     tools_system_block,
 )
+from mindfu_adapters.llm.vllm_lora import check_lora_adapter
+from mindfu_adapters.llm.vllm_wire import ParsedToolCalls, Shaped, mistral_messages
 from mindfu_core.domain.chat import (
     ChatDelta,
     ChatRequest,
@@ -47,7 +47,6 @@ from mindfu_core.domain.chat import (
     ResponseFormatType,
     TextRequest,
     TokenLogprob,
-    ToolCallDelta,
     ToolChoice,
     ToolChoiceMode,
     ToolSpec,
@@ -97,168 +96,6 @@ class VllmConfig:
     max_loras: int = 4
     max_lora_rank: int = 16
     engine_args: Mapping[str, Any] = field(default_factory=dict)  # any other AsyncEngineArgs field
-
-
-# -- LoRA adapters -------------------------------------------------------------------------------------
-
-
-def _tensor_shapes(folder: Path, stem: str) -> dict[str, list[int]]:
-    """Tensor name -> shape, from the SafeTensors headers of ``stem``.safetensors (or its shards)."""
-    from safetensors import safe_open
-
-    single = folder / f"{stem}.safetensors"
-    index = folder / f"{stem}.safetensors.index.json"
-    if single.is_file():
-        files = [single]
-    elif index.is_file():
-        shards = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()
-        files = [folder / name for name in sorted(set(shards))]
-    else:
-        return {}
-    shapes: dict[str, list[int]] = {}
-    for file in files:
-        with safe_open(str(file), framework="np") as handle:
-            for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                shapes[name] = list(handle.get_slice(name).get_shape())
-    return shapes
-
-
-def check_lora_adapter(name: str, path: Path, base: str, max_rank: int) -> None:
-    """``ConfigurationError`` unless ``path`` is a PEFT LoRA adapter that fits the model in ``base``: its
-    rank within ``max_rank`` and, where the base model is a local folder, every adapted layer present there
-    with the shapes the adapter expects."""
-    config_file = path / "adapter_config.json"
-    if not config_file.is_file():
-        raise ConfigurationError(
-            f"the LoRA adapter {name!r} is not a PEFT adapter folder: {str(config_file)!r} does not exist"
-        )
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(
-            f"the LoRA adapter {name!r} has an unreadable adapter_config.json: {exc}"
-        ) from exc
-    if config.get("peft_type", "LORA") != "LORA":
-        raise ConfigurationError(f"the adapter {name!r} is a {config.get('peft_type')} adapter, not LoRA")
-    rank = int(config.get("r", 0))
-    if rank > max_rank:
-        raise ConfigurationError(
-            f"the LoRA adapter {name!r} has rank {rank}, above the engine's max_lora_rank {max_rank} "
-            "(raise MINDFU_LLM__MAX_LORA_RANK)"
-        )
-    adapter = _tensor_shapes(path, "adapter_model")
-    if not adapter:
-        raise ConfigurationError(f"the LoRA adapter {name!r} has no adapter_model.safetensors in {path}")
-    base_dir = Path(base)
-    if not base_dir.is_dir():
-        return  # a hub id: vLLM's own loading checks it at registration
-    weights = _tensor_shapes(base_dir, "model")
-    if not weights:
-        return
-    for key, shape in sorted(adapter.items()):
-        for part, axis in ((".lora_A.weight", 1), (".lora_B.weight", 0)):
-            if not key.endswith(part):
-                continue
-            module = key.removeprefix("base_model.model.").removesuffix(part)
-            found = weights.get(f"{module}.weight")
-            if found is None:
-                raise ConfigurationError(
-                    f"the LoRA adapter {name!r} adapts {module!r}, which the model {base!r} does not have "
-                    "(an adapter of another base model)"
-                )
-            if len(shape) != 2 or len(found) != 2 or shape[axis] != found[axis]:
-                raise ConfigurationError(
-                    f"the LoRA adapter {name!r} does not fit the model {base!r}: {key} is {shape}, the "
-                    f"layer is {found} (an adapter of another base model)"
-                )
-
-
-# -- tool calls read by vLLM's parsers ------------------------------------------------------------------
-
-
-class _ParsedToolCalls:
-    """One choice read by a vLLM tool parser: content and tool-call pieces as the parser finds them; at the
-    end, whatever the whole-text parse finds that the stream did not send yet."""
-
-    def __init__(self, index: int, make_parser: Any, request: Any) -> None:
-        self._index = index
-        self._parser = make_parser()
-        self._make_parser = make_parser
-        self._request = request
-        self._text = ""
-        self._ids: list[int] = []
-        self._sent: dict[int, str] = {}  # call index -> the arguments sent
-
-    def feed(self, text: str, ids: Sequence[int], logprobs: Sequence[TokenLogprob]) -> ChatDelta | None:
-        current_text, current_ids = self._text + text, [*self._ids, *ids]
-        try:
-            found = self._parser.extract_tool_calls_streaming(
-                self._text, current_text, text, self._ids, current_ids, list(ids), self._request
-            )
-        except Exception:  # a parser bug must not lose the answer: the end's whole-text parse decides
-            log.exception("the tool parser failed on a streamed piece")
-            found = None
-        self._text, self._ids = current_text, current_ids
-        if found is None:
-            return None
-        pieces = []
-        for call in found.tool_calls or ():
-            function = call.function
-            arguments = (function.arguments if function is not None else None) or ""
-            name = function.name if function is not None else None
-            if call.index not in self._sent:
-                self._sent[call.index] = ""
-            self._sent[call.index] += arguments
-            pieces.append(ToolCallDelta(index=call.index, id=call.id, name=name, arguments=arguments))
-        # a parser that also splits reasoning off (vLLM's mistral parser takes literal <think> text for it
-        # when the tokenizer has no [THINK] token) must not lose it: MindFu answers with the whole text
-        content = (getattr(found, "reasoning", None) or "") + (found.content or "")
-        if not content and not pieces:
-            return None
-        return ChatDelta(
-            index=self._index,
-            content=content,
-            tool_call_deltas=tuple(pieces),
-            logprobs=tuple(logprobs) if content else (),
-        )
-
-    def finish(self, reason: FinishReason, stop_sequence: str | None = None) -> list[ChatDelta]:
-        parsed = self._make_parser().extract_tool_calls(self._text, self._request)
-        pieces: list[ToolCallDelta] = []
-        if parsed.tools_called:
-            for position, call in enumerate(parsed.tool_calls):
-                arguments = call.function.arguments or ""
-                sent = self._sent.get(position)
-                if sent is None:
-                    pieces.append(
-                        ToolCallDelta(
-                            index=position,
-                            id=call.id or new_call_id(),
-                            name=call.function.name,
-                            arguments=arguments,
-                        )
-                    )
-                elif arguments.startswith(sent) and len(arguments) > len(sent):
-                    pieces.append(ToolCallDelta(index=position, arguments=arguments[len(sent) :]))
-        called = bool(pieces) or bool(self._sent)
-        final = FinishReason.TOOL_CALLS if called and reason is FinishReason.STOP else reason
-        deltas = [ChatDelta(index=self._index, tool_call_deltas=tuple(pieces))] if pieces else []
-        matched = stop_sequence if final is FinishReason.STOP else None
-        deltas.append(ChatDelta(index=self._index, finish_reason=final, stop_sequence=matched))
-        return deltas
-
-
-class _Shaped:
-    """MindFu's own reading of a choice (plain text, Hermes-format calls, grammar-forced calls)."""
-
-    def __init__(self, shaper: ChoiceShaper) -> None:
-        self._shaper = shaper
-
-    def feed(self, text: str, ids: Sequence[int], logprobs: Sequence[TokenLogprob]) -> ChatDelta | None:
-        return self._shaper.feed(text, logprobs)
-
-    def finish(self, reason: FinishReason, stop_sequence: str | None = None) -> list[ChatDelta]:
-        return self._shaper.finish(reason, stop_sequence)
 
 
 @dataclass(slots=True)
@@ -652,16 +489,14 @@ class VllmEngine:
             request.skip_special_tokens = False
         return request
 
-    def _reader(self, index: int, prepared: _Prepared) -> _ParsedToolCalls | _Shaped:
+    def _reader(self, index: int, prepared: _Prepared) -> ParsedToolCalls | Shaped:
         if prepared.parser_request is not None:
             request = prepared.parser_request
-            return _ParsedToolCalls(
-                index, lambda: self._parser_class(self._tokenizer, request.tools), request
-            )
+            return ParsedToolCalls(index, lambda: self._parser_class(self._tokenizer, request.tools), request)
         shaper = ChoiceShaper(index, prepared.mode, prepared.tools)
         if prepared.mode is ToolMode.FORCED:
             shaper.feed(CALL_OPEN)  # vLLM writes the call's JSON; MindFu's shaper reads the tagged form
-        return _Shaped(shaper)
+        return Shaped(shaper)
 
     def _logprobs(self, choice: Any, top: int) -> tuple[TokenLogprob, ...]:
         found = []
@@ -683,28 +518,6 @@ class VllmEngine:
                 )
             )
         return tuple(found)
-
-
-def _mistral_id(call_id: str) -> str:
-    """mistral_common takes tool-call ids of exactly nine letters and digits (vLLM's server shortens them
-    the same way): the last nine of the id's letters and digits."""
-    kept = "".join(char for char in call_id if char.isascii() and char.isalnum())
-    return kept[-9:].rjust(9, "0")
-
-
-def mistral_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Template messages with their tool-call ids in the form mistral_common accepts."""
-    out = []
-    for message in messages:
-        message = dict(message)
-        if message.get("tool_calls"):
-            message["tool_calls"] = [
-                {**call, "id": _mistral_id(call["id"])} for call in message["tool_calls"]
-            ]
-        if message.get("tool_call_id"):
-            message["tool_call_id"] = _mistral_id(message["tool_call_id"])
-        out.append(message)
-    return out
 
 
 def _finish_reason(reason: str) -> FinishReason:
