@@ -18,7 +18,7 @@ from mindfu_core.domain.chat import Message, Role
 from mindfu_core.domain.conversations import CompletionStatus, Conversation, LoggedCompletion
 from mindfu_core.errors import InvalidRequest, NotFound
 from mindfu_http.deps import conversation_service
-from mindfu_http.openai.responses import (
+from mindfu_http.openai.responses_wire import (
     completion_id,
     output_items,
     response_id,
