@@ -425,22 +425,24 @@ def run_pair(
     return samples, foreign_load(before, cpu_snapshot(c.pid for c in _CHILDREN))
 
 
+def target_stats(mine: Sequence[Sample]) -> dict[str, Any]:
+    """One target's request count, tokens/s (median, p10, p90) and TTFT in ms (p50, p90)."""
+    rates = [r for s in mine if (r := s.tokens_per_s) is not None]
+    ttfts = [s.ttft_s * 1000 for s in mine]
+    return {
+        "requests": len(mine),
+        "tokens_per_s_median": median(rates),
+        "tokens_per_s_p10": percentile(rates, 0.10),
+        "tokens_per_s_p90": percentile(rates, 0.90),
+        "ttft_ms_p50": median(ttfts),
+        "ttft_ms_p90": percentile(ttfts, 0.90),
+    }
+
+
 def summarise_pair(samples: Sequence[Sample], base: str, other: str) -> dict[str, Any]:
     """Per target: request rates and TTFTs; between them (``other`` against ``base``): the tokens/s ratio
     and the added TTFT, overall and paired (the same round and prompt on both)."""
-    per: dict[str, Any] = {}
-    for target in (base, other):
-        mine = [s for s in samples if s.target == target]
-        rates = [r for s in mine if (r := s.tokens_per_s) is not None]
-        ttfts = [s.ttft_s * 1000 for s in mine]
-        per[target] = {
-            "requests": len(mine),
-            "tokens_per_s_median": median(rates),
-            "tokens_per_s_p10": percentile(rates, 0.10),
-            "tokens_per_s_p90": percentile(rates, 0.90),
-            "ttft_ms_p50": median(ttfts),
-            "ttft_ms_p90": percentile(ttfts, 0.90),
-        }
+    per = {target: target_stats([s for s in samples if s.target == target]) for target in (base, other)}
     index = {(s.round, s.prompt): s for s in samples if s.target == base}
     pairs = [
         (s, index[(s.round, s.prompt)]) for s in samples if s.target == other and (s.round, s.prompt) in index
@@ -484,15 +486,8 @@ def summarise(samples: Sequence[Sample], runs: Sequence[ConcurrentRun]) -> dict[
     per: dict[str, Any] = {}
     for target in (DIRECT, *SERVERS):
         mine = [s for s in samples if s.target == target]
-        rates = [r for s in mine if (r := s.tokens_per_s) is not None]
-        ttfts = [s.ttft_s * 1000 for s in mine]
         per[target] = {
-            "requests": len(mine),
-            "tokens_per_s_median": median(rates),
-            "tokens_per_s_p10": percentile(rates, 0.10),
-            "tokens_per_s_p90": percentile(rates, 0.90),
-            "ttft_ms_p50": median(ttfts),
-            "ttft_ms_p90": percentile(ttfts, 0.90),
+            **target_stats(mine),
             "content_chunks_mean": statistics.fmean(s.chunks for s in mine) if mine else float("nan"),
         }
 

@@ -71,6 +71,15 @@ def request_parameters(request: ChatRequest) -> dict[str, Any]:
     return parameters
 
 
+async def conversation_holding(store: ConversationStore, completion_id: str) -> Conversation | None:
+    """The stored conversation that holds the logged completion ``completion_id``, if any."""
+    conversation_id = await store.find_completion(completion_id)
+    conversation = await store.get(conversation_id) if conversation_id else None
+    if conversation is None or not any(c.id == completion_id for c in conversation.completions):
+        return None
+    return conversation
+
+
 class ConversationRecorder:
     """Names the conversation each chat request belongs to, and hands finished completions to the log.
 
@@ -138,17 +147,14 @@ class ConversationRecorder:
 
     async def _stored_continuation(self, completion_id: str) -> tuple[str, tuple[Message, ...]] | None:
         assert self._store is not None
-        conversation_id = await self._store.find_completion(completion_id)
-        conversation = await self._store.get(conversation_id) if conversation_id else None
+        conversation = await conversation_holding(self._store, completion_id)
         if conversation is None:
             return None
-        for completion in conversation.completions:
-            if completion.id == completion_id:
-                history = conversation.messages[: completion.message_count]
-                if completion.status is CompletionStatus.OK:
-                    history += completion.responses[:1]
-                return conversation.id, history
-        return None
+        completion = next(c for c in conversation.completions if c.id == completion_id)
+        history = conversation.messages[: completion.message_count]
+        if completion.status is CompletionStatus.OK:
+            history += completion.responses[:1]
+        return conversation.id, history
 
     def _remember(self, record: CompletionRecord) -> None:
         transcript = record.transcript
@@ -258,22 +264,15 @@ class ConversationService:
         A completion answered a moment ago can still be on its way from the durable log to the store: the
         log is given up to ``settle_s`` seconds to deliver before the completion is reported missing.
         """
-        conversation = await self._holding(completion_id)
+        conversation = await conversation_holding(self._store, completion_id)
         if conversation is None and self._log is not None:
             await self._log.flush(self._settle_s)
-            conversation = await self._holding(completion_id)
+            conversation = await conversation_holding(self._store, completion_id)
         if conversation is None:
             raise NotFound(
                 f"No logged completion with id '{completion_id}' (it was not logged, or was deleted)",
                 param="completion_id",
             )
-        return conversation
-
-    async def _holding(self, completion_id: str) -> Conversation | None:
-        conversation_id = await self._store.find_completion(completion_id)
-        conversation = await self._store.get(conversation_id) if conversation_id else None
-        if conversation is None or not any(c.id == completion_id for c in conversation.completions):
-            return None
         return conversation
 
     async def delete(self, conversation_id: str) -> None:
