@@ -13,6 +13,9 @@ On a GPU machine (the numbers that count)::
 
     python bench/qlora.py --size 1b --steps 12 --rounds 2 --json qlora-gpu.json
 
+On a machine without MindFu's data directory, ``--tokenizer FOLDER`` names a copy of SmolLM2's tokenizer
+files (``bench/gpu_qlora.sh`` runs it so on a GPU machine, with the packages it lacks carried as wheels).
+
 A CPU dry run of the same path (tiny model, no 4-bit, plain AdamW)::
 
     .venv/bin/python bench/qlora.py --size tiny --steps 4 --rounds 1 --no-4bit --optimizer adamw_torch
@@ -279,6 +282,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--optimizer", default="paged_adamw_8bit")
     parser.add_argument("--compute-dtype", default="bfloat16")
     parser.add_argument("--model", help="an existing model folder (default: built here from --size)")
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="a folder of tokenizer files (with a chat template) to build the model with "
+        "(default: SmolLM2's Hugging Face folder in MindFu's data directory)",
+    )
     parser.add_argument("--worker", choices=(MINDFU, REFERENCE), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the results here")
     return parser.parse_args(argv)
@@ -292,16 +301,19 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mindfu-qlora-bench-"))
     try:
         if args.model is None:
-            from mindfu_adapters.export.hf import find_trainable
-            from mindfu_adapters.settings import DEFAULT_MODEL_ID, default_data_dir
-
-            source = find_trainable(default_data_dir(), DEFAULT_MODEL_ID)
+            source: Path | None = args.tokenizer
             if source is None:
-                print(
-                    "SmolLM2's Hugging Face folder (its tokenizer) is missing: run `make install`",
-                    file=sys.stderr,
-                )
-                return 2
+                from mindfu_adapters.export.hf import find_trainable
+                from mindfu_adapters.settings import DEFAULT_MODEL_ID, default_data_dir
+
+                source = find_trainable(default_data_dir(), DEFAULT_MODEL_ID)
+                if source is None:
+                    print(
+                        "SmolLM2's Hugging Face folder (its tokenizer) is missing: run `make install`, "
+                        "or name a folder of its tokenizer files with --tokenizer",
+                        file=sys.stderr,
+                    )
+                    return 2
             print(f"building a {args.size} Mistral-architecture model with random weights ...", flush=True)
             args.model = str(build_model(args.size, source, workdir / f"mistral-{args.size}"))
         runs: list[dict[str, Any]] = []
