@@ -101,6 +101,8 @@ class ScriptedEngine:
         max_tokens = request.sampling.max_tokens
         if prompt + (max_tokens or 0) > self._context_length:
             raise ContextLengthExceeded(f"needs {prompt} tokens, the context holds {self._context_length}")
+        self._pool.admit()
+        yield ChatDelta(index=0)  # accepted, as the real engines say before they wait for a slot
         slot = await self._pool.acquire()
         try:
             self.requests.append(request)

@@ -91,6 +91,7 @@ def _llama_cpp_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngi
             max_queue=llm.max_queue,
             threads=llm.threads,
             batch_size=llm.batch_size,
+            prompt_cache_bytes=int(llm.prompt_cache),
             logprobs=llm.logprobs,
             chat_template=llm.chat_template,
             **_in_process_defaults(llm),
@@ -154,6 +155,7 @@ def _vllm_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
             enable_lora=llm.enable_lora,
             max_loras=llm.max_loras,
             max_lora_rank=llm.max_lora_rank,
+            enable_prefix_caching=llm.prefix_caching,
             engine_args=llm.engine_args,
         )
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ByteSize, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -50,7 +50,17 @@ class LlmSettings(BaseModel):
     )
     max_queue: int = Field(default=16, ge=0, description="Requests waiting for a slot before 429.")
     threads: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=512, ge=1)
+    batch_size: int = Field(
+        default=512,
+        ge=1,
+        description="llama_cpp: prompt tokens computed per step (a cancel stops a prompt within one step).",
+    )
+    prompt_cache: ByteSize = Field(
+        default=ByteSize(1 << 30),
+        description="llama_cpp: host memory for prompt prefixes evicted from slots, restored instead of "
+        "recomputed when a request shares them (llama-server's --cache-ram); e.g. 1GiB, 0 for none. A "
+        "prefix of n tokens takes n x the model's KV bytes per token (SmolLM2-135M: 23 kB).",
+    )
     logprobs: bool = Field(
         default=False,
         description="llama_cpp: keep all logits so requests may ask for logprobs (vllm always serves them).",
@@ -127,6 +137,11 @@ class LlmSettings(BaseModel):
     )
     max_loras: int = Field(default=4, ge=1, description="vllm: LoRA adapters in one batch.")
     max_lora_rank: int = Field(default=16, ge=1, description="vllm: the highest adapter rank accepted.")
+    prefix_caching: bool = Field(
+        default=True,
+        description="vllm: automatic prefix caching (a request computes only what follows the prefix it "
+        "shares with earlier ones: an agent's system prompt, tools and history).",
+    )
     engine_args: dict[str, Any] = Field(
         default_factory=dict,
         description='vllm: any other vLLM engine argument (JSON: {"max_num_batched_tokens": 8192}).',

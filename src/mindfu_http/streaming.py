@@ -38,13 +38,14 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        if not task.done() or watcher.done():
+        if not task.done():  # the client left first (or this coroutine was cancelled)
             task.cancel()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watcher
-    if task.cancelled():
-        with contextlib.suppress(asyncio.CancelledError):
+    if not task.done() or task.cancelled():
+        # a cancelled task is only done once it has run its cleanup (the engine frees its slot there)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         raise ClientGone
     return task.result()

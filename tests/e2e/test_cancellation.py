@@ -107,3 +107,47 @@ def test_next_request_is_served_after_a_disconnect(server: Server) -> None:
         )
     assert reply.status_code == 200
     assert reply.json()["usage"]["completion_tokens"] == 5
+
+
+def first_event(lines: Iterator[str]) -> dict[str, object]:
+    """The first event of a stream's ``iter_lines()`` (keep that iterator: dropping it closes the stream)."""
+    for line in lines:
+        if line.startswith("data: {"):
+            event: dict[str, object] = json.loads(line.removeprefix("data: "))
+            return event
+    raise AssertionError("the stream ended without an event")
+
+
+def test_a_stream_starts_at_once_and_a_client_that_leaves_before_its_first_token_frees_everything(
+    server: Server,
+) -> None:
+    """While another request holds the only slot, a streamed request gets its headers and role chunk at
+    once (agents give up on a server silent for minutes); when it leaves before its first token, it leaves
+    the line, the busy request's cancel frees the slot, and the server logs no error."""
+    before = wait_idle(server)["requests_total"]
+    with (
+        httpx.Client(timeout=30) as busy_client,
+        httpx.Client(timeout=30) as waiting_client,
+        busy_client.stream("POST", f"{server.base_url}/chat/completions", json=body(True)) as busy,
+    ):
+        busy_lines = busy.iter_lines()
+        assert first_event(busy_lines)["choices"][0]["delta"]["role"] == "assistant"  # type: ignore[index]
+        deadline = time.monotonic() + 30
+        while server.engine()["active"] == 0:
+            assert time.monotonic() < deadline, "the busy request never took the slot"
+            time.sleep(0.005)
+        started = time.monotonic()
+        with waiting_client.stream("POST", f"{server.base_url}/chat/completions", json=body(True)) as waiting:
+            assert waiting.status_code == 200
+            waiting_lines = waiting.iter_lines()
+            role = first_event(waiting_lines)
+            assert role["choices"][0]["delta"] == {"role": "assistant", "content": ""}  # type: ignore[index]
+            assert time.monotonic() - started < 5
+            assert server.engine()["queued"] == 1  # it waits for the slot: nothing was computed yet
+    # both clients are gone: the waiting one left the line, the busy one's generation stopped
+    engine = wait_idle(server)
+    assert engine["queued"] == 0
+    time.sleep(0.5)
+    assert server.engine()["requests_total"] == before + 1  # the one that left never got the slot
+    log = server.log.read_text()
+    assert "Traceback" not in log and "InvalidStateError" not in log and " 500" not in log

@@ -158,7 +158,7 @@ async def test_a_client_cancel_stops_generation(make_core: CoreFactory) -> None:
     engine = ScriptedEngine([Reply(text="w " * 400)], token_delay=0.01)
     async with make_core(engine) as core:
         call = core.chat.StreamComplete(chat_pb2.StreamCompleteRequest(model="scripted", messages=USER))
-        for _ in range(3):
+        for _ in range(4):  # the accepted (empty) delta, then three words
             await call.read()
         call.cancel()
         stopped = await _settled(engine)

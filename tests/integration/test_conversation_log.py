@@ -236,3 +236,18 @@ async def test_flush_and_a_full_batch_do_not_wait_for_the_linger(
     assert store.batches == [4, 1]
     await log.aclose()
     assert await completion_ids(sql_store) == sorted([record(n).id for n in (0, 1, 2, 3, 10)])
+
+
+def test_a_record_spooled_before_cached_tokens_were_kept_still_reads() -> None:
+    """The spool outlives upgrades: a record written by a MindFu that kept two usage counts reads back with
+    none cached; a new one keeps its cached tokens."""
+    from dataclasses import replace
+
+    from mindfu_adapters.store.codec import record_from_dict
+    from mindfu_core.domain.chat import Usage
+
+    new = replace(record(1), usage=Usage(prompt_tokens=30, completion_tokens=4, cached_tokens=25))
+    assert record_from_dict(json.loads(json.dumps(record_to_dict(new)))).usage == new.usage
+    old = record_to_dict(new)
+    old["usage"] = [30, 4]
+    assert record_from_dict(old).usage == Usage(prompt_tokens=30, completion_tokens=4)

@@ -392,3 +392,27 @@ def test_an_error_mid_stream_is_an_error_event(make_client: Any) -> None:
     error = events[-1][1]
     assert error["error"]["type"] == "api_error" and error["request_id"] in error["error"]["message"]
     assert "message_stop" not in [name for name, _ in events]
+
+
+def test_claude_codes_billing_header_leaves_the_prompt_and_stays_in_the_log(make_client: Any) -> None:
+    """Claude Code's first system block carries a hash that changes on every request; in the prompt it
+    would make every turn's prefix new to the engine's cache. The engine never sees it, two turns that
+    differ only in it send the engine the same messages, and the conversation log keeps it as sent."""
+    default = json.loads((CLAUDE_CODE / "default_request.json").read_text())
+    header = default["system"][0]["text"]
+    assert header.startswith("x-anthropic-billing-header:")
+    engine = ScriptedEngine([Reply(text="ok")], context_length=200_000)
+    with make_client(engine, anthropic=MAP) as client:
+        for cch in ("cch=1a2b3;", "cch=9f8e7;"):
+            body = {**default, "model": "claude-opus-5-5"}
+            body["system"] = [{**default["system"][0], "text": f"{header} {cch}"}, *default["system"][1:]]
+            assert client.post("/v1/messages", json=body).status_code == 200
+        first, second = engine.requests[-2], engine.requests[-1]
+        listed = logged_conversations(client, 2)
+        logged = [client.get(f"/v1/conversations/{c['id']}").json() for c in listed]
+    assert isinstance(first, ChatRequest) and isinstance(second, ChatRequest)
+    assert first.messages == second.messages
+    assert not any("x-anthropic-billing-header" in (m.content or "") for m in first.messages)
+    assert first.messages[0].content.startswith("You are a Claude agent")  # type: ignore[union-attr]
+    kept = [m["content"] for c in logged for m in c["messages"] if m["role"] == "system"]
+    assert any("cch=1a2b3;" in text for text in kept) and any("cch=9f8e7;" in text for text in kept)

@@ -55,6 +55,7 @@ async def test_a_cancelled_stream_is_recorded_as_cancelled_with_what_was_generat
     recorder = ConversationRecorder(log)
     service = ChatService([ScriptedEngine([Reply(text="a b c d e f")], token_delay=0.01)], recorder=recorder)
     stream = await service.stream(ask("go"), CallContext(api_key_id="key_1"))
+    assert (await anext(stream)).content == ""  # accepted
     first = await anext(stream)
     assert first.content == "a"
     await stream.aclose()

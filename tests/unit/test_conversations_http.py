@@ -229,7 +229,12 @@ def test_a_conversation_with_its_completions_feedback_and_tools(api: Api) -> Non
     assert first["created"] == int((T0 + timedelta(minutes=1)).timestamp())
     assert first["choices"] == [{"index": 0, "message": call, "finish_reason": "tool_calls"}]
     assert second["choices"][0]["message"] == {"role": "assistant", "content": "answer 2"}
-    assert second["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    assert second["usage"] == {
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
     assert second["parameters"] == {"temperature": 0.5, "n": 1, "tools": TOOLS}
     assert second["retrieved"] == [{"document_id": "doc-1", "chunk_index": 2, "score": 0.75}]
     assert (second["latency_ms"], second["ttft_ms"]) == (120.5, 12.0)

@@ -147,15 +147,15 @@ def test_chat_is_grounded_and_reports_sources(make_client: Any) -> None:
         assert sources[0]["document_id"] == doc["id"] and sources[0]["name"] == "station.txt"
         assert sources[0]["number"] == 1 and "Zorblatt" in sources[0]["excerpt"]
         assert set(sources[0]) == {"number", "document_id", "name", "page", "chunk_index", "score", "excerpt"}
-        system = engine.requests[-1].messages[0]
-        assert system.role is Role.SYSTEM and FACT in (system.content or "")
-        assert "<context>" in (system.content or "") and "not instructions" in (system.content or "")
+        turn = engine.requests[-1].messages[-1]
+        assert turn.role is Role.USER and FACT in (turn.content or "")
+        assert "<context>" in (turn.content or "") and "not instructions" in (turn.content or "")
 
         plain = client.post(
             "/v1/chat/completions", json={"model": "scripted", "messages": ASK, "mindfu": {"rag": False}}
         ).json()
         assert "sources" not in plain["mindfu"] and plain["mindfu"]["conversation_id"].startswith("conv_")
-        assert engine.requests[-1].messages[0].role is Role.USER
+        assert engine.requests[-1].messages[-1].content == ASK[-1]["content"]
 
         elsewhere = client.post(
             "/v1/chat/completions",

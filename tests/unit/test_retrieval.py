@@ -43,14 +43,16 @@ def ask(text: str, **kw: object) -> ChatRequest:
     return ChatRequest(model="scripted", messages=(Message(role=Role.USER, content=text),), **kw)  # type: ignore[arg-type]
 
 
-async def test_the_engine_sees_the_closest_chunk_in_a_delimited_system_block() -> None:
+async def test_the_engine_sees_the_closest_chunk_in_a_delimited_block_before_the_question() -> None:
     chat, engine, _ = await grounded_service()
     result = await chat.complete(ask("How hot does the Zorblax reactor run?"))
-    system = engine.requests[0].messages[0]  # type: ignore[union-attr]
-    assert system.role is Role.SYSTEM
-    assert CONTEXT_INSTRUCTIONS in (system.content or "")
-    assert "<context>\n[1] zorblax.pdf, page 3\nThe Zorblax reactor" in (system.content or "")
-    assert "noodles" not in (system.content or "")
+    (turn,) = engine.requests[0].messages  # type: ignore[union-attr]
+    assert turn.role is Role.USER
+    content = turn.content or ""
+    assert content.startswith(CONTEXT_INSTRUCTIONS)
+    assert "<context>\n[1] zorblax.pdf, page 3\nThe Zorblax reactor" in content
+    assert content.endswith("</context>\n\nHow hot does the Zorblax reactor run?")
+    assert "noodles" not in content
     (source,) = result.sources
     assert (source.number, source.document_id, source.name, source.page, source.chunk_index) == (
         1, "zorblax", "zorblax.pdf", 3, 0,
@@ -59,19 +61,24 @@ async def test_the_engine_sees_the_closest_chunk_in_a_delimited_system_block() -
     assert source.excerpt.startswith("The Zorblax reactor")
 
 
-async def test_an_existing_system_prompt_is_kept_first() -> None:
+async def test_the_context_leaves_the_system_prompt_and_the_history_as_they_were() -> None:
+    """Everything before the newest user turn is what the client sent, so an engine's prompt cache can
+    reuse it from one turn to the next; the context goes with the turn whose text was the query."""
     chat, engine, _ = await grounded_service()
+    history = (
+        Message(role=Role.SYSTEM, content="Be terse."),
+        Message(role=Role.USER, content="Hello."),
+        Message(role=Role.ASSISTANT, content="Hi."),
+    )
     request = ChatRequest(
-        model="scripted",
-        messages=(
-            Message(role=Role.SYSTEM, content="Be terse."),
-            Message(role=Role.USER, content="the Zorblax reactor"),
-        ),
+        model="scripted", messages=(*history, Message(role=Role.USER, content="the Zorblax reactor"))
     )
     await chat.complete(request)
-    system = engine.requests[0].messages[0]  # type: ignore[union-attr]
-    assert (system.content or "").startswith("Be terse.\n\n" + CONTEXT_INSTRUCTIONS)
-    assert len(engine.requests[0].messages) == 2  # type: ignore[union-attr]
+    sent = engine.requests[0].messages  # type: ignore[union-attr]
+    assert sent[:3] == history
+    assert len(sent) == 4 and sent[3].role is Role.USER
+    assert (sent[3].content or "").startswith(CONTEXT_INSTRUCTIONS)
+    assert (sent[3].content or "").endswith("\n\nthe Zorblax reactor")
 
 
 async def test_stream_ends_with_a_sources_delta() -> None:
@@ -86,7 +93,7 @@ async def test_options_disable_or_redirect_retrieval() -> None:
     chat, engine, embedder = await grounded_service()
     result = await chat.complete(ask("Zorblax?", retrieval=RetrievalOptions(enabled=False)))
     assert result.sources == ()
-    assert engine.requests[0].messages[0].role is Role.USER  # type: ignore[union-attr]
+    assert "<context>" not in (engine.requests[0].messages[0].content or "")  # type: ignore[union-attr]
     calls = embedder.calls
     empty = await chat.complete(ask("Zorblax?", retrieval=RetrievalOptions(collection="nothing-here")))
     assert empty.sources == ()
@@ -97,7 +104,7 @@ async def test_unrelated_questions_get_no_context() -> None:
     chat, engine, _ = await grounded_service()
     result = await chat.complete(ask("xylophone quantum"))
     assert result.sources == ()
-    assert engine.requests[0].messages[0].role is Role.USER  # type: ignore[union-attr]
+    assert "<context>" not in (engine.requests[0].messages[0].content or "")  # type: ignore[union-attr]
 
 
 async def test_invalid_options_are_rejected() -> None:

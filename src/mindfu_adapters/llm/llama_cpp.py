@@ -1,9 +1,13 @@
 """LlamaCppEngine: GGUF models run in-process by llama-cpp-python, off the event loop, with slots.
 
 Each slot is its own llama.cpp context (weights are memory-mapped once and shared by the OS). A request
-holds one slot for all of its choices; generation runs in a worker thread and hands text back to the
-event loop token by token. Stopping iteration (or cancelling the awaiting task) sets a flag that the
-sampler checks after every token, so an abandoned request frees its slot within a token or two.
+holds one slot for all of its choices: the free slot whose KV cache holds the longest prefix of its prompt
+(the least recently used one otherwise), so an agent's next turn recomputes only what is new. Generation
+runs in a worker thread and hands text back to the event loop token by token. The stream yields an empty
+delta as soon as the request is accepted, before it waits for a slot or its prompt is computed, so an edge
+can start its response at once. Stopping iteration (or cancelling the awaiting task) sets a flag that the
+worker checks between prompt chunks and after every token, so an abandoned request frees its slot within
+one chunk or token.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mindfu_adapters.llm.llama_worker import LlamaSlot, Prepared, run_choice, run_choice_with_logprobs
+from mindfu_adapters.llm.prompt_cache import HostPromptCache
 from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
 from mindfu_adapters.llm.slots import SlotPool
 from mindfu_adapters.llm.tool_format import (
@@ -93,6 +98,9 @@ class LlamaCppConfig:
     # a max_tokens beyond what the window leaves after the prompt is lowered to fit (agents ask for more
     # than small windows hold); False refuses such requests, as OpenAI and vLLM do
     clamp_max_tokens: bool = True
+    # prefixes evicted from slots are kept in host memory up to this many bytes and restored instead of
+    # recomputed (0: none kept)
+    prompt_cache_bytes: int = 0
     # served name -> a LoRA GGUF of this model, applied per request to requests naming it
     adapters: Mapping[str, Path] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -140,6 +148,8 @@ class LlamaCppEngine:
         self._created = int(time.time())
         self._requests = 0
         self._tokens = 0
+        self._prompt_tokens = 0
+        self._cached_tokens = 0
         self._count_lock = threading.Lock()
         self._closed = False
         from llama_cpp import Llama
@@ -178,7 +188,10 @@ class LlamaCppEngine:
             bos_token=first._model.token_get_text(bos) if bos != -1 else "",
         )
         self._n_ctx = first.n_ctx()
-        self._slots = [LlamaSlot(llm, self._count_token) for llm in llamas]
+        self._host_cache = (
+            HostPromptCache(config.prompt_cache_bytes) if config.prompt_cache_bytes > 0 else None
+        )
+        self._slots = [LlamaSlot(llm, self._count_token, self._host_cache) for llm in llamas]
         self._adapters: dict[str, Path] = {}
         for name, path in config.adapters.items():
             self._load_adapter(name, path)
@@ -239,7 +252,13 @@ class LlamaCppEngine:
 
     def stats(self) -> EngineStats:
         return self._pool.engine_stats(
-            requests_total=self._requests, tokens_generated_total=self._tokens, ready=not self._closed
+            requests_total=self._requests,
+            tokens_generated_total=self._tokens,
+            ready=not self._closed,
+            prompt_tokens_total=self._prompt_tokens,
+            cached_tokens_total=self._cached_tokens,
+            prompt_cache_bytes=self._host_cache.size_bytes if self._host_cache else 0,
+            prompt_cache_hits=self._host_cache.hits if self._host_cache else 0,
         )
 
     async def count_tokens(self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()) -> int:
@@ -263,7 +282,13 @@ class LlamaCppEngine:
         else:
             prepared = await asyncio.to_thread(self._prepare, request)
         prepared.adapter = adapter
-        slot = await self._pool.acquire()
+        prepared.prefill_chunk = self._config.batch_size
+        self._pool.admit()  # Overloaded before anything is streamed
+        # the request is accepted: an empty delta lets an edge send its headers and first event now, while
+        # the request waits for a slot and its prompt is computed (which can take minutes for an agent's)
+        yield ChatDelta(index=0)
+        tokens = prepared.prompt_tokens
+        slot = await self._pool.acquire(lambda free: free.affinity(tokens, adapter))
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         cancel = threading.Event()
@@ -275,15 +300,14 @@ class LlamaCppEngine:
                 cancel.set()
 
         try:
-            work = loop.run_in_executor(self._executor, self._work, slot, prepared, cancel, emit)
+            loop.run_in_executor(self._executor, self._work, slot, prepared, cancel, emit)
         except BaseException:
             self._pool.release(slot)
             raise
-        work.add_done_callback(lambda _done: self._pool.release(slot))
         with self._count_lock:
             self._requests += 1
         shapers = [ChoiceShaper(i, prepared.mode, prepared.tools) for i in range(prepared.n)]
-        completion_tokens = 0
+        completion_tokens = cached_tokens = 0
         try:
             if prepared.echo:
                 for i in range(prepared.n):
@@ -301,13 +325,22 @@ class LlamaCppEngine:
                     completion_tokens += produced
                     for delta in shapers[index].finish(reason, matched):
                         yield delta
+                elif kind == "cached":
+                    cached_tokens = event[1]
+                    with self._count_lock:
+                        self._prompt_tokens += len(tokens)
+                        self._cached_tokens += cached_tokens
                 elif kind == "error":
                     raise EngineFailure("the engine failed while generating") from event[1]
                 else:
                     break
             yield ChatDelta(
                 index=prepared.n - 1,
-                usage=Usage(prompt_tokens=len(prepared.prompt_tokens), completion_tokens=completion_tokens),
+                usage=Usage(
+                    prompt_tokens=len(tokens),
+                    completion_tokens=completion_tokens,
+                    cached_tokens=cached_tokens,
+                ),
             )
         finally:
             cancel.set()
@@ -424,10 +457,20 @@ class LlamaCppEngine:
         """Worker thread: generate every choice in turn, reporting text, ends and errors through ``emit``."""
         try:
             slot.use_adapter(prepared.adapter)
+            tokens = prepared.prompt_tokens
             for index in range(prepared.n):
                 slot.reset()
                 seed = None if prepared.seed is None else prepared.seed + index
-                run = run_choice_with_logprobs if "logprobs" in prepared.kwargs else run_choice
+                reused: int | None
+                if "logprobs" in prepared.kwargs:  # create_completion reuses the cached prefix itself
+                    run = run_choice_with_logprobs
+                    reused = min(slot.cached_prefix(tokens, prepared.adapter), len(tokens) - 1)
+                else:
+                    run, reused = run_choice, slot.prefill(tokens, cancel, prepared.prefill_chunk)
+                    if reused is None:  # cancelled while computing the prompt
+                        return
+                if index == 0:
+                    emit(("cached", reused))
                 ended = run(slot, prepared, index, seed, cancel, emit)
                 if ended is None:  # cancelled
                     return
@@ -437,6 +480,8 @@ class LlamaCppEngine:
             log.exception("llama.cpp generation failed")
             emit(("error", exc))
         finally:
+            # free before saying so: the next request (maybe this session's next turn) finds the slot free
+            self._pool.release(slot)
             emit(("closed",))
 
 

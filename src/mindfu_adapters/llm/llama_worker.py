@@ -9,11 +9,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mindfu_adapters.llm.prompt_cache import CachedPrefix, HostPromptCache, shared_prefix
 from mindfu_adapters.llm.shaping import ToolMode
 from mindfu_adapters.llm.text_stream import StopStream
 from mindfu_core.domain.chat import FinishReason, TokenLogprob, ToolSpec, TopLogprob
 
 Emit = Callable[[tuple[Any, ...]], None]
+
+#: a slot's prefix is kept in the host cache before a request drops it only when it is at least this long
+KEEP_MIN_TOKENS = 128
+#: a kept prefix is restored only when it saves at least this many tokens over what the slot holds
+RESTORE_MIN_GAIN = 32
 
 
 class LlamaSlot:
@@ -23,10 +29,11 @@ class LlamaSlot:
     exact (llama-cpp-python's stopping criteria also run once after the loop, and not for every token).
     """
 
-    def __init__(self, llm: Any, on_token: Callable[[], None]) -> None:
+    def __init__(self, llm: Any, on_token: Callable[[], None], cache: HostPromptCache | None = None) -> None:
         import llama_cpp
 
         self.llm = llm
+        self.cache = cache
         self.sampled = 0
         vocab = llm._model.vocab
         original = llm.sample
@@ -47,6 +54,82 @@ class LlamaSlot:
 
     def reset(self) -> None:
         self.sampled = 0
+
+    def cached_prefix(self, tokens: Sequence[int], adapter: str | None) -> int:
+        """How many leading ``tokens`` this slot's KV cache already holds (none under another adapter)."""
+        if adapter != self._active_adapter:
+            return 0
+        llm = self.llm
+        held = llm.input_ids[: min(llm.n_tokens, len(tokens))].tolist()
+        return shared_prefix(held, tokens[: len(held)])
+
+    def affinity(self, tokens: Sequence[int], adapter: str | None) -> int:
+        """How much a request with ``tokens`` gains from this slot: the prefix it reuses, when that is at
+        least half of what the slot holds (a few shared tokens, such as a chat template's opening, are not
+        worth another conversation's cache; the pool then picks the least recently used slot)."""
+        shared = self.cached_prefix(tokens, adapter)
+        return shared if shared * 2 >= self.llm.n_tokens else 0
+
+    def prefill(self, tokens: Sequence[int], cancel: threading.Event, chunk: int) -> int | None:
+        """Compute ``tokens`` into the KV cache but their last one (which generation computes to sample
+        from), reusing the longest prefix the slot or the host cache holds, ``chunk`` tokens at a time so that
+        a cancel stops it within one chunk. The number of tokens reused, or None when cancelled."""
+        llm = self.llm
+        reused = self.cached_prefix(tokens, self._active_adapter)
+        if self.cache is not None:
+            reused = self._use_host_cache(tokens, reused)
+        reused = min(reused, len(tokens) - 1)
+        llm.n_tokens = max(reused, 0)  # eval drops whatever the cache holds past this point
+        position = llm.n_tokens
+        while position < len(tokens) - 1:
+            if cancel.is_set():
+                return None
+            end = min(position + chunk, len(tokens) - 1)
+            llm.eval(tokens[position:end])
+            position = end
+        return max(reused, 0)
+
+    def _use_host_cache(self, tokens: Sequence[int], reused: int) -> int:
+        """Keep the slot's prefix before this request drops it, and restore a kept prefix that shares more
+        of ``tokens`` than the slot does; the tokens now reusable."""
+        assert self.cache is not None
+        held = self.llm.n_tokens
+        found = self.cache.best(tokens, self._active_adapter)
+        restore = found is not None and min(found[0], len(tokens) - 1) >= reused + RESTORE_MIN_GAIN
+        if held - reused >= KEEP_MIN_TOKENS or (restore and held >= KEEP_MIN_TOKENS):
+            self._keep()
+        if restore and found is not None and self._restore(found[1]):
+            self.cache.record_hit(found[0])
+            return found[0]
+        return reused
+
+    def _keep(self) -> None:
+        import llama_cpp
+
+        assert self.cache is not None
+        llm = self.llm
+        ctx = llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        if written:
+            tokens = llm.input_ids[: llm.n_tokens].tolist()
+            self.cache.put(tokens, self._active_adapter, bytes(buffer)[:written])
+
+    def _restore(self, entry: CachedPrefix) -> bool:
+        import llama_cpp
+
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(0, 0, -1)
+        llm.n_tokens = 0
+        buffer = (ctypes.c_uint8 * len(entry.state)).from_buffer_copy(entry.state)
+        if not llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buffer, len(entry.state), 0):
+            llm._ctx.kv_cache_seq_rm(0, 0, -1)
+            return False
+        count = len(entry.tokens)
+        llm.input_ids[:count] = entry.tokens
+        llm.n_tokens = count
+        return True
 
     def load_adapter(self, name: str, path: str) -> bool:
         """Load a LoRA GGUF onto this slot's model; False when llama.cpp refuses it (wrong base model)."""
@@ -95,6 +178,7 @@ class Prepared:
     echo: str = ""
     seed: int | None = None
     adapter: str | None = None  # a LoRA adapter to generate with
+    prefill_chunk: int = 512  # prompt tokens computed between two looks at the cancel flag
 
 
 def run_choice(

@@ -171,9 +171,11 @@ class OpenAIUpstreamEngine:
         return await collect(request.model, self.stream(request), with_logprobs=request.sampling.logprobs)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+        await self._check_budget(request)
+        self._pool.admit()  # Overloaded before anything is streamed
+        yield ChatDelta(index=0)  # accepted: an edge can start its response while the upstream works
         slot = await self._pool.acquire()
         try:
-            await self._check_budget(request)
             with self._count_lock:
                 self._requests += 1
             if request.n == 1:
@@ -216,7 +218,7 @@ class OpenAIUpstreamEngine:
             await queue.put((None, None, None))
 
         tasks = [asyncio.create_task(pump(i)) for i in range(request.n)]
-        prompt, completion, running = 0, 0, request.n
+        prompt, completion, cached, running = 0, 0, 0, request.n
         try:
             while running:
                 delta, seen, error = await queue.get()
@@ -224,6 +226,7 @@ class OpenAIUpstreamEngine:
                     raise error
                 if seen is not None:
                     prompt, completion = max(prompt, seen.prompt_tokens), completion + seen.completion_tokens
+                    cached = max(cached, seen.cached_tokens)
                 elif delta is not None:
                     yield delta
                 else:
@@ -232,7 +235,8 @@ class OpenAIUpstreamEngine:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        yield ChatDelta(index=request.n - 1, usage=Usage(prompt_tokens=prompt, completion_tokens=completion))
+        usage = Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
+        yield ChatDelta(index=request.n - 1, usage=usage)
 
     async def _one(
         self, request: GenerationRequest, index: int

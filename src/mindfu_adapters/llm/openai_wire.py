@@ -158,6 +158,7 @@ def chunk_deltas(chunk: dict[str, Any], index: int) -> tuple[list[ChatDelta], Us
     return deltas, Usage(
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
+        cached_tokens=_cached_tokens(usage),
     )
 
 
@@ -212,3 +213,11 @@ def status_error(status: int, message: str, *, retry_after: float | None, upstre
             f"the upstream at {upstream} failed ({status}): {message}", retry_after=retry_after or 1.0
         )
     return EngineFailure(f"the upstream at {upstream} answered {status}: {message}")
+
+
+def _cached_tokens(usage: dict[str, Any]) -> int:
+    """An upstream's ``usage.prompt_tokens_details.cached_tokens`` (vLLM and OpenAI report it), else 0."""
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        return 0
+    return int(details.get("cached_tokens") or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from mindfu_core.domain.chat import EngineStats
@@ -16,7 +17,9 @@ T = TypeVar("T")
 class SlotPool(Generic[T]):
     """Hands out ``slots`` one caller each; at most ``max_queue`` callers wait, the rest get ``Overloaded``.
 
-    ``release`` may be called from a worker thread: a slot goes straight to the oldest live waiter.
+    A caller may say which free slot it prefers (the one holding the longest prefix of its prompt, say);
+    among equals, the slot that has been free longest goes first (least recently used). ``release`` may
+    be called from a worker thread: a slot goes straight to the oldest live waiter.
     """
 
     def __init__(self, slots: list[T], *, max_queue: int) -> None:
@@ -42,7 +45,17 @@ class SlotPool(Generic[T]):
     def max_queue(self) -> int:
         return self._max_queue
 
-    def engine_stats(self, *, requests_total: int, tokens_generated_total: int, ready: bool) -> EngineStats:
+    def engine_stats(
+        self,
+        *,
+        requests_total: int,
+        tokens_generated_total: int,
+        ready: bool,
+        prompt_tokens_total: int = 0,
+        cached_tokens_total: int = 0,
+        prompt_cache_bytes: int = 0,
+        prompt_cache_hits: int = 0,
+    ) -> EngineStats:
         """An engine's ``stats()``: these slots' load and the engine's counters."""
         return EngineStats(
             slots=self._size,
@@ -52,17 +65,35 @@ class SlotPool(Generic[T]):
             requests_total=requests_total,
             tokens_generated_total=tokens_generated_total,
             ready=ready,
+            prompt_tokens_total=prompt_tokens_total,
+            cached_tokens_total=cached_tokens_total,
+            prompt_cache_bytes=prompt_cache_bytes,
+            prompt_cache_hits=prompt_cache_hits,
         )
 
-    async def acquire(self) -> T:
-        """A free slot; waits in line if none is free, ``Overloaded`` if the line is full."""
+    def admit(self) -> None:
+        """``Overloaded`` now if ``acquire`` would raise it (no free slot and a full line)."""
+        with self._lock:
+            if not self._free and len(self._waiters) >= self._max_queue:
+                raise self._overloaded()
+
+    def _overloaded(self) -> Overloaded:
+        return Overloaded(
+            f"all {self._size} engine slot(s) are busy and {self._max_queue} request(s) are waiting"
+        )
+
+    async def acquire(self, prefer: Callable[[T], int] | None = None) -> T:
+        """A free slot (the one ``prefer`` scores highest, if given); waits in line if none is free,
+        ``Overloaded`` if the line is full."""
         with self._lock:
             if self._free:
-                return self._free.pop()
+                best = 0
+                if prefer is not None and len(self._free) > 1:
+                    scores = [prefer(slot) for slot in self._free]
+                    best = scores.index(max(scores))  # the first of equals: free the longest
+                return self._free.pop(best)
             if len(self._waiters) >= self._max_queue:
-                raise Overloaded(
-                    f"all {self._size} engine slot(s) are busy and {self._max_queue} request(s) are waiting"
-                )
+                raise self._overloaded()
             waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
         try:

@@ -95,6 +95,9 @@ class VllmConfig:
     enable_lora: bool = False  # also without adapters at start (fine-tuning jobs add theirs later)
     max_loras: int = 4
     max_lora_rank: int = 16
+    # vLLM's automatic prefix caching: an agent's next turn computes only what follows the prefix it shares
+    # with earlier requests (MindFu keeps that prefix stable: services/prompt_layout.py, retrieval.augment)
+    enable_prefix_caching: bool = True
     engine_args: Mapping[str, Any] = field(default_factory=dict)  # any other AsyncEngineArgs field
 
 
@@ -140,6 +143,8 @@ class VllmEngine:
         self._created = int(time.time())
         self._requests = 0
         self._tokens = 0
+        self._prompt_tokens = 0
+        self._cached_tokens = 0
         self._closed = False
         self._lock = threading.Lock()
         enforce_eager = config.enforce_eager
@@ -158,6 +163,7 @@ class VllmEngine:
             "enforce_eager": enforce_eager,
             "disable_log_stats": True,
             "max_logprobs": 20 if config.logprobs else 0,
+            "enable_prefix_caching": config.enable_prefix_caching,
         }
         if config.context_length is not None:
             args["max_model_len"] = config.context_length
@@ -189,7 +195,7 @@ class VllmEngine:
         view = copy.copy(self)
         view._pool = SlotPool(list(range(slots)), max_queue=max_queue)
         view._lock = threading.Lock()
-        view._requests = view._tokens = 0
+        view._requests = view._tokens = view._prompt_tokens = view._cached_tokens = 0
         view._closed = False
         view._owns_engine = False
         return view
@@ -261,6 +267,8 @@ class VllmEngine:
             requests_total=self._requests,
             tokens_generated_total=self._tokens,
             ready=not self._closed and not self._engine.errored,
+            prompt_tokens_total=self._prompt_tokens,
+            cached_tokens_total=self._cached_tokens,
         )
 
     async def count_tokens(self, messages: Sequence[Message] | str, tools: Sequence[ToolSpec] = ()) -> int:
@@ -287,12 +295,14 @@ class VllmEngine:
             from vllm.lora.request import LoRARequest
 
             lora = LoRARequest(adapter, self._lora_ids[adapter], str(self._adapters[adapter]))
+        self._pool.admit()  # Overloaded before anything is streamed
+        yield ChatDelta(index=0)  # accepted: an edge can start its response before the prompt is computed
         slot = await self._pool.acquire()
         request_id = f"mindfu-{uuid.uuid4().hex}"
         with self._lock:
             self._requests += 1
         readers = [self._reader(i, prepared) for i in range(prepared.n)]
-        completion_tokens = 0
+        completion_tokens = cached_tokens = 0
         want_logprobs = request.sampling.logprobs
         try:
             if prepared.echo:
@@ -303,6 +313,7 @@ class VllmEngine:
             )
             async with contextlib.aclosing(outputs):
                 async for output in outputs:
+                    cached_tokens = max(cached_tokens, getattr(output, "num_cached_tokens", None) or 0)
                     for choice in output.outputs:
                         produced = len(choice.token_ids)
                         if choice.finish_reason == "stop" and not isinstance(choice.stop_reason, str):
@@ -325,9 +336,16 @@ class VllmEngine:
                                 reason = _finish_reason(choice.finish_reason)
                                 for end in readers[index].finish(reason, matched):
                                     yield end
+            with self._lock:
+                self._prompt_tokens += len(prepared.prompt_ids)
+                self._cached_tokens += cached_tokens
             yield ChatDelta(
                 index=prepared.n - 1,
-                usage=Usage(prompt_tokens=len(prepared.prompt_ids), completion_tokens=completion_tokens),
+                usage=Usage(
+                    prompt_tokens=len(prepared.prompt_ids),
+                    completion_tokens=completion_tokens,
+                    cached_tokens=cached_tokens,
+                ),
             )
         except Exception as exc:
             mapped = _as_mindfu_error(exc)

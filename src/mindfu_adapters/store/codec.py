@@ -52,7 +52,7 @@ def record_to_dict(record: CompletionRecord) -> dict[str, Any]:
         "responses": [message_to_dict(m) for m in record.responses],
         "finish_reasons": [r.value if r else None for r in record.finish_reasons],
         "parameters": dict(record.parameters),
-        "usage": [record.usage.prompt_tokens, record.usage.completion_tokens],
+        "usage": [record.usage.prompt_tokens, record.usage.completion_tokens, record.usage.cached_tokens],
         "latency_ms": record.latency_ms,
         "ttft_ms": record.ttft_ms,
         "retrieved": [[c.document_id, c.chunk_index, c.score] for c in record.retrieved],
@@ -65,7 +65,7 @@ def record_to_dict(record: CompletionRecord) -> dict[str, Any]:
 
 def record_from_dict(value: dict[str, Any]) -> CompletionRecord:
     """Raises ``KeyError``, ``ValueError`` or ``TypeError`` for something that is not a record."""
-    prompt, completion = value["usage"]
+    prompt, completion, *cached = value["usage"]  # records spooled before cached tokens have two
     return CompletionRecord(
         id=str(value["id"]),
         conversation_id=str(value["conversation_id"]),
@@ -75,7 +75,11 @@ def record_from_dict(value: dict[str, Any]) -> CompletionRecord:
         responses=tuple(message_from_dict(m) for m in value["responses"]),
         finish_reasons=tuple(FinishReason(r) if r else None for r in value["finish_reasons"]),
         parameters=dict(value["parameters"]),
-        usage=Usage(prompt_tokens=int(prompt), completion_tokens=int(completion)),
+        usage=Usage(
+            prompt_tokens=int(prompt),
+            completion_tokens=int(completion),
+            cached_tokens=int(cached[0]) if cached else 0,
+        ),
         latency_ms=float(value["latency_ms"]),
         ttft_ms=None if value["ttft_ms"] is None else float(value["ttft_ms"]),
         retrieved=tuple(

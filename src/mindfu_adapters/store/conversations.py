@@ -463,6 +463,7 @@ def _completion_row(record: CompletionRecord) -> dict[str, Any]:
         "parameters": dict(record.parameters),
         "prompt_tokens": record.usage.prompt_tokens,
         "completion_tokens": record.usage.completion_tokens,
+        "cached_tokens": record.usage.cached_tokens,
         "latency_ms": record.latency_ms,
         "ttft_ms": record.ttft_ms,
         "retrieved": [
@@ -485,7 +486,11 @@ def _completion(row: Mapping[str, Any]) -> LoggedCompletion:
         responses=tuple(message_from_dict(m) for m in row["responses"]),
         finish_reasons=tuple(FinishReason(r) if r else None for r in row["finish_reasons"]),
         parameters=dict(row["parameters"]),
-        usage=Usage(prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"]),
+        usage=Usage(
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            cached_tokens=row["cached_tokens"],
+        ),
         latency_ms=row["latency_ms"],
         ttft_ms=row["ttft_ms"],
         retrieved=tuple(

@@ -127,6 +127,8 @@ completions = sa.Table(
     sa.Column("parameters", Json, nullable=False),
     sa.Column("prompt_tokens", sa.Integer, nullable=False),
     sa.Column("completion_tokens", sa.Integer, nullable=False),
+    # prompt tokens the engine reused from its prompt cache (part of prompt_tokens)
+    sa.Column("cached_tokens", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("ttft_ms", sa.Float, nullable=True),
     sa.Column("retrieved", Json, nullable=False),  # [{document_id, chunk_index, score}]

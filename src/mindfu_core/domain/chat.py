@@ -140,10 +140,15 @@ GenerationRequest = ChatRequest | TextRequest
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Usage:
-    """Token counts of one completion."""
+    """Token counts of one completion.
+
+    ``cached_tokens`` are the prompt tokens the engine did not compute again: it reused them from an
+    earlier request with the same prefix (they are counted in ``prompt_tokens`` too).
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -153,6 +158,7 @@ class Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
         )
 
 
@@ -283,3 +289,9 @@ class EngineStats:
     requests_total: int
     tokens_generated_total: int
     ready: bool
+    # prompt tokens of every request, and those of them an engine reused from its prompt cache
+    prompt_tokens_total: int = 0
+    cached_tokens_total: int = 0
+    # an engine's host-memory cache of prompt prefixes: bytes held, and prefixes restored from it
+    prompt_cache_bytes: int = 0
+    prompt_cache_hits: int = 0

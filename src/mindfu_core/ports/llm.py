@@ -44,7 +44,13 @@ class LLMEngine(Protocol):
         ...
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
-        """Generate ``request`` as deltas (see ``ChatDelta`` for where finish reasons and usage arrive)."""
+        """Generate ``request`` as deltas (see ``ChatDelta`` for where finish reasons and usage arrive).
+
+        Checks that can refuse the request (its size against the window, a full queue: ``Overloaded``) run
+        before the first delta. Once the request is accepted, the stream may yield an empty delta at once,
+        before the request waits for a slot or its prompt is computed, so that an edge can start its
+        response; ``usage.cached_tokens`` says how much of the prompt was reused rather than computed.
+        """
         ...
 
     async def aclose(self) -> None:

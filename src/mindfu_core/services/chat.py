@@ -27,6 +27,7 @@ from mindfu_core.domain.retrieval import Source
 from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.conversations import ConversationRecorder, request_parameters
+from mindfu_core.services.prompt_layout import stable_messages
 from mindfu_core.services.retrieval import Retriever
 from mindfu_core.services.validation import validate_request
 
@@ -125,7 +126,7 @@ class ChatService:
         (retrieved context is not counted: it depends on the query and is reported in each usage)."""
         engine = self.engine_for(request.model)
         tools = request.tools if request.tool_choice.mode is not ToolChoiceMode.NONE else ()
-        return await engine.count_tokens(request.messages, tools)
+        return await engine.count_tokens(stable_messages(request.messages), tools)
 
     def engines(self) -> list[LLMEngine]:
         """Every engine, for health checks and shutdown."""
@@ -138,7 +139,10 @@ class ChatService:
         if request.model in self._aliases:
             request = replace(request, model=self._aliases[request.model])
         validate_request(request, max_n=self._max_n)
-        if self._retriever is None or not isinstance(request, ChatRequest):
+        if not isinstance(request, ChatRequest):
+            return engine, request, ()
+        request = replace(request, messages=stable_messages(request.messages))
+        if self._retriever is None:
             return engine, request, ()
         grounded, sources = await self._retriever.ground(request)
         return engine, grounded, sources

@@ -1,4 +1,4 @@
-"""The RAG step: embed the last user turn, fetch the closest chunks, put them in the system prompt."""
+"""The RAG step: embed the last user turn, fetch the closest chunks, put them with that turn."""
 
 from __future__ import annotations
 
@@ -56,12 +56,18 @@ def context_block(hits: Sequence[ScoredChunk]) -> str:
 
 
 def augment(messages: Sequence[Message], block: str) -> tuple[Message, ...]:
-    """``messages`` with ``block`` appended to the first system message (or in a new one at the top)."""
-    if messages and messages[0].role is Role.SYSTEM:
-        first = messages[0]
-        merged = f"{first.content}\n\n{block}" if first.content else block
-        return (replace(first, content=merged), *messages[1:])
-    return (Message(role=Role.SYSTEM, content=block), *messages)
+    """``messages`` with ``block`` put before the text of the newest user turn (the query).
+
+    The context goes with the turn it answers, not into the system prompt: everything before that turn
+    (system prompt, tools, history) stays the same from one turn to the next, so an engine's prompt
+    cache can reuse it. In the system prompt it would shift the whole conversation on every turn.
+    """
+    for position in range(len(messages) - 1, -1, -1):
+        message = messages[position]
+        if message.role is Role.USER and message.content and message.content.strip():
+            grounded = replace(message, content=f"{block}\n\n{message.content}")
+            return (*messages[:position], grounded, *messages[position + 1 :])
+    return (*messages, Message(role=Role.USER, content=block))
 
 
 def sources_of(hits: Sequence[ScoredChunk]) -> tuple[Source, ...]:
@@ -153,7 +159,7 @@ class Retriever:
         return options
 
     async def ground(self, request: ChatRequest) -> tuple[ChatRequest, tuple[Source, ...]]:
-        """``request`` with retrieved context in its system prompt, and the sources used (maybe none)."""
+        """``request`` with retrieved context in its newest user turn, and the sources used (maybe none)."""
         options = request.retrieval or self.defaults
         query = last_user_text(request.messages)
         if not options.enabled or query is None:

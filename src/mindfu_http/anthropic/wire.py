@@ -44,11 +44,13 @@ def tool_input(call: ToolCall) -> dict[str, Any]:
 
 
 def _usage(usage: Usage) -> dict[str, Any]:
+    """Anthropic's counts: ``input_tokens`` are the prompt tokens computed for this request, and the ones
+    read from the prompt cache are ``cache_read_input_tokens`` (their sum is the prompt)."""
     return {
-        "input_tokens": usage.prompt_tokens,
+        "input_tokens": usage.prompt_tokens - usage.cached_tokens,
         "output_tokens": usage.completion_tokens,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": usage.cached_tokens,
     }
 
 

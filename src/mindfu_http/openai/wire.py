@@ -27,11 +27,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def usage_dict(usage: Usage) -> dict[str, int]:
+def usage_dict(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
 
 
@@ -248,7 +249,13 @@ class ChunkWriter:
     DONE = b"data: [DONE]\n\n"
 
     def start(self) -> list[bytes]:
-        return []
+        """A chat stream opens with the role chunk, as OpenAI's does: it goes out as soon as the request
+        is accepted, before the prompt is computed."""
+        if not self.chat:
+            return []
+        self._started.add(0)
+        role = {"role": "assistant", "content": ""}
+        return [self._event([{"index": 0, "delta": role, "logprobs": None, "finish_reason": None}])]
 
     def finish(self) -> list[bytes]:
         return [self.DONE]

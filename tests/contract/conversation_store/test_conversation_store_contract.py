@@ -79,7 +79,7 @@ def record(
         responses=(reply,),
         finish_reasons=(FinishReason.TOOL_CALLS if reply.tool_calls else FinishReason.STOP,),
         parameters=parameters,
-        usage=Usage(prompt_tokens=10 + number, completion_tokens=5),
+        usage=Usage(prompt_tokens=10 + number, completion_tokens=5, cached_tokens=number),
         latency_ms=120.5,
         ttft_ms=12.25,
         retrieved=(RetrievedChunk(document_id="doc-1", chunk_index=2, score=0.75),),

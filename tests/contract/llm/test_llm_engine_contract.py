@@ -14,6 +14,7 @@ from mindfu_adapters.container import default_model_path
 from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
 from mindfu_adapters.llm.openai_http import OpenAIUpstreamEngine, UpstreamConfig
 from mindfu_core import (
+    ChatDelta,
     ChatRequest,
     ContextLengthExceeded,
     FinishReason,
@@ -118,6 +119,14 @@ def chat(engine: LLMEngine, text: str = "Write a long story about a dragon.", **
     )
 
 
+async def first_output(stream: AsyncIterator[ChatDelta]) -> ChatDelta:
+    """The first delta with output (a stream may open with an empty one when its request is accepted)."""
+    async for delta in stream:
+        if delta.content or delta.tool_calls or delta.tool_call_deltas or delta.finish_reason:
+            return delta
+    raise AssertionError("the stream ended without output")
+
+
 async def wait_idle(engine: LLMEngine, timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while engine.stats().active:
@@ -190,7 +199,7 @@ async def test_stopping_iteration_stops_generation_at_once(make_engine: EngineFa
     engine = make_engine()
     stream = engine.stream(chat(engine, sampling={"max_tokens": 300, "temperature": 1.0}))
     assert aiter(stream) is stream
-    await anext(stream)
+    await first_output(stream)
     await stream.aclose()  # type: ignore[attr-defined]
     at_close = engine.stats().tokens_generated_total
     await wait_idle(engine)
@@ -217,12 +226,31 @@ async def test_cancelling_complete_frees_the_engine(make_engine: EngineFactory) 
 async def test_full_queue_is_overloaded(make_engine: EngineFactory) -> None:
     engine = make_engine(slots=1, max_queue=0)
     busy = engine.stream(chat(engine, sampling={"max_tokens": 200, "temperature": 1.0}))
-    await anext(busy)
+    await first_output(busy)
     with pytest.raises(Overloaded):
         await engine.complete(chat(engine))
+    with pytest.raises(Overloaded):  # before the stream yields anything: an edge answers 429, not a stream
+        await anext(engine.stream(chat(engine)))
     await busy.aclose()  # type: ignore[attr-defined]
     await wait_idle(engine)
     assert (await engine.complete(chat(engine))).choices
+
+
+async def test_a_stream_opens_before_its_request_gets_a_slot(make_engine: EngineFactory) -> None:
+    """An accepted request says so at once with an empty delta, while it waits for a slot and while its
+    prompt is computed: an edge sends its response headers and first event then (agents give up on a
+    server that sends no headers for minutes)."""
+    engine = make_engine(slots=1, max_queue=4)
+    busy = engine.stream(chat(engine, sampling={"max_tokens": 200, "temperature": 1.0}))
+    await first_output(busy)
+    waiting = engine.stream(chat(engine, sampling={"max_tokens": 3}))
+    opened = await asyncio.wait_for(anext(waiting), 10)
+    assert not (opened.content or opened.tool_calls or opened.finish_reason or opened.usage)
+    assert engine.stats().active == 1  # the busy request still holds the only slot
+    await busy.aclose()  # type: ignore[attr-defined]
+    rest = [d async for d in waiting]
+    assert "".join(d.content for d in rest) and rest[-1].usage is not None
+    await wait_idle(engine)
 
 
 async def test_slots_serve_requests_concurrently(make_engine: EngineFactory) -> None:
