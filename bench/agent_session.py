@@ -1,9 +1,11 @@
 """Coding-agent sessions: per-turn time to first token and prompt tokens recomputed, MindFu against
 llama-server, the same GGUF, threads and window, interleaved turn by turn.
 
-The session is Claude Code's: its captured system prompt and four of its tools
-(``tests/fixtures/claude_code``; the tools written into the system prompt as text so that both servers
-render the same prompt with the model's own template), then recorded turns: the agent calls a tool, the
+The session is Claude Code's (``--agent claude-code``) or Mistral Vibe's (``--agent mistral-vibe``): the
+agent's captured system prompt and four of its tools (``tests/fixtures/claude_code``,
+``tests/fixtures/mistral_vibe``; Vibe's trimmed to fit the model's 8k window; the tools written into the
+system prompt as text so that both servers render the same prompt with the model's own template), then
+recorded turns: the agent calls a tool, the
 tool's result grows the history, the model answers. Each turn is sent to both servers; each server sees its
 own copy of the session, turn after turn. A round is a new session (a nonce at the top of its system
 prompt), so nothing carries over between rounds.
@@ -13,6 +15,7 @@ MindFu installs), with ``GGML_NATIVE=OFF`` like MindFu's build, once into ``.cac
 
     .venv/bin/python bench/agent_session.py                         # one session at a time, 3 rounds
     .venv/bin/python bench/agent_session.py --concurrency 1,4,8     # also 4 and 8 sessions at once
+    .venv/bin/python bench/agent_session.py --agent mistral-vibe    # Mistral Vibe's session
 """
 
 from __future__ import annotations
@@ -34,13 +37,21 @@ from typing import Any
 
 import httpx
 
+import gateway
 from gateway import Server, free_port, start_server
 from measure import cpu_snapshot, finish, foreign_load, mark, median, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT / "tests" / "fixtures" / "claude_code" / "default_request.json"
+FIXTURES = ROOT / "tests" / "fixtures"
 MINDFU, LLAMA_SERVER = "mindfu", "llama-server"
-TOOLS = ("Bash", "Read", "Edit", "Write")
+#: each agent's captured first request, and the four of its tools a session offers (shell, read, edit, write)
+AGENTS = {
+    "claude-code": (FIXTURES / "claude_code" / "default_request.json", ("Bash", "Read", "Edit", "Write")),
+    "mistral-vibe": (
+        FIXTURES / "mistral_vibe" / "default_request.json",
+        ("bash", "read_file", "edit", "write_file"),
+    ),
+}
 TARGETS = {"ttft_turns_2_n_vs_llama_server": 1.1, "ttft_turns_2_n_vs_own_turn_1": 0.25}
 
 #: recorded tool work: (tool, arguments, result) per turn; results are files and listings of this repository
@@ -71,26 +82,46 @@ def _result(kind: str, chars: int) -> str:
     return kind[:chars]
 
 
-def system_prompt(nonce: str, tool_chars: int) -> str:
-    captured = json.loads(FIXTURE.read_text())
-    blocks = [b["text"] for b in captured["system"] if not b["text"].startswith("x-anthropic-billing-header")]
-    tools = [t for t in captured["tools"] if t["name"] in TOOLS]
+def captured(agent: str) -> tuple[list[str], list[tuple[str, str, dict[str, Any]]]]:
+    """The agent's system prompt (its blocks) and its session's tools (name, description, JSON schema), from
+    its captured request: Anthropic Messages (Claude Code) or OpenAI chat completions (Mistral Vibe)."""
+    path, names = AGENTS[agent]
+    request = json.loads(path.read_text())
+    if "system" in request:  # Anthropic: system blocks, tools with input_schema
+        blocks = [
+            b["text"] for b in request["system"] if not b["text"].startswith("x-anthropic-billing-header")
+        ]
+        tools = [(t["name"], t["description"], t["input_schema"]) for t in request["tools"]]
+    else:  # OpenAI: a system message, function tools
+        blocks = [m["content"] for m in request["messages"] if m["role"] == "system"]
+        functions = [t["function"] for t in request["tools"]]
+        tools = [(f["name"], f.get("description", ""), f.get("parameters", {})) for f in functions]
+    return blocks, [tool for tool in tools if tool[0] in names]
+
+
+def system_prompt(agent: str, nonce: str, system_chars: int, tool_chars: int) -> str:
+    """The agent's system prompt (its first ``system_chars``, 0: all) with its tools written in as text."""
+    blocks, tools = captured(agent)
+    text = "\n\n".join(blocks)
+    if system_chars:
+        text = text[:system_chars]
     described = "\n\n".join(
-        f"## {t['name']}\n{t['description'][:tool_chars]}\nParameters: {json.dumps(t['input_schema'])[:600]}"
-        for t in tools
+        f"## {name}\n{description[:tool_chars]}\nParameters: {json.dumps(schema)[:600]}"
+        for name, description, schema in tools
     )
-    return f"Session {nonce}.\n" + "\n\n".join(blocks) + "\n\n# Tools\nCall a tool as JSON.\n\n" + described
+    return f"Session {nonce}.\n{text}\n\n# Tools\nCall a tool as JSON.\n\n{described}"
 
 
 def session_turns(nonce: str, args: argparse.Namespace) -> list[list[dict[str, Any]]]:
     """The messages of every turn: turn k is turn k-1's, then a tool call and its result."""
     history: list[dict[str, Any]] = [
-        {"role": "system", "content": system_prompt(nonce, args.tool_chars)},
+        {"role": "system", "content": system_prompt(args.agent, nonce, args.system_chars, args.tool_chars)},
         {"role": "user", "content": "Look at how the llama.cpp engine picks a slot and explain it briefly."},
     ]
     turns = [list(history)]
+    shell, read = AGENTS[args.agent][1][:2]
     for number, (tool, arguments, kind) in enumerate(STEPS[: args.turns - 1], 1):
-        call = json.dumps({"tool": tool, "arguments": arguments})
+        call = json.dumps({"tool": shell if tool == "Bash" else read, "arguments": arguments})
         history.append({"role": "assistant", "content": call})
         history.append(
             {"role": "user", "content": f"Tool result {number}:\n{_result(kind, args.result_chars)}"}
@@ -211,29 +242,19 @@ def start_llama_server(
 
 
 def start_mindfu(model: Path, args: argparse.Namespace, slots: int, workdir: Path) -> Server:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINDFU_")}
-    env.update(
-        MINDFU_DATA_DIR=str(workdir / "mindfu-data"),
-        MINDFU_CONFIG_FILE=str(workdir / "no-mindfu.toml"),
-        MINDFU_LLM__MODEL_PATH=str(model),
-        MINDFU_LLM__MODEL_ID="smollm2",
-        MINDFU_LLM__CONTEXT_LENGTH=str(args.context),
-        MINDFU_LLM__THREADS=str(args.threads),
-        MINDFU_LLM__SLOTS=str(slots),
-        MINDFU_LLM__BATCH_SIZE=str(args.batch),
-        MINDFU_LLM__PROMPT_CACHE=f"{args.cache_mib}MiB",
-        MINDFU_RAG__ENABLED="false",
-        MINDFU_LOG_LEVEL="WARNING",
-    )
-    exe = Path(sys.executable).with_name("mindfu")
-    return start_server(
-        MINDFU,
-        [str(exe), "serve", "--port", str(port), "--grpc-port", "0"],
-        env=env,
-        ready_path="/health/ready",
-        port=port,
+    settings = {
+        "MINDFU_LLM__BATCH_SIZE": str(args.batch),
+        "MINDFU_LLM__PROMPT_CACHE": f"{args.cache_mib}MiB",
+        "MINDFU_RAG__ENABLED": "false",
+    }
+    return gateway.start_mindfu(
+        model,
+        slots=slots,
+        threads=args.threads,
         workdir=workdir,
+        context=args.context,
+        model_id="smollm2",
+        settings=settings,
     )
 
 
@@ -313,6 +334,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--cache-mib", type=int, default=1024, help="host prompt cache of both servers")
+    parser.add_argument("--agent", choices=sorted(AGENTS), default="claude-code", help="whose session")
+    parser.add_argument(
+        "--system-chars",
+        type=int,
+        default=None,
+        help="characters kept of the agent's system prompt (default: all of Claude Code's, 9000 of Vibe's)",
+    )
     parser.add_argument("--tool-chars", type=int, default=1500, help="characters kept of each tool's text")
     parser.add_argument("--result-chars", type=int, default=1400, help="characters of each tool result")
     parser.add_argument("--concurrency", default="1", help="comma-separated session counts (1: sequential)")
@@ -320,7 +348,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--llama-server", type=Path, help="a llama-server binary (default: built here)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
     parser.add_argument("--json", type=Path)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.system_chars is None:  # Vibe's 18k characters and tools would not leave SmolLM2's 8k room to grow
+        args.system_chars = 9000 if args.agent == "mistral-vibe" else 0
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

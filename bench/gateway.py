@@ -339,7 +339,17 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def start_mindfu(model: Path, *, slots: int, threads: int, workdir: Path) -> Server:
+def start_mindfu(
+    model: Path,
+    *,
+    slots: int,
+    threads: int,
+    workdir: Path,
+    context: int = 4096,
+    model_id: str = MODEL_ID,
+    settings: dict[str, str] | None = None,
+) -> Server:
+    """``mindfu serve`` on ``model`` with only these settings (``settings``: more MINDFU_* variables)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINDFU_")}
     env.update(
@@ -348,11 +358,12 @@ def start_mindfu(model: Path, *, slots: int, threads: int, workdir: Path) -> Ser
             workdir / "no-mindfu.toml"
         ),  # ignore any mindfu.toml in the caller's directory
         MINDFU_LLM__MODEL_PATH=str(model),
-        MINDFU_LLM__MODEL_ID=MODEL_ID,
-        MINDFU_LLM__CONTEXT_LENGTH="4096",
+        MINDFU_LLM__MODEL_ID=model_id,
+        MINDFU_LLM__CONTEXT_LENGTH=str(context),
         MINDFU_LLM__THREADS=str(threads),
         MINDFU_LLM__SLOTS=str(slots),
         MINDFU_LOG_LEVEL="WARNING",
+        **(settings or {}),
     )
     exe = Path(sys.executable).with_name("mindfu")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mindfu_cli"]

@@ -45,15 +45,17 @@ class LlmSettings(BaseModel):
     slots: int | None = Field(
         default=None,
         ge=1,
-        description="Requests generated at the same time (default 1 for llama_cpp, 64 for vllm: its batch) "
-        "or sent upstream at once (default 16 for openai).",
+        description="Requests generated at the same time (default 1 for llama_cpp, which decodes them "
+        "together with a context window each; 64 for vllm: its batch) or sent upstream at once (default 16 "
+        "for openai).",
     )
     max_queue: int = Field(default=16, ge=0, description="Requests waiting for a slot before 429.")
     threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(
         default=512,
         ge=1,
-        description="llama_cpp: prompt tokens computed per step (a cancel stops a prompt within one step).",
+        description="llama_cpp: rows of one batched step, a token per running stream then prompt chunks (a "
+        "cancel stops a prompt within one step); at least the slot count.",
     )
     prompt_cache: ByteSize = Field(
         default=ByteSize(1 << 30),

@@ -133,19 +133,18 @@ async def test_an_adapter_is_added_while_serving(adapters: tuple[Path, Path]) ->
         LlamaCppConfig(model_path=default_model_path(), model_id="smol", context_length=512)
     )
     try:
+        base = (await engine.complete(ask("smol"))).choices[0].message.content
         busy = engine.stream(ask("smol"))
-        while not (await anext(busy)).content:  # a request in flight (past its accepted delta): adding
-            pass  # waits for its slot
-        adding = asyncio.ensure_future(engine.add_adapter("late", fitting))
-        await asyncio.sleep(0.05)
-        assert not adding.done()
-        async for _ in busy:
-            pass
-        tuned = await asyncio.wait_for(adding, 60)
+        text = ""
+        while not text:  # a request in flight (past its accepted delta)
+            text = (await anext(busy)).content or ""
+        # loaded between two decoding steps: the request in flight neither waits nor changes
+        tuned = await asyncio.wait_for(engine.add_adapter("late", fitting), 60)
+        text += "".join([d.content or "" async for d in busy])
+        assert text == base
         assert tuned.model_info().id == "late" and [e.model_info().id for e in engine.adapter_engines()] == [
             "late"
         ]
-        base = (await engine.complete(ask("smol"))).choices[0].message.content
         assert (await tuned.complete(ask("late"))).choices[0].message.content != base
         with pytest.raises(ConfigurationError, match="does not fit"):
             await engine.add_adapter("wrong", foreign)
@@ -154,3 +153,32 @@ async def test_an_adapter_is_added_while_serving(adapters: tuple[Path, Path]) ->
         assert (await engine.complete(ask("smol"))).choices[0].message.content == base
     finally:
         await engine.aclose()
+
+
+async def test_requests_on_different_adapters_run_side_by_side(adapters: tuple[Path, Path]) -> None:
+    """Two slots, the bare model on one and the adapter on the other, decoding at the same time: each gives
+    what it gives alone (the steps take the adapters in turn). Each run starts on a fresh engine, so that
+    both compute their prompts alike (a reused prefix would change the last digits of the logits)."""
+    fitting, _ = adapters
+    config = LlamaCppConfig(
+        model_path=default_model_path(),
+        model_id="smol",
+        context_length=512,
+        slots=2,
+        adapters={"smol-lora": fitting},
+    )
+    outputs = []
+    for side_by_side in (False, True):
+        engine = LlamaCppEngine(config)
+        try:
+            (tuned,) = engine.adapter_engines()
+            if side_by_side:
+                results = await asyncio.gather(engine.complete(ask("smol")), tuned.complete(ask("smol-lora")))
+            else:
+                results = [await engine.complete(ask("smol")), await tuned.complete(ask("smol-lora"))]
+            outputs.append([r.choices[0].message.content for r in results])
+        finally:
+            await engine.aclose()
+    alone, together = outputs
+    assert together == alone
+    assert alone[0] != alone[1]

@@ -1,13 +1,14 @@
-"""LlamaCppEngine: GGUF models run in-process by llama-cpp-python, off the event loop, with slots.
+"""LlamaCppEngine: GGUF models in-process through llama-cpp-python, continuously batched, off the event loop.
 
-Each slot is its own llama.cpp context (weights are memory-mapped once and shared by the OS). A request
-holds one slot for all of its choices: the free slot whose KV cache holds the longest prefix of its prompt
-(the least recently used one otherwise), so an agent's next turn recomputes only what is new. Generation
-runs in a worker thread and hands text back to the event loop token by token. The stream yields an empty
-delta as soon as the request is accepted, before it waits for a slot or its prompt is computed, so an edge
-can start its response at once. Stopping iteration (or cancelling the awaiting task) sets a flag that the
-worker checks between prompt chunks and after every token, so an abandoned request frees its slot within
-one chunk or token.
+The model is loaded once into one llama.cpp context whose KV cache holds one sequence per slot (each with a
+window of ``context_length`` tokens). A request holds one slot for all of its choices: the free slot whose
+sequence holds the longest prefix of its prompt (the least recently used one otherwise), so an agent's next
+turn computes only what is new. One scheduler thread (``llama_batch.BatchScheduler``) decodes all active
+requests together, one batch per step, with new prompts computed in chunks between decode steps; text goes
+back to the event loop token by token. The stream yields an empty delta as soon as the request is accepted,
+before it waits for a slot or its prompt is computed, so an edge can start its response at once. Stopping
+iteration (or cancelling the awaiting task) sets a flag that the scheduler checks before every step, so an
+abandoned request frees its slot within one prompt chunk or token.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mindfu_adapters.llm.llama_worker import LlamaSlot, Prepared, run_choice, run_choice_with_logprobs
+from mindfu_adapters.llm.llama_batch import BatchScheduler
+from mindfu_adapters.llm.llama_plan import Job, Prepared, SeqSlot
 from mindfu_adapters.llm.prompt_cache import HostPromptCache
 from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
 from mindfu_adapters.llm.slots import SlotPool
@@ -57,7 +58,6 @@ from mindfu_core.errors import (
     ContextLengthExceeded,
     EngineFailure,
     InvalidRequest,
-    Overloaded,
 )
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.collect import collect
@@ -103,6 +103,7 @@ class LlamaCppConfig:
     prompt_cache_bytes: int = 0
     # served name -> a LoRA GGUF of this model, applied per request to requests naming it
     adapters: Mapping[str, Path] = field(default_factory=dict)
+    # llama.cpp's own parameters: {"model": {llama_model_params field: value}, "context": {...}}
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -152,63 +153,91 @@ class LlamaCppEngine:
         self._cached_tokens = 0
         self._count_lock = threading.Lock()
         self._closed = False
-        from llama_cpp import Llama
+        import llama_cpp
+        from llama_cpp._internals import LlamaContext, LlamaModel
+        from llama_cpp._logger import set_verbose
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        if config.batch_size < config.slots:
+            raise ConfigurationError(
+                "the batch must hold a token of every slot: MINDFU_LLM__BATCH_SIZE "
+                f"({config.batch_size}) is below MINDFU_LLM__SLOTS ({config.slots})"
+            )
+        set_verbose(False)  # llama.cpp's own log: errors only
         threads = config.threads or max(1, os.cpu_count() or 1)
-        llamas = []
-        for _ in range(config.slots):
-            try:
-                llamas.append(
-                    Llama(
-                        model_path=str(config.model_path),
-                        n_ctx=config.context_length,
-                        n_batch=config.batch_size,
-                        n_threads=threads,
-                        n_threads_batch=threads,
-                        logits_all=config.logprobs,
-                        verbose=False,
-                        **config.extra,
-                    )
-                )
-            except ValueError as exc:
-                raise ConfigurationError(
-                    f"llama.cpp could not load {str(config.model_path)!r} ({exc}); "
-                    f"check {config.setting_name}"
-                ) from exc
-        first = llamas[0]
-        self._tokenizer = first
-        template = config.chat_template or first.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+        model_params = llama_cpp.llama_model_default_params()
+        for key, value in config.extra.get("model", {}).items():
+            setattr(model_params, key, value)
+        model: Any
+        context: Any
+        try:
+            model = LlamaModel(path_model=str(config.model_path), params=model_params, verbose=False)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"llama.cpp could not load {str(config.model_path)!r} ({exc}); check {config.setting_name}"
+            ) from exc
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = config.context_length * config.slots  # each sequence gets its own window
+        params.n_seq_max = config.slots
+        params.kv_unified = False
+        params.n_batch = params.n_ubatch = config.batch_size
+        params.n_threads = params.n_threads_batch = threads
+        for key, value in config.extra.get("context", {}).items():
+            setattr(params, key, value)
+        try:
+            context = LlamaContext(model=model, params=params, verbose=False)
+        except ValueError as exc:
+            model.close()
+            raise ConfigurationError(
+                f"llama.cpp could not create a context of {config.slots} x {config.context_length} tokens "
+                f"for {str(config.model_path)!r} ({exc}); "
+                "lower MINDFU_LLM__SLOTS or MINDFU_LLM__CONTEXT_LENGTH"
+            ) from exc
+        self._model, self._context = model, context
+        metadata = model.metadata()
+        template = config.chat_template or metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
         self._native_tools = "tools" in template
-        eos, bos = first.token_eos(), first.token_bos()
+        eos, bos = model.token_eos(), model.token_bos()
         self._bos = bos
         self._formatter: Any = Jinja2ChatFormatter(
             template=template,
-            eos_token=first._model.token_get_text(eos) if eos != -1 else "",
-            bos_token=first._model.token_get_text(bos) if bos != -1 else "",
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
         )
-        self._n_ctx = first.n_ctx()
+        self._n_ctx = llama_cpp.llama_n_ctx_seq(context.ctx)
         self._host_cache = (
             HostPromptCache(config.prompt_cache_bytes) if config.prompt_cache_bytes > 0 else None
         )
-        self._slots = [LlamaSlot(llm, self._count_token, self._host_cache) for llm in llamas]
+        self._slots = [SeqSlot(seq_id) for seq_id in range(config.slots)]
+        self._lora: dict[str, Any] = {}  # name -> llama_adapter_lora of the model
         self._adapters: dict[str, Path] = {}
         for name, path in config.adapters.items():
             self._load_adapter(name, path)
             self._adapters[name] = path
-        self._pool: SlotPool[LlamaSlot] = SlotPool(list(self._slots), max_queue=config.max_queue)
-        self._executor = ThreadPoolExecutor(max_workers=config.slots, thread_name_prefix="llama-slot")
+        self._pool: SlotPool[SeqSlot] = SlotPool(list(self._slots), max_queue=config.max_queue)
+        self._scheduler = BatchScheduler(
+            model=model,
+            context=context,
+            batch_size=config.batch_size,
+            cache=self._host_cache,
+            adapters=self._lora,
+            release=self._pool.release,
+            on_token=self._count_token,
+        )
 
     def _load_adapter(self, name: str, path: Path) -> None:
+        import llama_cpp
+
         if not path.is_file():
             raise ConfigurationError(f"the LoRA adapter {name!r} names no file: {str(path)!r}")
-        for slot in self._slots:
-            if not slot.load_adapter(name, str(path)):
-                raise ConfigurationError(
-                    f"the LoRA adapter {name!r} ({str(path)!r}) does not fit {self._config.model_id!r}: "
-                    "llama.cpp refused it (a LoRA GGUF of another base model, wrong tensor shapes, or not "
-                    "a LoRA GGUF at all)"
-                )
+        adapter = llama_cpp.llama_adapter_lora_init(self._model.model, str(path).encode())
+        if not adapter:  # a NULL pointer, not None
+            raise ConfigurationError(
+                f"the LoRA adapter {name!r} ({str(path)!r}) does not fit {self._config.model_id!r}: "
+                "llama.cpp refused it (a LoRA GGUF of another base model, wrong tensor shapes, or not "
+                "a LoRA GGUF at all)"
+            )
+        self._lora[name] = adapter
 
     def adapter_engines(self) -> list[LLMEngine]:
         """One engine per LoRA adapter, each serving its name on this engine's slots."""
@@ -217,23 +246,13 @@ class LlamaCppEngine:
         return [LoraAdapterEngine(self, name, path) for name, path in self._adapters.items()]
 
     async def add_adapter(self, name: str, path: Path) -> LLMEngine:
-        """Serve one more LoRA adapter (a fine-tuning job's) while running: every slot is taken in turn, so
-        no generation runs while llama.cpp loads it; ``ConfigurationError`` when it does not fit."""
+        """Serve one more LoRA adapter (a fine-tuning job's) while running: llama.cpp loads it in the
+        scheduler's thread between two steps; ``ConfigurationError`` when it does not fit."""
         from mindfu_adapters.llm.lora import LoraAdapterEngine
 
         if name in self._adapters:
             raise ConfigurationError(f"an adapter named {name!r} is already served")
-        taken: list[LlamaSlot] = []
-        try:
-            while len(taken) < len(self._slots):
-                try:
-                    taken.append(await self._pool.acquire())
-                except Overloaded:  # the wait queue is full: let it drain
-                    await asyncio.sleep(0.1)
-            await asyncio.to_thread(self._load_adapter, name, path)
-        finally:
-            for slot in taken:
-                self._pool.release(slot)
+        await asyncio.wrap_future(self._scheduler.call(lambda: self._load_adapter(name, path)))
         self._adapters[name] = path
         return LoraAdapterEngine(self, name, path)
 
@@ -282,7 +301,6 @@ class LlamaCppEngine:
         else:
             prepared = await asyncio.to_thread(self._prepare, request)
         prepared.adapter = adapter
-        prepared.prefill_chunk = self._config.batch_size
         self._pool.admit()  # Overloaded before anything is streamed
         # the request is accepted: an empty delta lets an edge send its headers and first event now, while
         # the request waits for a slot and its prompt is computed (which can take minutes for an agent's)
@@ -300,7 +318,7 @@ class LlamaCppEngine:
                 cancel.set()
 
         try:
-            loop.run_in_executor(self._executor, self._work, slot, prepared, cancel, emit)
+            self._scheduler.submit(Job(slot, prepared, cancel, emit))
         except BaseException:
             self._pool.release(slot)
             raise
@@ -346,10 +364,12 @@ class LlamaCppEngine:
             cancel.set()
 
     async def aclose(self) -> None:
+        if self._closed:
+            return
         self._closed = True
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
-        for slot in self._slots:
-            slot.llm.close()
+        await asyncio.to_thread(self._scheduler.close)
+        self._context.close()
+        self._model.close()
 
     # -- internals ----------------------------------------------------------------------------------
 
@@ -358,7 +378,7 @@ class LlamaCppEngine:
             self._tokens += 1
 
     def _tokenize(self, text: str) -> list[int]:
-        tokens: list[int] = self._tokenizer.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        tokens: list[int] = self._model.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         if len(tokens) >= 2 and tokens[0] == tokens[1] == self._bos:  # the template wrote BOS itself
             tokens = tokens[1:]
         return tokens
@@ -446,43 +466,6 @@ class LlamaCppEngine:
 
             kwargs["grammar"] = LlamaGrammar.from_string(grammar_text, verbose=False)
         return Prepared(tokens, kwargs, request.n, mode, tools, echo, sampling.seed)
-
-    def _work(
-        self,
-        slot: LlamaSlot,
-        prepared: Prepared,
-        cancel: threading.Event,
-        emit: Callable[[tuple[Any, ...]], None],
-    ) -> None:
-        """Worker thread: generate every choice in turn, reporting text, ends and errors through ``emit``."""
-        try:
-            slot.use_adapter(prepared.adapter)
-            tokens = prepared.prompt_tokens
-            for index in range(prepared.n):
-                slot.reset()
-                seed = None if prepared.seed is None else prepared.seed + index
-                reused: int | None
-                if "logprobs" in prepared.kwargs:  # create_completion reuses the cached prefix itself
-                    run = run_choice_with_logprobs
-                    reused = min(slot.cached_prefix(tokens, prepared.adapter), len(tokens) - 1)
-                else:
-                    run, reused = run_choice, slot.prefill(tokens, cancel, prepared.prefill_chunk)
-                    if reused is None:  # cancelled while computing the prompt
-                        return
-                if index == 0:
-                    emit(("cached", reused))
-                ended = run(slot, prepared, index, seed, cancel, emit)
-                if ended is None:  # cancelled
-                    return
-                reason, matched = ended
-                emit(("end", index, reason, slot.sampled, matched))
-        except Exception as exc:
-            log.exception("llama.cpp generation failed")
-            emit(("error", exc))
-        finally:
-            # free before saying so: the next request (maybe this session's next turn) finds the slot free
-            self._pool.release(slot)
-            emit(("closed",))
 
 
 def _prompt_chars(request: GenerationRequest) -> int:

@@ -9,10 +9,12 @@ that state copied back into its slot (llama-server's ``--cache-ram``).
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,4 +94,27 @@ class HostPromptCache:
         self.size_bytes -= len(self._entries.pop(key).state)
 
 
-__all__ = ["CachedPrefix", "HostPromptCache", "shared_prefix"]
+def save_sequence(context: Any, seq_id: int) -> bytes | None:
+    """The state of sequence ``seq_id`` of a llama.cpp ``context`` (its KV cells), copied out."""
+    import llama_cpp
+
+    size = llama_cpp.llama_state_seq_get_size(context.ctx, seq_id)
+    buffer = (ctypes.c_uint8 * size)()
+    written = llama_cpp.llama_state_seq_get_data(context.ctx, buffer, size, seq_id)
+    return bytes(buffer)[:written] if written else None
+
+
+def load_sequence(context: Any, seq_id: int, state: bytes) -> bool:
+    """Replace sequence ``seq_id`` with a saved ``state``; False (and the sequence empty) when llama.cpp
+    refuses it."""
+    import llama_cpp
+
+    llama_cpp.llama_memory_seq_rm(context.memory, seq_id, -1, -1)
+    buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+    if llama_cpp.llama_state_seq_set_data(context.ctx, buffer, len(state), seq_id):
+        return True
+    llama_cpp.llama_memory_seq_rm(context.memory, seq_id, -1, -1)
+    return False
+
+
+__all__ = ["CachedPrefix", "HostPromptCache", "load_sequence", "save_sequence", "shared_prefix"]

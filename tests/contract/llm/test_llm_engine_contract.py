@@ -37,7 +37,7 @@ def _scripted(tmp_path: Path, **kw: Any) -> LLMEngine:
     return ScriptedEngine([Reply(text=LONG)], token_delay=0.001, context_length=1024, **kw)
 
 
-def _tiny(tmp_path: Path, *, slots: int = 1, max_queue: int = 4) -> LLMEngine:
+def _tiny(tmp_path: Path, *, slots: int = 1, max_queue: int = 4, **kw: Any) -> LLMEngine:
     path = write_tiny_gguf(tmp_path / "tiny.gguf", context_length=4096)
     config = LlamaCppConfig(
         model_path=path,
@@ -47,18 +47,19 @@ def _tiny(tmp_path: Path, *, slots: int = 1, max_queue: int = 4) -> LLMEngine:
         max_queue=max_queue,
         threads=1,
         clamp_max_tokens=False,  # the contract's strict reading of max_tokens
+        **kw,
     )
     return LlamaCppEngine(config)
 
 
-def _smollm2(tmp_path: Path, *, slots: int = 1, max_queue: int = 4) -> LLMEngine:
+def _smollm2(tmp_path: Path, *, slots: int = 1, max_queue: int = 4, **kw: Any) -> LLMEngine:
     config = LlamaCppConfig(
         model_path=default_model_path(),
         model_id="smollm2",
-        context_length=1024,
         slots=slots,
         max_queue=max_queue,
         clamp_max_tokens=False,
+        **{"context_length": 1024, **kw},
     )
     return LlamaCppEngine(config)
 
