@@ -217,3 +217,28 @@ def test_unset_temperature_and_top_p_take_the_models_defaults(tmp_path: Path) ->
 def _sampled(engine: object, request: ChatRequest) -> tuple[float, float]:
     kwargs = engine._prepare(request).kwargs  # type: ignore[attr-defined]
     return kwargs["temperature"], kwargs["top_p"]
+
+
+async def test_a_failed_step_fails_its_requests_and_the_engine_goes_on(
+    engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp refusing a batch (here: a decode that returns an error once) ends the requests in it with
+    EngineFailure; the scheduler and the slot live on for the next request."""
+    import llama_cpp
+
+    from mindfu_core import EngineFailure
+
+    decode = llama_cpp.llama_decode
+    calls = {"n": 0}
+
+    def failing_once(ctx: object, batch: object) -> int:
+        calls["n"] += 1
+        return -1 if calls["n"] == 1 else int(decode(ctx, batch))
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", failing_once)
+    sampling = SamplingParams(max_tokens=5, temperature=0.0)
+    with pytest.raises(EngineFailure):
+        await engine.complete(request(sampling=sampling))
+    result = await engine.complete(request(sampling=sampling))
+    assert result.usage.completion_tokens == 5 and result.usage.cached_tokens == 0
+    assert engine.stats().active == 0

@@ -140,7 +140,12 @@ class BatchScheduler:
             if closing and not self._jobs:
                 return
             if self._jobs:
-                self._step()
+                try:
+                    self._step()
+                except Exception as exc:  # the thread must live on: the jobs of this step fail instead
+                    for job in list(self._jobs):
+                        self._truncate(job.slot, 0)
+                    self._fail(list(self._jobs), exc)
 
     def _start(self, job: Job) -> None:
         try:
