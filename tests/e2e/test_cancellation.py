@@ -28,6 +28,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "MINDFU_LLM__MODEL_ID": "tiny",
         "MINDFU_LLM__CONTEXT_LENGTH": "16384",
         "MINDFU_LLM__THREADS": "1",
+        "MINDFU_LLM__SLOTS": "1",  # one slot: a second request waits for it
     }
     with running_server(folder, env=env, topology=request.param) as running:
         yield running
