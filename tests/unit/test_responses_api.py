@@ -155,7 +155,8 @@ def test_previous_response_id_continues_the_logged_conversation(make_client: Any
             {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
             "input_image",
         ),
-        ({"input": "hi", "tools": [{"type": "web_search"}]}, "web_search"),
+        ({"input": "hi", "tools": [{"type": "custom", "name": "apply_patch"}]}, "custom"),
+        ({"input": "hi", "tools": [{"type": "namespace", "tools": [WEATHER]}]}, "namespace"),
         ({"input": [{"type": "item_reference", "id": "x"}]}, "item_reference"),
     ],
 )
@@ -165,6 +166,43 @@ def test_unsupported_inputs_are_refused_by_name(make_client: Any, body: dict[str
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and named in error["message"]
+
+
+def test_namespaced_functions_and_hosted_tools_as_codex_sends_them(make_client: Any) -> None:
+    agents = {
+        "type": "namespace",
+        "name": "multi_agent_v1",
+        "description": "Sub-agents.",
+        "tools": [{**WEATHER, "name": "spawn_agent"}, {**WEATHER, "name": "close_agent"}],
+    }
+    tools = [WEATHER, agents, {"type": "web_search", "external_web_access": False}]
+    call = ToolCall(id="call_9", name="multi_agent_v1.spawn_agent", arguments='{"city": "Oslo"}')
+    engine = ScriptedEngine([Reply(tool_calls=(call,)), Reply(tool_calls=(call,)), Reply(text="Spawned.")])
+    with make_client(engine) as client:
+        client_sdk = sdk(client)
+        first = client_sdk.responses.create(model="scripted", input="Spawn one.", tools=tools)  # type: ignore[arg-type]
+        offered = last_chat(engine).tools
+        # the hosted web search is not offered; the namespace's functions are, by qualified name
+        assert [t.name for t in offered] == [
+            "get_weather",
+            "multi_agent_v1.spawn_agent",
+            "multi_agent_v1.close_agent",
+        ]
+        fc = first.output[0]
+        assert isinstance(fc, ResponseFunctionToolCall)
+        assert (fc.namespace, fc.name, fc.call_id) == ("multi_agent_v1", "spawn_agent", "call_9")
+        assert [t["type"] for t in first.model_dump()["tools"]] == ["function", "namespace", "web_search"]
+        with client_sdk.responses.stream(model="scripted", input="Again.", tools=tools) as stream:  # type: ignore[arg-type]
+            streamed = stream.get_final_response().output[0]
+        assert isinstance(streamed, ResponseFunctionToolCall) and streamed.namespace == "multi_agent_v1"
+        back = fc.model_dump(exclude_none=True)  # the call sent back, as Codex does, then its output
+        client_sdk.responses.create(
+            model="scripted",
+            input=[back, {"type": "function_call_output", "call_id": "call_9", "output": "ok"}],  # type: ignore[list-item]
+            tools=tools,  # type: ignore[arg-type]
+        )
+    history = last_chat(engine).messages
+    assert history[0].tool_calls == (call,) and history[1].role is Role.TOOL
 
 
 def test_an_error_mid_stream_is_an_error_event(make_client: Any) -> None:

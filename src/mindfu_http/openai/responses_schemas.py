@@ -1,8 +1,13 @@
 """OpenAI Responses API request models (unknown fields tolerated) and their translation to core requests.
 
-Function tools, text input and the items a client sends back (messages, function calls and their outputs)
-are served; built-in tools (web search, file search, computer use...) and image or file inputs are
-refused with a message naming them; reasoning items are skipped.
+Function tools (alone or grouped in a ``namespace`` tool), text input and the items a client sends back
+(messages, function calls and their outputs) are served. A namespaced function reaches the model as
+``namespace.name`` (client names cannot hold a dot) and its calls go back with ``namespace`` and ``name``
+apart. OpenAI's hosted tools (web search, file search, code interpreter...) run on OpenAI's side, which
+this server has not: they are not offered to the model (Codex sends ``web_search`` on every turn), and
+forcing one with ``tool_choice`` is refused. Client-side tools other than functions (``custom``,
+``local_shell``...) and image or file inputs are refused with a message naming them; reasoning items are
+skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +32,21 @@ from mindfu_core.errors import InvalidRequest
 
 TEXT_PARTS = frozenset({"input_text", "output_text", "text", "refusal"})
 SKIPPED_ITEMS = frozenset({"reasoning"})
+# tools OpenAI runs itself: a request may list them, the model here is not offered them
+HOSTED_TOOLS = frozenset(
+    {
+        "web_search",
+        "web_search_preview",
+        "web_search_2025_08_26",
+        "web_search_preview_2025_03_11",
+        "file_search",
+        "code_interpreter",
+        "image_generation",
+        "mcp",
+        "tool_search",
+    }
+)
+NAMESPACE_SEPARATOR = "."
 
 
 class _Open(BaseModel):
@@ -48,6 +68,7 @@ class Item(_Open):
     # function_call / function_call_output
     call_id: str | None = None
     name: str | None = None
+    namespace: str | None = None
     arguments: str | None = None
     output: str | list[Part] | None = None
 
@@ -58,6 +79,7 @@ class ToolIn(_Open):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    tools: list[ToolIn] | None = None  # a namespace's functions
 
 
 class NamedTool(_Open):
@@ -104,7 +126,7 @@ class ResponsesIn(_Open):
         else:
             for position, item in enumerate(self.input):
                 _add_item(messages, item, f"input[{position}]")
-        tools = tuple(_tool(tool, i) for i, tool in enumerate(self.tools or ()))
+        tools = _tools(self.tools or [])
         return ChatRequest(
             model=self.model,
             messages=tuple(messages),
@@ -145,7 +167,8 @@ def _add_item(messages: list[Message], item: Item, param: str) -> None:
     elif kind == "function_call":
         if not item.call_id or not item.name:
             raise InvalidRequest("a function_call item needs call_id and name", param=param)
-        call = ToolCall(id=item.call_id, name=item.name, arguments=item.arguments or "{}")
+        name = f"{item.namespace}{NAMESPACE_SEPARATOR}{item.name}" if item.namespace else item.name
+        call = ToolCall(id=item.call_id, name=name, arguments=item.arguments or "{}")
         previous = messages[-1] if messages else None
         if previous is not None and previous.role is Role.ASSISTANT:
             # an answer's text and its (parallel) calls arrive as consecutive items: one assistant turn
@@ -163,15 +186,31 @@ def _add_item(messages: list[Message], item: Item, param: str) -> None:
         raise InvalidRequest(f"input items of type {kind!r} are not supported by this server", param=param)
 
 
-def _tool(tool: ToolIn, position: int) -> ToolSpec:
+def _tools(tools: list[ToolIn]) -> tuple[ToolSpec, ...]:
+    """The functions offered to the model: each function tool, each namespace's functions as
+    ``namespace.name``; hosted tools are left out."""
+    specs: list[ToolSpec] = []
+    for position, tool in enumerate(tools):
+        param = f"tools[{position}]"
+        if tool.type == "namespace":
+            if not tool.name:
+                raise InvalidRequest("a namespace tool needs a name", param=f"{param}.name")
+            for inner, function in enumerate(tool.tools or ()):
+                specs.append(_function(function, f"{param}.tools[{inner}]", prefix=tool.name))
+        elif tool.type not in HOSTED_TOOLS:
+            specs.append(_function(tool, param))
+    return tuple(specs)
+
+
+def _function(tool: ToolIn, param: str, prefix: str | None = None) -> ToolSpec:
     if tool.type != "function":
         raise InvalidRequest(
-            f"built-in tools ({tool.type}) are not supported by this server; define function tools",
-            param=f"tools[{position}]",
+            f"{tool.type} tools are not supported by this server; define function tools", param=param
         )
     if not tool.name:
-        raise InvalidRequest("a function tool needs a name", param=f"tools[{position}].name")
-    return ToolSpec(name=tool.name, description=tool.description or "", parameters=tool.parameters or {})
+        raise InvalidRequest("a function tool needs a name", param=f"{param}.name")
+    name = f"{prefix}{NAMESPACE_SEPARATOR}{tool.name}" if prefix else tool.name
+    return ToolSpec(name=name, description=tool.description or "", parameters=tool.parameters or {})
 
 
 def _tool_choice(choice: str | NamedTool | None, has_tools: bool) -> ToolChoice:

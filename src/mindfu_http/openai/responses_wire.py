@@ -8,7 +8,7 @@ from typing import Any
 
 from mindfu_core.domain.chat import ChatResult, FinishReason, Message, ToolCall, Usage
 from mindfu_core.errors import NotFound
-from mindfu_http.openai.responses_schemas import ResponsesIn
+from mindfu_http.openai.responses_schemas import NAMESPACE_SEPARATOR, ResponsesIn
 from mindfu_http.openai.wire import extension
 
 
@@ -48,11 +48,13 @@ def text_item(item_id: str, text: str, status: str = "completed") -> dict[str, A
 
 
 def call_item(item_id: str, call: ToolCall, status: str = "completed") -> dict[str, Any]:
+    namespace, _, name = call.name.rpartition(NAMESPACE_SEPARATOR)  # a namespaced function's call
     return {
         "type": "function_call",
         "id": item_id,
         "call_id": call.id,
-        "name": call.name,
+        **({"namespace": namespace} if namespace else {}),
+        "name": name,
         "arguments": call.arguments,
         "status": status,
     }
