@@ -34,9 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
 
 
-def logged(server: Server, marker: str, timeout: float = 15) -> dict[str, Any]:
+def logged(server: Server, marker: str, timeout: float = 15, key: str = KEY) -> dict[str, Any]:
     """The logged conversation whose first user message contains ``marker`` (logging is asynchronous)."""
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {key}"}
     deadline = time.monotonic() + timeout
     while True:
         for item in httpx.get(f"{server.base_url}/conversations", headers=headers).json()["data"]:

@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e import agents
 from tests.e2e.first_bytes import Proxy, timing_proxy
 from tests.e2e.server import Server, running_server
+from tests.e2e.test_agents import logged
 
 pytestmark = pytest.mark.slow
 KEY = "sk-coding-agents"
@@ -117,19 +117,6 @@ def finished(agent: str, result: subprocess.CompletedProcess[str]) -> str:
     return texts[-1] if texts else ""
 
 
-def logged_tools(server: Server, marker: str, timeout: float = 15) -> list[str]:
-    """The tool names of the logged conversation whose title holds ``marker``."""
-    headers = {"Authorization": f"Bearer {KEY}"}
-    deadline = time.monotonic() + timeout
-    while True:
-        for item in httpx.get(f"{server.base_url}/conversations", headers=headers).json()["data"]:
-            if marker in item["title"]:
-                found = httpx.get(f"{server.base_url}/conversations/{item['id']}", headers=headers).json()
-                return [tool["function"]["name"] for tool in found["tools"]]
-        assert time.monotonic() < deadline, f"no logged conversation mentions {marker!r}"
-        time.sleep(0.2)
-
-
 @pytest.mark.parametrize("agent", AGENTS)
 def test_the_agent_sees_first_bytes_at_once_and_finishes(
     agent: str, server: Server, proxy: Proxy, tmp_path: Path
@@ -149,7 +136,7 @@ def test_the_agent_sees_first_bytes_at_once_and_finishes(
         assert exchange.status == 200, exchange
         assert exchange.first_bytes_s < 1.0, exchange
     if agent == "opencode":  # Codex sends store: false, so only opencode's turn is logged
-        tools = logged_tools(server, marker)
+        tools = [tool["function"]["name"] for tool in logged(server, marker, key=KEY)["tools"]]
         assert len(tools) >= 5, tools  # the agent's default tools reached the model
 
 
