@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+import anyio
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from mindfu_core.domain.chat import ChatDelta
 from mindfu_core.errors import MindFuError
@@ -49,6 +52,42 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
             await task
         raise ClientGone
     return task.result()
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A streamed response whose body is closed however the response ends. Starlette cancels its send
+    loop when the client leaves but does not close the body: an async generator stopped at a ``yield``
+    would keep its generation (and the engine slot under it) until the garbage collector finalized it,
+    which can take seconds when a traceback holds it in a reference cycle."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        media_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(content, media_type=media_type, headers=headers)
+        self._content = content
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose: Callable[[], Awaitable[Any]] | None = getattr(self._content, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):  # runs even when the send loop was cancelled
+                    await aclose()
+
+
+def event_stream(
+    content: AsyncIterator[bytes], headers: Mapping[str, str] | None = None
+) -> StreamingResponse:
+    """Server-sent events that no proxy buffers, closed with the connection."""
+    return ClosingStreamingResponse(
+        content,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+    )
 
 
 async def first_and_rest(stream: AsyncIterator[T]) -> tuple[T | None, AsyncIterator[T]]:

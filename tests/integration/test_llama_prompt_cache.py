@@ -109,6 +109,49 @@ async def test_a_cancel_stops_the_prompt_computation_within_a_chunk() -> None:
         await engine.aclose()
 
 
+async def test_a_cancel_stops_the_step_it_is_in_and_the_other_streams_go_on() -> None:
+    """A chunk of 512 prompt rows takes seconds on two cores (more the deeper it sits): a cancel aborts the
+    running llama_decode instead of waiting for it, and a stream decoding in the same step redoes its row
+    in the next one, its text the same as alone."""
+    engine = smollm2(slots=2, batch_size=512)
+    scheduler = engine._scheduler
+    other = ChatRequest(
+        model="smollm2",
+        messages=(Message(role=Role.USER, content="Count from one to twenty."),),
+        sampling=SamplingParams(max_tokens=40, temperature=0.0),
+    )
+    long = ChatRequest(
+        model="smollm2",
+        messages=(Message(role=Role.USER, content=" ".join(f"item {i} is fine." for i in range(500))),),
+        sampling=SamplingParams(max_tokens=4),
+    )
+    try:
+        alone = (await engine.complete(other)).choices[0].message.content
+        running = asyncio.ensure_future(engine.complete(other))
+        while scheduler.steps < 3:  # the other stream is decoding
+            await asyncio.sleep(0.001)
+        stream = engine.stream(long)
+        await anext(stream)
+        pending = asyncio.ensure_future(anext(stream))
+        while not any(not job.decoding and len(job.todo) > 64 for job in scheduler._stepping):
+            await asyncio.sleep(0.0005)  # until a step with the long prompt's first chunk runs
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        await stream.aclose()  # type: ignore[attr-defined]
+        for _ in range(500):
+            if scheduler.aborted_steps:
+                break
+            await asyncio.sleep(0.01)
+        assert scheduler.aborted_steps == 1
+        batched = await asyncio.wait_for(running, 120)
+        assert batched.choices[0].message.content == alone
+        assert engine.stats().active == 0
+        quick = await asyncio.wait_for(engine.complete(session("after", "hi")), 60)
+        assert quick.choices[0].message.content is not None
+    finally:
+        await engine.aclose()
+
+
 @contextmanager
 def closing(engine: LlamaCppEngine) -> Iterator[None]:
     """The engine closed after the block (the test app does not own an engine handed to it)."""

@@ -8,6 +8,10 @@ keeps its own sampler chain (sampling parameters, seed, grammar, repetition pena
 token budget and cancel flag. LoRA adapters apply to a whole context, so a step holds the sequences of one
 adapter (or of none); when several are active the steps take them in turn.
 
+A cancel stops the step it is part of: llama.cpp polls an abort flag between the nodes of its compute graph,
+so a prompt chunk that takes seconds deep in a long prompt on a CPU is dropped at once (the other sequences
+of the step redo it in the next one) instead of running to its end.
+
 A slot's sequence keeps its tokens after its request ends: the next request on it computes only what
 follows their shared prefix, and the host prompt cache keeps a prefix a request is about to drop.
 """
@@ -40,6 +44,44 @@ log = logging.getLogger(__name__)
 KEEP_MIN_TOKENS = 128
 #: a kept prefix is restored only when it saves at least this many tokens over what the slot holds
 RESTORE_MIN_GAIN = 32
+
+
+class AbortFlag:
+    """A flag llama.cpp's compute thread polls between two nodes of a graph (``llama_set_abort_callback``);
+    raised, it makes the running ``llama_decode`` return 2.
+
+    The callback is libc's ``strlen`` over a two-byte buffer: it returns 0 while the first byte is 0 and 1
+    once it is 1, which is the ``bool (*)(void *)`` llama.cpp calls. A Python callback would take the GIL
+    at every node (hundreds a step, each waiting on whatever thread holds it); this costs nanoseconds and
+    no lock. Where libc cannot be found the flag does nothing and a cancel waits for its step to end."""
+
+    def __init__(self, context: Any) -> None:
+        import llama_cpp
+
+        self._byte = ctypes.create_string_buffer(2)
+        self.armed = False
+        try:
+            strlen = ctypes.CDLL(None).strlen
+        except (OSError, AttributeError):  # no libc symbols in this process (Windows)
+            return
+        address = ctypes.cast(strlen, ctypes.c_void_p).value
+        if address is None:
+            return
+        self._callback = llama_cpp.ggml_abort_callback(address)  # referenced as long as the context
+        llama_cpp.llama_set_abort_callback(
+            context.ctx, self._callback, ctypes.cast(self._byte, ctypes.c_void_p)
+        )
+        self.armed = True
+
+    def raise_(self) -> None:
+        self._byte[0] = b"\x01"
+
+    def lower(self) -> None:
+        self._byte[0] = b"\x00"
+
+
+#: what llama_decode returns when its abort callback stopped it
+DECODE_ABORTED = 2
 
 
 class BatchScheduler:
@@ -81,8 +123,11 @@ class BatchScheduler:
         self._wake = threading.Condition()
         self._closing = False
         self._turn = 0
+        self._abort = AbortFlag(context)
+        self._stepping: tuple[Job, ...] = ()  # the jobs of the llama_decode running now
         self.steps = 0
         self.rows = 0
+        self.aborted_steps = 0
         self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
         self._thread.start()
 
@@ -105,12 +150,18 @@ class BatchScheduler:
             self._wake.notify()
         return future
 
+    def interrupt(self, cancel: threading.Event) -> None:
+        """``cancel`` (a job's flag) was just set: stop the running step now if that job is in it."""
+        if any(job.cancel is cancel for job in self._stepping):
+            self._abort.raise_()
+
     def close(self) -> None:
-        """Stop: running jobs are cancelled, the thread ends."""
+        """Stop: running jobs are cancelled, the running step stops, the thread ends."""
         with self._wake:
             self._closing = True
             for job in [*self._jobs, *self._incoming]:
                 job.cancel.set()
+            self._abort.raise_()
             self._wake.notify()
         self._thread.join()
         self._batch.close()
@@ -249,7 +300,22 @@ class BatchScheduler:
                 batch.logits[n - 1] = True
                 rows.append((feed.job, n - 1))
         batch.n_tokens = n
-        status = llama_cpp.llama_decode(self._ctx.ctx, batch)
+        # a job cancelled from here on raises the flag (interrupt); one cancelled before is caught below
+        self._stepping = tuple(feed.job for feed in plan)
+        self._abort.lower()
+        if any(job.cancel.is_set() for job in self._stepping):
+            self._stepping = ()
+            return  # the loop ends the cancelled jobs before the next step
+        try:
+            status = llama_cpp.llama_decode(self._ctx.ctx, batch)
+        finally:
+            self._stepping = ()
+        if status == DECODE_ABORTED:
+            self.aborted_steps += 1
+            for feed in plan:  # nothing of this step counts: its cells go, the others redo it next step
+                slot = feed.job.slot
+                llama_cpp.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, len(slot.tokens), -1)
+            return
         if status != 0:
             failed = [feed.job for feed in plan]
             for job in failed:  # what the failed batch left in their cells is unknown
@@ -343,4 +409,4 @@ class BatchScheduler:
             self._end(job)
 
 
-__all__ = ["KEEP_MIN_TOKENS", "RESTORE_MIN_GAIN", "BatchScheduler"]
+__all__ = ["KEEP_MIN_TOKENS", "RESTORE_MIN_GAIN", "AbortFlag", "BatchScheduler"]

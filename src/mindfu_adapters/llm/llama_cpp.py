@@ -362,6 +362,7 @@ class LlamaCppEngine:
             )
         finally:
             cancel.set()
+            self._scheduler.interrupt(cancel)
 
     async def aclose(self) -> None:
         if self._closed:

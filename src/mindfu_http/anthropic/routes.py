@@ -9,14 +9,14 @@ from __future__ import annotations
 import fnmatch
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from mindfu_http.anthropic import wire
 from mindfu_http.anthropic.schemas import CountTokensIn, MessagesIn
 from mindfu_http.deps import chat_service
 from mindfu_http.errors import request_id_of
 from mindfu_http.openai.chat import CLIENT_CLOSED, call_context
-from mindfu_http.streaming import ClientGone, first_and_rest, relay, unless_disconnected
+from mindfu_http.streaming import ClientGone, event_stream, first_and_rest, relay, unless_disconnected
 
 router = APIRouter(prefix="/v1", tags=["anthropic"])
 
@@ -55,8 +55,4 @@ async def messages(body: MessagesIn, request: Request) -> Response:
     writer = wire.EventWriter(
         completion_id=deltas.id, model=body.model, conversation_id=deltas.conversation_id
     )
-    return StreamingResponse(
-        relay(writer, first, rest, request_id_of(request)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(relay(writer, first, rest, request_id_of(request)))

@@ -23,7 +23,7 @@ from mindfu_core.domain.conversations import (
 from mindfu_core.services.conversations import MAX_PAGE, openai_message
 from mindfu_http.deps import conversation_service
 from mindfu_http.openai.wire import usage_dict
-from mindfu_http.streaming import first_and_rest
+from mindfu_http.streaming import ClosingStreamingResponse, first_and_rest
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
 
@@ -185,7 +185,7 @@ async def export_conversations(
 ) -> StreamingResponse:
     # the first line is read before answering, so a failure to start is an ordinary error response
     first, rest = await first_and_rest(conversation_service(request).export_examples(where))
-    return StreamingResponse(_lines(first, rest), media_type=NDJSON)
+    return ClosingStreamingResponse(_lines(first, rest), media_type=NDJSON)
 
 
 async def _lines(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

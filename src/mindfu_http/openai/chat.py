@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from mindfu_core.domain.chat import GenerationRequest
 from mindfu_core.domain.conversations import CallContext
@@ -17,7 +17,7 @@ from mindfu_http.deps import chat_service, retriever
 from mindfu_http.errors import request_id_of
 from mindfu_http.openai import wire
 from mindfu_http.openai.schemas import ChatCompletionIn, CompletionIn
-from mindfu_http.streaming import ClientGone, first_and_rest, relay, unless_disconnected
+from mindfu_http.streaming import ClientGone, event_stream, first_and_rest, relay, unless_disconnected
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -95,14 +95,8 @@ async def _generate(
         completion_id=deltas.id,
         conversation_id=deltas.conversation_id,
     )
-    return StreamingResponse(
-        relay(writer, first, rest, request_id_of(request)),
-        media_type="text/event-stream",
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-            **_conversation_header(deltas.conversation_id),
-        },
+    return event_stream(
+        relay(writer, first, rest, request_id_of(request)), _conversation_header(deltas.conversation_id)
     )
 
 

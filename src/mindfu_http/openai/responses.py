@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from mindfu_core.domain.conversations import CallContext
 from mindfu_http.deps import chat_service
@@ -19,7 +19,7 @@ from mindfu_http.openai.chat import CLIENT_CLOSED, call_context
 from mindfu_http.openai.responses_events import EventWriter
 from mindfu_http.openai.responses_schemas import ResponsesIn
 from mindfu_http.openai.responses_wire import RequestShape, completion_id, response_id
-from mindfu_http.streaming import ClientGone, first_and_rest, relay, unless_disconnected
+from mindfu_http.streaming import ClientGone, event_stream, first_and_rest, relay, unless_disconnected
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -52,8 +52,4 @@ async def responses(body: ResponsesIn, request: Request) -> Response:
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
     writer = EventWriter(shape, response_id(deltas.id), deltas.conversation_id)
-    return StreamingResponse(
-        relay(writer, first, rest, request_id_of(request)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(relay(writer, first, rest, request_id_of(request)))
