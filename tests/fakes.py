@@ -17,6 +17,7 @@ from mindfu_core import (
     GenerationRequest,
     Message,
     ModelInfo,
+    TextFit,
     ToolCall,
     ToolCallDelta,
     ToolSpec,
@@ -152,6 +153,7 @@ class HashEmbedder:
 
     def __init__(self, dimension: int = 64, *, fail_after: int | None = None) -> None:
         self._dimension = dimension
+        self.limit = 256  # words read of one text
         self.calls = 0
         self._fail_after = fail_after
 
@@ -165,6 +167,9 @@ class HashEmbedder:
 
     async def count_tokens(self, texts: Sequence[str]) -> int:
         return sum(len(text.split()) for text in texts)
+
+    async def measure(self, text: str) -> TextFit:
+        return TextFit(tokens=len(text.split()), limit=self.limit)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         import hashlib

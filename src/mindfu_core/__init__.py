@@ -44,7 +44,7 @@ from mindfu_core.errors import (
     UpstreamUnavailable,
 )
 from mindfu_core.ports.document_registry import DocumentRegistry
-from mindfu_core.ports.embedder import Embedder
+from mindfu_core.ports.embedder import Embedder, TextFit
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.ports.parser import DocumentParser
 from mindfu_core.ports.vector_store import VectorStore
@@ -93,6 +93,7 @@ __all__ = [
     "Role",
     "SamplingParams",
     "ScoredChunk",
+    "TextFit",
     "TextRequest",
     "TextSpan",
     "TokenLogprob",

@@ -55,6 +55,7 @@ class DocumentApi(Protocol):
         collection: str = ...,
         metadata: Mapping[str, Any] | None = ...,
         policy: ChunkingPolicy | None = ...,
+        chunk: bool = ...,
     ) -> IngestResult: ...
 
     async def ingest_text(
@@ -65,6 +66,7 @@ class DocumentApi(Protocol):
         collection: str = ...,
         metadata: Mapping[str, Any] | None = ...,
         policy: ChunkingPolicy | None = ...,
+        chunk: bool = ...,
     ) -> IngestResult: ...
 
     async def get(self, document_id: str) -> Document: ...

@@ -238,12 +238,13 @@ class RemoteDocuments:
         collection: str = "default",
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
+        chunk: bool = True,
     ) -> IngestResult:
         info = documents_pb2.UploadInfo(
             name=filename,
             collection=collection,
             metadata_json=json_text(metadata),
-            chunking=document_mapping.chunking_to_pb(policy),
+            chunking=document_mapping.chunking_to_pb(policy, chunk),
         )
 
         async def messages() -> AsyncIterator[documents_pb2.UploadDocumentRequest]:
@@ -264,13 +265,14 @@ class RemoteDocuments:
         collection: str = "default",
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
+        chunk: bool = True,
     ) -> IngestResult:
         request = documents_pb2.AddTextRequest(
             content=content,
             name=name,
             collection=collection,
             metadata_json=json_text(metadata),
-            chunking=document_mapping.chunking_to_pb(policy),
+            chunking=document_mapping.chunking_to_pb(policy, chunk),
         )
         found = await self._channel.call(self._stub.AddText, request)
         return IngestResult(

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mindfu_core.domain.documents import TextSpan
 from mindfu_core.errors import InvalidRequest
-from mindfu_core.services.chunking import ChunkingPolicy, split_pages, split_text
+from mindfu_core.services.chunking import ChunkingPolicy, split_pages, split_text, whole_text
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. "
 
@@ -104,3 +105,11 @@ def test_properties(text: str, size: int, overlap_ratio: float) -> None:
         assert current.start > previous.start
         assert previous.end - current.start <= policy.overlap
     assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_whole_text_is_one_chunk_of_every_page() -> None:
+    assert whole_text([(None, "  just one  ")]) == [TextSpan(start=0, end=8, text="just one", page=None)]
+    assert whole_text([(3, "page three")])[0].page == 3  # one page: its number is kept
+    joined = whole_text([(1, "first"), (2, "  "), (3, "third\n")])
+    assert [(s.text, s.page) for s in joined] == [("first\n\nthird", None)]
+    assert whole_text([(1, " \n "), (2, "")]) == []

@@ -85,6 +85,39 @@ def test_json_documents_with_own_chunking(make_client: Any) -> None:
         assert client.post("/v1/documents", json={"content": "x", "bogus": 1}).status_code == 400
 
 
+def test_raw_text_chunked_as_the_description_says_or_kept_whole(make_client: Any) -> None:
+    """The description's raw-text upload verbatim (``"chunk": true``: the server's 512/50 policy), and
+    ``"chunk": false``: one chunk, refused with 413 (nothing stored) when the embedder would cut it off."""
+    paragraphs = "\n\n".join(f"Paragraph {i}: {FACT}" for i in range(8))  # ~800 chars, ~120 words
+    with make_client() as client:
+        seed = client.post(
+            "/v1/documents",
+            json={"content": "Your document content here", "metadata": {"source": "manual"}, "chunk": True},
+        )
+        assert seed.status_code == 201, seed.text
+        assert seed.json()["chunk_count"] == 1 and seed.json()["metadata"] == {"source": "manual"}
+        chunked = client.post("/v1/documents", json={"content": paragraphs, "chunk": True}).json()
+        assert chunked["chunk_count"] == 2  # 512-character chunks
+        whole = client.post(
+            "/v1/documents", json={"content": paragraphs, "chunk": False, "collection": "whole"}
+        ).json()
+        assert whole["chunk_count"] == 1
+        found = client.post("/v1/retrieve", json={"query": FACT, "collection": "whole", "top_k": 5}).json()
+        assert [hit["text"] for hit in found["data"]] == [paragraphs]
+        upload_whole = upload(client, "notes.md", paragraphs.encode(), chunk="false", collection="files")
+        assert upload_whole.json()["chunk_count"] == 1, upload_whole.text
+
+        too_long = " ".join(f"word{i}" for i in range(300))  # the hash embedder reads 256 words of a text
+        refused = client.post("/v1/documents", json={"content": too_long, "chunk": False, "collection": "x"})
+        assert refused.status_code == 413, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "payload_too_large" and "300 tokens" in error["message"]
+        assert "at most 256" in error["message"] and "chunk: true" in error["message"]
+        assert client.get("/v1/documents?collection=x").json()["data"] == []
+        assert client.post("/v1/documents", json={"content": "x", "chunk": "no"}).status_code == 400
+        assert client.post("/v1/documents", json={"content": "x", "chunk": 0}).status_code == 400
+
+
 def test_pdf_and_docx_keep_pages_and_names_are_not_paths(make_client: Any) -> None:
     pdf = make_pdf(["Cover page about nothing.", FACT])
     with make_client() as client:

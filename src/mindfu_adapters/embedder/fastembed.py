@@ -20,6 +20,7 @@ from mindfu_adapters.embedder.prepare import (
     read_marker,
 )
 from mindfu_core.errors import ConfigurationError, EngineFailure, UpstreamUnavailable
+from mindfu_core.ports.embedder import TextFit
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 #: fastembed already lists the hub's all-MiniLM-L6-v2 (and refuses to register a name twice); the local
@@ -52,6 +53,7 @@ class FastEmbedEmbedder:
         self._batch_size = batch_size
         self._threads = threads
         self._model: Any = None
+        self._whole: Any = None
         self._lock = threading.Lock()
         self._hub_cache = hub_cache
         if hub_cache is not None:  # a fastembed catalogue model that `mindfu models pull` downloaded
@@ -91,6 +93,22 @@ class FastEmbedEmbedder:
         with self._lock:
             tokenizer = self._loaded().model.tokenizer
             return sum(sum(encoding.attention_mask) for encoding in tokenizer.encode_batch(texts))
+
+    async def measure(self, text: str) -> TextFit:
+        return await asyncio.to_thread(self._measure, text)
+
+    def _measure(self, text: str) -> TextFit:
+        from tokenizers import Tokenizer
+
+        with self._lock:
+            tokenizer = self._loaded().model.tokenizer
+            limit = int((tokenizer.truncation or {}).get("max_length") or 0)
+            if self._whole is None:  # the same tokenizer, cutting nothing off
+                self._whole = Tokenizer.from_str(tokenizer.to_str())
+                self._whole.no_truncation()
+                self._whole.no_padding()
+            tokens = len(self._whole.encode(text).ids)
+        return TextFit(tokens=tokens, limit=limit or tokens)
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         import numpy as np

@@ -12,6 +12,7 @@ from typing import Any
 
 from mindfu_adapters.embedder.prepare import DIMENSION, MODEL_ID, embed_in_batches, source_model_dir
 from mindfu_core.errors import ConfigurationError, EngineFailure
+from mindfu_core.ports.embedder import TextFit
 
 
 class SentenceTransformersEmbedder:
@@ -68,6 +69,15 @@ class SentenceTransformersEmbedder:
             model = self._loaded()
             encoded = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)
             return sum(sum(mask) for mask in encoded["attention_mask"])
+
+    async def measure(self, text: str) -> TextFit:
+        return await asyncio.to_thread(self._measure, text)
+
+    def _measure(self, text: str) -> TextFit:
+        with self._lock:
+            model = self._loaded()
+            ids = model.tokenizer(text, truncation=False, verbose=False)["input_ids"]
+            return TextFit(tokens=len(ids), limit=int(model.max_seq_length))
 
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         import numpy as np

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class TextFit:
+    """How long a text is for an embedder, and the most of one text it reads (the rest is cut off)."""
+
+    tokens: int
+    limit: int
+
+    @property
+    def fits(self) -> bool:
+        return self.tokens <= self.limit
 
 
 @runtime_checkable
@@ -26,4 +39,9 @@ class Embedder(Protocol):
 
     async def count_tokens(self, texts: Sequence[str]) -> int:
         """How many tokens the model reads for ``texts`` (special tokens included; for usage reports)."""
+        ...
+
+    async def measure(self, text: str) -> TextFit:
+        """``text``'s length in tokens, whole (special tokens included, before any truncation), and the
+        model's limit for one text: a chunk past it would be embedded from its beginning only."""
         ...

@@ -88,3 +88,14 @@ def split_pages(
 ) -> list[TextSpan]:
     """Chunks of a paged document (a PDF): chunks never straddle pages and keep their page number."""
     return [span for number, text in pages for span in split_text(text, policy, page=number)]
+
+
+def whole_text(pages: Iterable[tuple[int | None, str]]) -> list[TextSpan]:
+    """A document as one chunk (its pages joined by blank lines; the page number kept if there is one
+    page): for texts a client has already cut to size. Whitespace-only text gives no chunks."""
+    kept = [(number, text.strip()) for number, text in pages if text.strip()]
+    if not kept:
+        return []
+    text = "\n\n".join(text for _, text in kept)
+    page = kept[0][0] if len(kept) == 1 else None
+    return [TextSpan(start=0, end=len(text), text=text, page=page)]

@@ -18,7 +18,7 @@ from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.parser import DocumentParser
 from mindfu_core.ports.sparse_encoder import SparseEncoder
 from mindfu_core.ports.vector_store import VectorStore
-from mindfu_core.services.chunking import ChunkingPolicy, split_pages
+from mindfu_core.services.chunking import ChunkingPolicy, split_pages, whole_text
 
 _DOCUMENT_NAMESPACE = uuid.UUID("0c3b1a77-2f0e-4d8e-9a51-6f1f3c2b9e40")
 
@@ -71,8 +71,10 @@ class IngestionService:
         collection: str = "default",
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
+        chunk: bool = True,
     ) -> IngestResult:
-        """Ingest one file; a second upload of the same bytes into the same collection writes nothing."""
+        """Ingest one file; a second upload of the same bytes into the same collection writes nothing.
+        ``chunk=False`` indexes it as one chunk (refused if the embedder would cut it off)."""
         if len(data) > self._limits.max_bytes:
             raise PayloadTooLarge(f"{filename!r} is {len(data)} bytes; the limit is {self._limits.max_bytes}")
         sha256 = hashlib.sha256(data).hexdigest()
@@ -82,7 +84,7 @@ class IngestionService:
         parsed = await asyncio.to_thread(self._parser.parse, data, filename)
         return await self._store_parsed(
             parsed, sha256=sha256, size=len(data), name=filename, collection=collection,
-            metadata=metadata or {}, policy=policy or self._policy,
+            metadata=metadata or {}, policy=policy or self._policy, chunk=chunk,
         )  # fmt: skip
 
     async def ingest_text(
@@ -93,8 +95,9 @@ class IngestionService:
         collection: str = "default",
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
+        chunk: bool = True,
     ) -> IngestResult:
-        """Ingest text given directly (no parsing)."""
+        """Ingest text given directly (no parsing); ``chunk=False`` as for ``ingest``."""
         data = content.encode("utf-8")
         if len(data) > self._limits.max_bytes:
             raise PayloadTooLarge(f"the content is {len(data)} bytes; the limit is {self._limits.max_bytes}")
@@ -105,7 +108,7 @@ class IngestionService:
         parsed = ParsedDocument(media_type="text/plain", pages=((None, content),))
         return await self._store_parsed(
             parsed, sha256=sha256, size=len(data), name=name, collection=collection,
-            metadata=metadata or {}, policy=policy or self._policy,
+            metadata=metadata or {}, policy=policy or self._policy, chunk=chunk,
         )  # fmt: skip
 
     async def _store_parsed(
@@ -118,10 +121,18 @@ class IngestionService:
         collection: str,
         metadata: Mapping[str, Any],
         policy: ChunkingPolicy,
+        chunk: bool,
     ) -> IngestResult:
-        spans = split_pages(parsed.pages, policy)
+        spans = split_pages(parsed.pages, policy) if chunk else whole_text(parsed.pages)
         if not spans:
             raise UnprocessableContent(f"{name!r} contains no text to index")
+        if not chunk:
+            fit = await self._embedder.measure(spans[0].text)
+            if not fit.fits:
+                raise PayloadTooLarge(
+                    f"{name!r} is {fit.tokens} tokens as one chunk; {self._embedder.model_id} reads at most "
+                    f"{fit.limit} of a chunk and would ignore the rest: send it chunked (chunk: true)"
+                )
         document_id = document_id_for(collection, sha256)
         texts = [span.text for span in spans]
         vectors = await self._embed(texts)

@@ -54,10 +54,10 @@ def chunking_from_pb(chunking: pb.Chunking, default: ChunkingPolicy) -> Chunking
     )
 
 
-def chunking_to_pb(policy: ChunkingPolicy | None) -> pb.Chunking:
+def chunking_to_pb(policy: ChunkingPolicy | None, chunk: bool = True) -> pb.Chunking:
     if policy is None:
-        return pb.Chunking()
-    return pb.Chunking(size=policy.size, overlap=policy.overlap)
+        return pb.Chunking(whole=not chunk)
+    return pb.Chunking(size=policy.size, overlap=policy.overlap, whole=not chunk)
 
 
 def hit_to_pb(hit: ScoredChunk) -> pb.RetrievedChunk:

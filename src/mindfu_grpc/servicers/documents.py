@@ -70,6 +70,7 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
             collection=optional(info, "collection") or self._app.retrieval.defaults.collection,
             metadata=json_object(info.metadata_json, "info.metadata_json"),
             policy=mapping.chunking_from_pb(info.chunking, documents.policy),
+            chunk=not info.chunking.whole,
         )
         return pb.UploadDocumentResponse(
             document=mapping.document_to_pb(result.document), duplicate=result.duplicate
@@ -85,6 +86,7 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
             collection=optional(request, "collection") or self._app.retrieval.defaults.collection,
             metadata=json_object(request.metadata_json, "metadata_json"),
             policy=mapping.chunking_from_pb(request.chunking, documents.policy),
+            chunk=not request.chunking.whole,
         )
         return pb.AddTextResponse(
             document=mapping.document_to_pb(result.document), duplicate=result.duplicate

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
 from mindfu_core.errors import InvalidRequest
@@ -40,7 +40,17 @@ class DocumentIn(BaseModel):
     name: str | None = None
     collection: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    chunk: ChunkIn | None = None
+    chunk: StrictBool | ChunkIn | None = Field(
+        default=None,
+        description="true (or absent): chunked by the server's policy; false: indexed as one chunk (413 "
+        "when longer than the embedder reads of one text); an object: chunked with this size and overlap.",
+    )
+
+    def chunking(self, default: ChunkingPolicy) -> tuple[ChunkingPolicy | None, bool]:
+        """The chunking policy (``None``: the server's) and whether to chunk at all."""
+        if isinstance(self.chunk, ChunkIn):
+            return _policy(self.chunk.size, self.chunk.overlap, default), True
+        return None, self.chunk is not False
 
 
 class RetrieveIn(RagIn):
@@ -106,6 +116,7 @@ async def upload_document(
     metadata: Annotated[str | None, Form(description="A JSON object stored with the document")] = None,
     chunk_size: Annotated[int | None, Form()] = None,
     chunk_overlap: Annotated[int | None, Form()] = None,
+    chunk: Annotated[bool, Form(description="false: index the document as one chunk")] = True,
 ) -> JSONResponse:
     service = ingestion_service(request)
     try:
@@ -118,6 +129,7 @@ async def upload_document(
         collection=collection or retriever(request).defaults.collection,
         metadata=_metadata(metadata),
         policy=_policy(chunk_size, chunk_overlap, service.policy),
+        chunk=chunk,
     )
     return _ingested(result)
 
@@ -125,13 +137,14 @@ async def upload_document(
 @router.post("/documents", summary="Index text given in the request")
 async def create_document(body: DocumentIn, request: Request) -> JSONResponse:
     service = ingestion_service(request)
-    chunk = body.chunk or ChunkIn()
+    policy, chunk = body.chunking(service.policy)
     result = await service.ingest_text(
         body.content,
         name=safe_name(body.name) if body.name else "text",
         collection=body.collection or retriever(request).defaults.collection,
         metadata=body.metadata,
-        policy=_policy(chunk.size, chunk.overlap, service.policy),
+        policy=policy,
+        chunk=chunk,
     )
     return _ingested(result)
 

@@ -162,6 +162,16 @@ async def test_long_text_is_truncated_not_rejected(embedder: Embedder) -> None:
     assert _cosine(one, other) == pytest.approx(1.0, abs=1e-5)
 
 
+async def test_measure_counts_a_text_whole_against_the_models_limit(embedder: Embedder) -> None:
+    """What ``"chunk": false`` checks: a text's whole length against what the model reads of one text."""
+    short = await embedder.measure("Hello world.")
+    assert short.fits and short.tokens == await embedder.count_tokens(["Hello world."])
+    long = await embedder.measure(LONG + LONG)
+    assert long.limit == 256 and not long.fits
+    assert await embedder.count_tokens([LONG + LONG]) == long.limit  # what embedding reads: cut off
+    assert long.tokens > 2 * long.limit - 10  # counted whole
+
+
 @pytest.mark.parametrize("bad", ["a bare string", [1, 2], ["ok", None], b"bytes"])
 async def test_bad_input_is_an_invalid_request(embedder: Embedder, bad: Any) -> None:
     with pytest.raises(InvalidRequest):

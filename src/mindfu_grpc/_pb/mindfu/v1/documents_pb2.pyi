@@ -94,19 +94,25 @@ class Chunking(_message.Message):
 
     SIZE_FIELD_NUMBER: _builtins.int
     OVERLAP_FIELD_NUMBER: _builtins.int
+    WHOLE_FIELD_NUMBER: _builtins.int
     size: _builtins.int
     """Characters per chunk."""
     overlap: _builtins.int
     """Characters shared by neighbouring chunks (less than size)."""
+    whole: _builtins.bool
+    """True: the document is not chunked but indexed as one chunk (size and overlap are not used); refused
+    with RESOURCE_EXHAUSTED when it is longer than the embedder reads of one text.
+    """
     def __init__(
         self,
         *,
         size: _builtins.int | None = ...,
         overlap: _builtins.int | None = ...,
+        whole: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_overlap", b"_overlap", "_size", b"_size", "overlap", b"overlap", "size", b"size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_overlap", b"_overlap", "_size", b"_size", "overlap", b"overlap", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_overlap", b"_overlap", "_size", b"_size", "overlap", b"overlap", "size", b"size", "whole", b"whole"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__overlap: _TypeAlias = _typing.Literal["overlap"]  # noqa: Y015
     _WhichOneofArgType__overlap: _TypeAlias = _typing.Literal["_overlap", b"_overlap"]  # noqa: Y015
