@@ -59,7 +59,8 @@ def _load_tokenizer(base_model: str) -> Any:
     return tokenizer
 
 
-def _quantization(hp: Hyperparameters, cuda: bool, notes: list[str]) -> Any:
+def quantization_config(hp: Hyperparameters, cuda: bool, notes: list[str]) -> Any:
+    """The 4-bit NF4 ``BitsAndBytesConfig`` the base model is loaded with for training (None: 16-bit)."""
     if not hp.load_in_4bit:
         return None
     from transformers import BitsAndBytesConfig
@@ -79,7 +80,7 @@ def _load_model(
 ) -> Any:
     from transformers import AutoModelForCausalLM
 
-    quantization = _quantization(hp, cuda, notes) if for_training else None
+    quantization = quantization_config(hp, cuda, notes) if for_training else None
     kwargs: dict[str, Any] = {"dtype": _dtype(hp.compute_dtype) if cuda else "float32"}
     if quantization is not None:
         kwargs["quantization_config"] = quantization
@@ -163,13 +164,62 @@ def _bridge(callbacks: TrainingCallbacks) -> Any:
     return Bridge()
 
 
+def training_arguments(
+    hp: Hyperparameters, cuda: bool, output: Path, *, examples: int, validation: bool
+) -> dict[str, Any]:
+    """The keyword arguments of the ``SFTConfig`` (trl's ``TrainingArguments``) ``QloraTrainer.train``
+    trains with. A dict, as transformers checks bf16 against the machine when the config is built."""
+    steps_per_epoch = max(1, math.ceil(examples / (hp.batch_size * hp.gradient_accumulation)))
+    return {
+        "output_dir": str(output),
+        "num_train_epochs": hp.epochs,
+        "max_steps": hp.max_steps if hp.max_steps is not None else -1,
+        "per_device_train_batch_size": hp.batch_size,
+        "per_device_eval_batch_size": hp.batch_size,
+        "gradient_accumulation_steps": hp.gradient_accumulation,
+        "learning_rate": hp.learning_rate,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": max(0, round(hp.warmup_ratio * steps_per_epoch * hp.epochs)),
+        "optim": hp.optimizer,
+        "logging_steps": hp.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": hp.save_steps,
+        "save_total_limit": 2,
+        "eval_strategy": ("steps" if hp.eval_steps else "epoch") if validation else "no",
+        "eval_steps": hp.eval_steps,
+        "gradient_checkpointing": hp.gradient_checkpointing,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        "bf16": cuda and hp.compute_dtype == "bfloat16",
+        "fp16": cuda and hp.compute_dtype == "float16",
+        "use_cpu": not cuda,
+        "max_length": hp.max_seq_length,
+        "dataset_text_field": "text",
+        "packing": False,
+        "report_to": "none",
+        "seed": hp.seed,
+        "disable_tqdm": True,
+    }
+
+
+def lora_config(hp: Hyperparameters) -> Any:
+    """The ``LoraConfig`` of the adapter ``QloraTrainer.train`` trains: every linear layer."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=hp.lora_r,
+        lora_alpha=hp.lora_alpha,
+        lora_dropout=hp.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
 class QloraTrainer:
     """The Trainer port with transformers, peft, trl and bitsandbytes."""
 
     def train(self, request: TrainingRequest, callbacks: TrainingCallbacks) -> TrainingOutcome:
         import torch
         from datasets import Dataset
-        from peft import LoraConfig
         from transformers.trainer_callback import PrinterCallback
         from transformers.trainer_utils import get_last_checkpoint
         from trl import SFTConfig, SFTTrainer
@@ -194,43 +244,10 @@ class QloraTrainer:
         validation = (
             Dataset.from_list(to_records(request.validation, tokenizer)) if request.validation else None
         )
-        steps_per_epoch = max(1, math.ceil(len(train) / (hp.batch_size * hp.gradient_accumulation)))
         config = SFTConfig(
-            output_dir=str(output),
-            num_train_epochs=hp.epochs,
-            max_steps=hp.max_steps if hp.max_steps is not None else -1,
-            per_device_train_batch_size=hp.batch_size,
-            per_device_eval_batch_size=hp.batch_size,
-            gradient_accumulation_steps=hp.gradient_accumulation,
-            learning_rate=hp.learning_rate,
-            lr_scheduler_type="cosine",
-            warmup_steps=max(0, round(hp.warmup_ratio * steps_per_epoch * hp.epochs)),
-            optim=optimizer,
-            logging_steps=hp.logging_steps,
-            save_strategy="steps",
-            save_steps=hp.save_steps,
-            save_total_limit=2,
-            eval_strategy=("steps" if hp.eval_steps else "epoch") if validation is not None else "no",
-            eval_steps=hp.eval_steps,
-            gradient_checkpointing=hp.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-            bf16=cuda and hp.compute_dtype == "bfloat16",
-            fp16=cuda and hp.compute_dtype == "float16",
-            use_cpu=not cuda,
-            max_length=hp.max_seq_length,
-            dataset_text_field="text",
-            packing=False,
-            report_to="none",
-            seed=hp.seed,
-            disable_tqdm=True,
+            **training_arguments(hp, cuda, output, examples=len(train), validation=validation is not None)
         )
-        lora = LoraConfig(
-            r=hp.lora_r,
-            lora_alpha=hp.lora_alpha,
-            lora_dropout=hp.lora_dropout,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
+        lora = lora_config(hp)
         bridge = _bridge(callbacks)
         trainer = SFTTrainer(
             model=model,

@@ -4,6 +4,7 @@ resumes from its checkpoint, evaluates and merges."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -89,6 +90,12 @@ def test_it_learns_and_reports(
     assert outcome.eval_loss < outcome.base_eval_loss  # it learned something on held-out data
     adapter = Path(outcome.adapter_dir)
     assert (adapter / "adapter_config.json").exists() and (adapter / "adapter_model.safetensors").exists()
+    saved = json.loads((adapter / "adapter_config.json").read_text())  # what peft trained, read back
+    assert (saved["r"], saved["lora_alpha"], saved["lora_dropout"]) == (16, 32, 0.05)
+    linear = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    # "all-linear" resolved by peft to module paths: every linear layer of every block, not the output head
+    assert {name.rsplit(".", 1)[-1] for name in saved["target_modules"]} == linear
+    assert len(saved["target_modules"]) == len(linear) * 2  # the tiny model has two blocks
     assert [p.step for p in calls.progress] == list(range(1, 17)) and calls.progress[-1].total_steps == 16
     assert calls.progress[-1].eta_s == 0
     logged = [step for step, metrics in calls.metrics if "loss" in metrics]
