@@ -17,7 +17,7 @@ AWQ_VENV := .venv-awq
 AWQ_STAMP := $(AWQ_VENV)/.installed
 AWQ_REQUIREMENTS := "llmcompressor==0.14.0.1" "datasets>=4.8"
 
-.PHONY: install vllm-env awq-env run test test-vllm test-fast lint format typecheck arch proto proto-check check bench clean
+.PHONY: install vllm-env awq-env run test test-vllm test-fast lint format typecheck arch proto proto-check docs debian-tools check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,7 +67,12 @@ vllm-env: install $(VLLM_STAMP)
 run: install
 	$(BIN)/mindfu serve
 
-test: install awq-env
+# Debian's docker-compose renders the compose file in tests/unit/test_compose_render.py (no engine needed)
+debian-tools:
+	@command -v docker-compose >/dev/null || apt-get install --yes --no-install-recommends docker-compose \
+	  || (apt-get update && apt-get install --yes --no-install-recommends docker-compose)
+
+test: install awq-env debian-tools
 	$(BIN)/pytest
 	$(MAKE) test-vllm
 
@@ -100,6 +105,12 @@ proto: install
 proto-check: install
 	$(BIN)/python scripts/protos.py --check
 	$(BIN)/buf lint proto
+
+# docs/*.mmd -> docs/*.svg with the Mermaid CLI (npm lockfile in docs/tools) in Debian's chromium
+docs: install
+	@command -v chromium >/dev/null || apt-get install --yes --no-install-recommends chromium
+	cd docs/tools && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python scripts/diagrams.py
 
 check: lint typecheck arch proto-check test
 

@@ -240,9 +240,13 @@ def prepare_models(settings: Settings, *, force: bool = False) -> Path:
 
 def prepare_trainable(settings: Settings, *, force: bool = False) -> Path | None:
     """Trainable Hugging Face weights of the served GGUF (``None`` without the training stack installed);
-    a model vLLM serves from a folder is such weights already."""
+    a model vLLM serves from a folder is such weights already, and so are the ones
+    ``MINDFU_TRAINING__BASE_MODELS`` names for the served model (nothing is converted then)."""
     if settings.llm.backend == "vllm" and settings.llm.model_path is not None:
         return settings.llm.model_path.expanduser()
+    configured = settings.training.base_models.get(served_model_id(settings) or "")
+    if configured is not None:
+        return configured.expanduser()
     return training_wiring.prepare_trainable(settings, resolve_model(settings.llm), force=force)
 
 

@@ -306,6 +306,11 @@ class TrainingSettings(BaseModel):
         default=300.0, gt=0, description="How long a cancelled job may take to stop."
     )
     merge: bool = Field(default=True, description="Merge the adapter into the base model after training.")
+    merge_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        default="auto",
+        description="Precision of the merged model: auto keeps the base weights' own (bf16 stays bf16, "
+        "~48 GB for a 24B model); float32 doubles the size.",
+    )
     export_gguf: str | None = Field(
         default="q8_0",
         description="Export the merged model as GGUF of this type (f16, bf16, q8_0) so llama.cpp serves it "

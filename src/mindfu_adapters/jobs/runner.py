@@ -66,6 +66,7 @@ class SubprocessTrainingRunner:
         experiment: str = "mindfu-finetune",
         cancel_grace_s: float = 300.0,
         merge: bool = True,
+        merge_dtype: str = "auto",
         gguf: str | None = None,
         tools: Path | None = None,
         awq: AwqExport | None = None,
@@ -78,6 +79,7 @@ class SubprocessTrainingRunner:
         self._experiment = experiment
         self._grace = cancel_grace_s
         self._merge = merge
+        self._merge_dtype = merge_dtype
         self._gguf = gguf or None
         self._tools = tools
         self._awq = awq
@@ -151,6 +153,7 @@ class SubprocessTrainingRunner:
             "mlflow_run_id": job.mlflow_run_id,
             "stats": job.stats.as_dict() if job.stats else None,
             "merge": self._merge or bool(self._gguf) or self._awq is not None,
+            "merge_dtype": self._merge_dtype,
             "gguf": self._gguf,
             "awq": asdict(self._awq) if self._awq is not None else None,
             "lora_gguf": self._lora_gguf,

@@ -87,6 +87,33 @@ def _vllm_manifest(folder: Path, spec: dict[str, Any], artifacts: dict[str, str]
     return str(path)
 
 
+def _model_card(
+    spec: dict[str, Any],
+    kind: str,
+    artifacts: Mapping[str, str],
+    hyperparameters: Hyperparameters,
+    final: Mapping[str, float],
+    steps: int,
+) -> None:
+    """A hub-ready card in the adapter or merged folder (``huggingface-cli upload`` takes it as it is)."""
+    from mindfu_adapters.export.model_card import CardFacts, write_model_card
+
+    dtype = spec.get("merge_dtype") or "auto"
+    facts = CardFacts(
+        name=spec.get("served_name") or spec["job_id"],
+        base_model=spec["model"],
+        base_path=spec["base_model"],
+        hyperparameters=asdict(hyperparameters),
+        dataset=spec.get("stats") or {},
+        perplexity=final.get("perplexity"),
+        base_perplexity=final.get("base_perplexity"),
+        steps=steps,
+        kind=kind,
+        dtype=None if dtype == "auto" else dtype,
+    )
+    write_model_card(Path(artifacts[kind]), facts)
+
+
 def run(folder: Path) -> int:
     from mindfu_adapters.tracker.mlflow import MlflowTracker
     from mindfu_adapters.trainer.qlora import QloraTrainer
@@ -133,13 +160,23 @@ def run(folder: Path) -> int:
             )
             tracker.end_run(run_id, "KILLED")
             return 0
-        tracker.log_artifacts(run_id, outcome.adapter_dir, "adapter")
+        final: dict[str, float] = {}
+        if outcome.eval_loss is not None:
+            final["perplexity"] = math.exp(min(outcome.eval_loss, 50.0))
+        if outcome.base_eval_loss is not None:
+            final["base_perplexity"] = math.exp(min(outcome.base_eval_loss, 50.0))
         artifacts = {"adapter": outcome.adapter_dir}
+        _model_card(spec, "adapter", artifacts, hyperparameters, final, outcome.steps)
+        tracker.log_artifacts(run_id, outcome.adapter_dir, "adapter")
         if spec.get("merge", True):
             reporter.emit(type="message", level="info", message="Merging the adapter into the base model")
             artifacts["merged"] = trainer.merge(
-                spec["base_model"], outcome.adapter_dir, str(folder / "merged")
+                spec["base_model"],
+                outcome.adapter_dir,
+                str(folder / "merged"),
+                dtype=spec.get("merge_dtype") or "auto",
             )
+            _model_card(spec, "merged", artifacts, hyperparameters, final, outcome.steps)
         if spec.get("gguf") and "merged" in artifacts:
             from mindfu_adapters.export.gguf import export_gguf
 
@@ -184,11 +221,6 @@ def run(folder: Path) -> int:
             artifacts["awq"] = str(awq.export(Path(artifacts["merged"]), folder / "awq", texts))
         if "merged" in artifacts:
             artifacts["vllm"] = _vllm_manifest(folder, spec, artifacts)
-        final: dict[str, float] = {}
-        if outcome.eval_loss is not None:
-            final["perplexity"] = math.exp(min(outcome.eval_loss, 50.0))
-        if outcome.base_eval_loss is not None:
-            final["base_perplexity"] = math.exp(min(outcome.base_eval_loss, 50.0))
         if final:
             tracker.log_metrics(run_id, final, step=outcome.steps)
         tracker.end_run(run_id, "FINISHED")

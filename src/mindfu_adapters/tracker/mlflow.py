@@ -1,7 +1,8 @@
 """MlflowTracker: runs in MLflow, through an explicit ``MlflowClient`` (no process-global active run).
 
-The default tracking store is SQLite in the data directory, artifacts in a folder beside it; a server URL
-(``http://mlflow:5000``) works the same.
+The default tracking store is SQLite in the data directory, artifacts in a folder beside it. With a server
+URL (``http://mlflow:5000``, the compose training profile) the server stores artifacts: started with
+``--serve-artifacts``, they go through it, so its UI and any client read them back.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ class MlflowTracker:
         found = self._client.get_experiment_by_name(name)
         if found is not None:
             return str(found.experiment_id)
-        location = (self._artifact_root / name).as_uri() if self._artifact_root is not None else None
+        # a tracking server decides where artifacts go (``--serve-artifacts``: through the server, which the
+        # UI on :5000 can show); a local folder of this machine is only right for a local store
+        served = self.tracking_uri.startswith(("http://", "https://"))
+        local = self._artifact_root is not None and not served
+        location = (self._artifact_root / name).as_uri() if local and self._artifact_root else None
         try:
             return str(self._client.create_experiment(name, artifact_location=location))
         except MlflowException:  # created meanwhile by another process

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mindfu_adapters.trainer.formatting import to_records
+from mindfu_adapters.trainer.merge import merge_adapter
 from mindfu_core.domain.training import Hyperparameters, Progress, TrainingOutcome
 from mindfu_core.errors import EngineFailure, InvalidRequest
 from mindfu_core.ports.trainer import TrainingCallbacks, TrainingRequest
@@ -321,15 +322,5 @@ class QloraTrainer:
             raise InvalidRequest("no example is long enough to evaluate on")
         return total / count
 
-    def merge(self, base_model: str, adapter_dir: str, output_dir: str) -> str:
-        from peft import PeftModel
-
-        tokenizer = _load_tokenizer(adapter_dir)
-        model = _load_model(base_model, Hyperparameters(load_in_4bit=False), False, [], for_training=False)
-        merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-        out = Path(output_dir)
-        partial = out.with_name(out.name + ".partial")
-        merged.save_pretrained(str(partial), safe_serialization=True)
-        tokenizer.save_pretrained(str(partial))
-        partial.replace(out)  # never a half-written folder under the final name
-        return str(out)
+    def merge(self, base_model: str, adapter_dir: str, output_dir: str, *, dtype: str = "auto") -> str:
+        return merge_adapter(base_model, adapter_dir, output_dir, dtype=dtype)

@@ -67,6 +67,7 @@ def training_runner(settings: Settings, served_model_id: str | None) -> Training
         experiment=config.experiment,
         cancel_grace_s=config.cancel_grace_s,
         merge=config.merge,
+        merge_dtype=config.merge_dtype,
         gguf=config.export_gguf,
         tools=settings.data_dir.expanduser() / "tools",
         awq=AwqExport(python=config.awq_python or sys.executable, device=config.awq_device)

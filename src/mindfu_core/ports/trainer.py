@@ -56,6 +56,9 @@ class Trainer(Protocol):
         """Mean token loss on ``examples`` (perplexity is its exponential), with or without the adapter."""
         ...
 
-    def merge(self, base_model: str, adapter_dir: str, output_dir: str) -> str:
-        """The base model with the adapter folded in, saved as SafeTensors in ``output_dir``; returns it."""
+    def merge(self, base_model: str, adapter_dir: str, output_dir: str, *, dtype: str = "auto") -> str:
+        """The base model with the adapter folded in, saved as SafeTensors in ``output_dir``; returns it.
+
+        ``dtype`` "auto" keeps the weights' own precision (a bf16 base gives a bf16 model); "bfloat16",
+        "float16" or "float32" cast every floating weight."""
         ...
