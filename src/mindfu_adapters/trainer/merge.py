@@ -32,7 +32,7 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PREFIX = "base_model.model."
 #: Files of a model folder that are weights, or the base's own card: never copied into the merged folder.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
-SKIPPED = {INDEX, "pytorch_model.bin.index.json", "README.md", ".gitattributes"}
+SKIPPED = {INDEX, "pytorch_model.bin.index.json", "README.md", ".gitattributes", "mindfu-trainable.json"}
 #: Small files copied from the base (configs, tokenizer, processor); anything larger is left behind.
 MAX_COPIED_BYTES = 64 * 1024 * 1024
 
@@ -122,15 +122,27 @@ def _copy_side_files(base: Path, adapter: Path, out: Path, dtype_name: str | Non
         small = path.is_file() and path.stat().st_size <= MAX_COPIED_BYTES
         if small and path.name not in SKIPPED and not path.name.endswith(WEIGHT_SUFFIXES):
             shutil.copy2(path, out / path.name)
-    from transformers import AutoTokenizer  # the trained tokenizer (chat template included) wins
-
-    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(out))
+    _save_tokenizer(adapter, out)
     if dtype_name is not None and (out / "config.json").is_file():
         config = json.loads((out / "config.json").read_text(encoding="utf-8"))
         for key in ("torch_dtype", "dtype"):
             if key in config or key == "dtype":
                 config[key] = dtype_name
         (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer_config.json").is_file()
+
+
+def _save_tokenizer(source: Path, out: Path) -> None:
+    """The trainer saves its tokenizer (chat template included) beside the adapter: that one wins over the
+    base's files; an adapter without one keeps the base's, copied as they are."""
+    if not _has_tokenizer(source):
+        return
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(str(source)).save_pretrained(str(out))
 
 
 def merge_streaming(
@@ -186,13 +198,13 @@ def merge_streaming(
 
 def merge_with_peft(base: Path, adapter: Path, out: Path, dtype_name: str | None) -> None:
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     dtype = torch_dtype(dtype_name) if dtype_name is not None else "auto"
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.save_pretrained(str(out), safe_serialization=True, max_shard_size="5GB")
-    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(out))
+    _save_tokenizer(adapter if _has_tokenizer(adapter) else base, out)
 
 
 def merge_adapter(
