@@ -1,7 +1,6 @@
 """The description's usage examples, verbatim, against ``mindfu serve`` serving its embedded model under the
 description's model id (``MINDFU_LLM__MODEL_ID=devstral-small-2``): the chat completion, the file upload
-and the raw-text upload, each as its curl sends it (httpx) and, for chat, with the openai SDK. The training
-example is tests/e2e/test_train_start_mlflow.py."""
+and the raw-text upload, each as its curl sends it (httpx) and, for chat, with the openai SDK."""
 
 from __future__ import annotations
 
