@@ -29,18 +29,19 @@ def root(server: Server) -> str:
     return server.base_url.removesuffix("/v1")
 
 
+def post_as_curl(server: Server, path: str, body: str) -> httpx.Response:
+    """``curl -X POST URL -H "Content-Type: application/json" -d 'BODY'``: the body's text as it is."""
+    headers = {"Content-Type": "application/json"}
+    return httpx.post(f"{root(server)}{path}", headers=headers, content=body, timeout=120)
+
+
 def test_chat_completion_as_described(server: Server) -> None:
     # curl http://localhost:11434/v1/chat/completions -H "Content-Type: application/json" -d '{...}'
     body = """{
     "model": "devstral-small-2",
     "messages": [{"role": "user", "content": "Hello"}]
   }"""
-    answer = httpx.post(
-        f"{root(server)}/v1/chat/completions",
-        headers={"Content-Type": "application/json"},
-        content=body,
-        timeout=120,
-    )
+    answer = post_as_curl(server, "/v1/chat/completions", body)
     assert answer.status_code == 200, answer.text
     reply = answer.json()
     assert reply["model"] == "devstral-small-2" and reply["choices"][0]["message"]["role"] == "assistant"
@@ -68,19 +69,12 @@ def test_uploads_as_described(server: Server) -> None:
     "metadata": {"source": "manual"},
     "chunk": true
   }"""
-    raw = httpx.post(
-        f"{root(server)}/v1/documents",
-        headers={"Content-Type": "application/json"},
-        content=body,
-        timeout=120,
-    )
+    raw = post_as_curl(server, "/v1/documents", body)
     assert raw.status_code == 201, raw.text
     document = raw.json()
     assert document["chunk_count"] == 1 and document["metadata"] == {"source": "manual"}
 
-    again = httpx.post(
-        f"{root(server)}/v1/documents", headers={"Content-Type": "application/json"}, content=body
-    )
+    again = post_as_curl(server, "/v1/documents", body)
     assert again.status_code == 200 and again.json()["duplicate"] is True  # SHA-256 of the content
     assert again.json()["id"] == document["id"]
 

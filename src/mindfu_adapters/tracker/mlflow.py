@@ -37,8 +37,8 @@ class MlflowTracker:
         # a tracking server decides where artifacts go (``--serve-artifacts``: through the server, which the
         # UI on :5000 can show); a local folder of this machine is only right for a local store
         served = self.tracking_uri.startswith(("http://", "https://"))
-        local = self._artifact_root is not None and not served
-        location = (self._artifact_root / name).as_uri() if local and self._artifact_root else None
+        root = None if served else self._artifact_root
+        location = (root / name).as_uri() if root is not None else None
         try:
             return str(self._client.create_experiment(name, artifact_location=location))
         except MlflowException:  # created meanwhile by another process
