@@ -7,82 +7,15 @@ from __future__ import annotations
 
 import io
 import json
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from dependency_injector import providers
-from fastapi.testclient import TestClient
 
-from mindfu_adapters.container import build_container
-from mindfu_adapters.settings import Settings
-from mindfu_adapters.vector_store.memory import InMemoryVectorStore
-from mindfu_http.app import create_app
-from tests.fakes import HashEmbedder, Reply, ScriptedEngine
+from tests.e2e.training import FAST, events, jsonl, server, wait_for
+from tests.fakes import Reply, ScriptedEngine
 from tests.fixtures.tiny_llama import write_tiny_llama
-from tests.loopback import LoopbackCore
 
 pytestmark = pytest.mark.slow
-FAST = {"gradient_accumulation": 1, "learning_rate": 0.002, "logging_steps": 2, "save_steps": 4}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@contextmanager
-def server(
-    data: Path,
-    tiny: Path,
-    engine: ScriptedEngine | None = None,
-    topology: str = "in-process",
-    **training_settings: Any,
-) -> Iterator[TestClient]:
-    """The HTTP API over the services, in one process or as a gateway in front of its core (gRPC)."""
-    # the tiny Llama's made-up tokenizer is not one llama.cpp's converter knows: no GGUF export here
-    training = {"base_models": {"scripted": str(tiny)}, "export_gguf": None, **training_settings}
-    settings = Settings(data_dir=data, training=training)  # type: ignore[arg-type]
-    container = build_container(settings)
-    container.llm_engine.override(providers.Object(engine or ScriptedEngine()))
-    container.embedder.override(providers.Object(HashEmbedder()))
-    container.vector_store.override(providers.Object(InMemoryVectorStore()))
-    runtime = LoopbackCore(container) if topology == "gateway" else None
-    with TestClient(create_app(container, runtime=runtime), raise_server_exceptions=False) as client:
-        yield client
-
-
-def wait_for(
-    client: TestClient, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 300
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/fine_tuning/jobs/{job_id}").json()
-        if done(job):
-            return job
-        assert time.monotonic() < deadline, f"the job did not get there in time: {job}"
-        time.sleep(0.2)
-
-
-def events(client: TestClient, job_id: str) -> list[str]:
-    body = client.get(f"/v1/fine_tuning/jobs/{job_id}/events", params={"limit": 99}).json()
-    return [e["message"] for e in reversed(body["data"])]
-
-
-def jsonl(count: int) -> bytes:
-    lines = [
-        {
-            "messages": [
-                {"role": "user", "content": f"What is {i} plus {i}?"},
-                {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."},
-            ]
-        }
-        for i in range(count)
-    ]
-    return "\n".join(json.dumps(line) for line in lines).encode()
 
 
 @pytest.mark.parametrize("topology", ["in-process", "gateway"])

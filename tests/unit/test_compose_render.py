@@ -104,6 +104,7 @@ def test_the_training_profile_tracks_to_an_mlflow_server_that_serves_artifacts(t
     command = services["mlflow"]["command"]
     command = " ".join(command) if isinstance(command, list) else command
     assert "--serve-artifacts" in command and "--artifacts-destination" in command
+    assert "--allowed-hosts mlflow:5000," in command  # the name MindFu's container calls it by
     env = services["mindfu-training"]["environment"]
     assert env["MINDFU_TRAINING__TRACKING_URI"] == "http://mlflow:5000"
     assert env["MINDFU_TRAINING__BASE_MODELS"] == '{"devstral-small-2": "/models/Devstral-Small-2"}'

