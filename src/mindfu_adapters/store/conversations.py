@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,7 @@ from mindfu_adapters.store.codec import (
 from mindfu_adapters.store.sql import Database
 from mindfu_adapters.store.tables import completions, conversations, feedback, messages
 from mindfu_core.domain.chat import FinishReason, Message, Role, Usage
+from mindfu_core.domain.conversation_merge import ReplyStats, conversation_title, plan_merge
 from mindfu_core.domain.conversations import (
     CompletionRecord,
     CompletionStatus,
@@ -39,7 +40,7 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.errors import InvalidRequest, NotFound
 
-TITLE_CHARS = 80
+_Known = tuple[str, str, int]  # a message's chain hash, role and characters
 
 
 @dataclass(slots=True)
@@ -49,7 +50,7 @@ class _State:
     row: dict[str, Any]
     new: bool
     # (chain hash, role, characters) per stored message, loaded only when a batch diverges from it
-    known: list[tuple[str, str, int]] | None = None
+    known: list[_Known] | None = None
     changed: bool = False
 
 
@@ -117,31 +118,16 @@ class SqlConversationStore:
                 row=_new_conversation(record), new=True, known=[]
             )
         row = state.row
-        count: int = row["message_count"]
-        if count and not (len(hashes) >= count and hashes[count - 1] == row["head_hash"]):
+        stored = {"stored_count": row["message_count"], "head_hash": row["head_hash"]}
+        plan = plan_merge(hashes, **stored)
+        if plan is None:  # the transcript departs from the head: where, the stored hashes say
             if state.known is None:
-                stored = await self._stored_hashes(connection, record.conversation_id)
-                pending = sorted(
-                    (position, r)
-                    for (cid, position), r in batch.message_rows.items()
-                    if cid == record.conversation_id
-                )
-                state.known = stored + [
-                    (r["chain_hash"], r["role"], len(r["content"] or "")) for _, r in pending
-                ]
-            common = 0
-            for (known_hash, _, _), new_hash in zip(state.known, hashes, strict=False):
-                if known_hash != new_hash:
-                    break
-                common += 1
-            if common == len(hashes):
-                keep = count  # the request is a prefix of what is stored: nothing to change
-            else:
-                keep = common
-                self._truncate(record.conversation_id, keep, state, batch)
-        else:
-            keep = count
-        for position in range(keep, len(transcript)):
+                state.known = await self._known(connection, record.conversation_id, batch)
+            plan = plan_merge(hashes, **stored, stored_hashes=[known[0] for known in state.known])
+            assert plan is not None
+        if plan.truncates:
+            self._truncate(record.conversation_id, plan.keep, state, batch)
+        for position in plan.writes:
             message = transcript[position]
             batch.message_rows[(record.conversation_id, position)] = _message_row(
                 record.conversation_id, position, message, hashes[position]
@@ -150,11 +136,11 @@ class SqlConversationStore:
                 state.known.append((hashes[position], message.role.value, len(message.content or "")))
             if message.role is Role.ASSISTANT:
                 _count_reply(row, len(message.content or ""))
-        if len(transcript) > keep:
-            row["message_count"] = len(transcript)
+        if plan.writes:
+            row["message_count"] = plan.count
             row["head_hash"] = hashes[-1]
         if not row["title"]:
-            row["title"] = _title(transcript)
+            row["title"] = conversation_title(transcript)
         row["updated_at"] = max(row["updated_at"], record.created_at)
         row["model"] = record.model
         row["completion_count"] += 1
@@ -164,6 +150,13 @@ class SqlConversationStore:
         row["tools"] = _tools(record.parameters)
         state.changed = True
         batch.completion_rows.append(_completion_row(record))
+
+    async def _known(self, connection: Any, conversation_id: str, batch: _Batch) -> list[_Known]:
+        """(chain hash, role, characters) of every message stored, or written earlier in this batch."""
+        stored = await self._stored_hashes(connection, conversation_id)
+        rows = batch.message_rows.items()
+        pending = sorted((position, r) for (cid, position), r in rows if cid == conversation_id)
+        return stored + [(r["chain_hash"], r["role"], len(r["content"] or "")) for _, r in pending]
 
     def _truncate(self, conversation_id: str, keep: int, state: _State, batch: _Batch) -> None:
         assert state.known is not None
@@ -181,7 +174,7 @@ class SqlConversationStore:
             if role == Role.ASSISTANT.value:
                 _count_reply(row, chars)
 
-    async def _stored_hashes(self, connection: Any, conversation_id: str) -> list[tuple[str, str, int]]:
+    async def _stored_hashes(self, connection: Any, conversation_id: str) -> list[_Known]:
         query = (
             sa.select(
                 messages.c.chain_hash,
@@ -405,17 +398,10 @@ def _new_conversation(record: CompletionRecord) -> dict[str, Any]:
 
 
 def _count_reply(row: dict[str, Any], chars: int) -> None:
-    row["assistant_turns"] += 1
-    low, high = row["min_response_chars"], row["max_response_chars"]
-    row["min_response_chars"] = chars if low is None else min(low, chars)
-    row["max_response_chars"] = chars if high is None else max(high, chars)
-
-
-def _title(transcript: Iterable[Message]) -> str:
-    for message in transcript:
-        if message.role is Role.USER and message.content:
-            return " ".join(message.content.split())[:TITLE_CHARS]
-    return ""
+    before = ReplyStats(row["assistant_turns"], row["min_response_chars"], row["max_response_chars"])
+    stats = before.add(chars)
+    row["assistant_turns"] = stats.turns
+    row["min_response_chars"], row["max_response_chars"] = stats.min_chars, stats.max_chars
 
 
 def _tools(parameters: Mapping[str, Any]) -> list[Any] | None:

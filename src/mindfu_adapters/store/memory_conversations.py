@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mindfu_core.domain.chat import Message, Role
+from mindfu_core.domain.chat import Message
+from mindfu_core.domain.conversation_merge import ReplyStats, conversation_title, plan_merge
 from mindfu_core.domain.conversations import (
     CompletionRecord,
     CompletionStatus,
@@ -23,8 +24,6 @@ from mindfu_core.domain.conversations import (
     chain_hashes,
 )
 from mindfu_core.errors import InvalidRequest, NotFound
-
-TITLE_CHARS = 80
 
 
 @dataclass(slots=True)
@@ -55,9 +54,6 @@ class _Entry:
             return None
         return max(self.feedback, key=lambda f: (f.created_at, f.id)).rating
 
-    def reply_lengths(self) -> list[int]:
-        return [len(m.content or "") for m in self.messages if m.role is Role.ASSISTANT]
-
     def summary(self) -> ConversationSummary:
         return ConversationSummary(
             id=self.id,
@@ -85,20 +81,17 @@ class _Entry:
         )
 
     def apply(self, record: CompletionRecord) -> None:
-        """Append the record's new messages, or replace the stored tail from the first difference."""
+        """Merge the record's transcript into the stored messages (``plan_merge``)."""
         transcript = record.transcript
         hashes = chain_hashes(transcript)
-        common = 0
-        for stored, new in zip(self.hashes, hashes, strict=False):
-            if stored != new:
-                break
-            common += 1
-        if common < len(hashes):  # a request that is a prefix of the stored history changes nothing
-            del self.messages[common:], self.hashes[common:]
-            self.messages.extend(transcript[common:])
-            self.hashes.extend(hashes[common:])
+        head = self.hashes[-1] if self.hashes else None
+        plan = plan_merge(hashes, stored_count=len(self.hashes), head_hash=head, stored_hashes=self.hashes)
+        assert plan is not None  # every stored hash was given
+        del self.messages[plan.keep :], self.hashes[plan.keep :]
+        self.messages.extend(transcript[i] for i in plan.writes)
+        self.hashes.extend(hashes[i] for i in plan.writes)
         if not self.title:
-            self.title = _title(transcript)
+            self.title = conversation_title(transcript)
         self.updated_at = max(self.updated_at, record.created_at)
         self.model = record.model
         self.last_status = record.status
@@ -112,7 +105,7 @@ class _Entry:
         if where is None:
             return True
         rating = self.rating
-        lengths = self.reply_lengths()
+        replies = ReplyStats.of(self.messages)
         checks = (
             where.since is None or self.updated_at >= where.since,
             where.until is None or self.updated_at < where.until,
@@ -121,9 +114,11 @@ class _Entry:
             where.min_rating is None or (rating is not None and rating >= where.min_rating),
             where.max_rating is None or (rating is not None and rating <= where.max_rating),
             where.rated is None or (rating is not None) == where.rated,
-            where.min_turns is None or len(lengths) >= where.min_turns,
-            where.min_response_chars is None or (bool(lengths) and min(lengths) >= where.min_response_chars),
-            where.max_response_chars is None or (bool(lengths) and max(lengths) <= where.max_response_chars),
+            where.min_turns is None or replies.turns >= where.min_turns,
+            where.min_response_chars is None
+            or (replies.min_chars is not None and replies.min_chars >= where.min_response_chars),
+            where.max_response_chars is None
+            or (replies.max_chars is not None and replies.max_chars <= where.max_response_chars),
             where.api_key_id is None or self.api_key_id == where.api_key_id,
             where.user is None or self.user == where.user,
         )
@@ -222,13 +217,6 @@ class InMemoryConversationStore:
         for conversation_id in old:
             await self.delete(conversation_id)
         return len(old)
-
-
-def _title(transcript: Sequence[Message]) -> str:
-    for message in transcript:
-        if message.role is Role.USER and message.content:
-            return " ".join(message.content.split())[:TITLE_CHARS]
-    return ""
 
 
 def _logged(record: CompletionRecord) -> LoggedCompletion:

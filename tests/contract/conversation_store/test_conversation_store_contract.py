@@ -160,6 +160,34 @@ async def test_an_edited_turn_replaces_the_tail(store: ConversationStore) -> Non
     assert conversation.completions[1].responses == second.responses
 
 
+async def test_a_repeated_prefix_keeps_the_history_and_an_edit_in_a_batch_rewinds_its_statistics(
+    store: ConversationStore,
+) -> None:
+    first = record(1, (user("hi"),), assistant("a reply of thirty characters!!"))
+    forty = assistant("a longer reply of forty characters here.")
+    second = record(2, (*first.transcript, user("more")), forty)
+    # a failed retry of the first turn: its transcript (the request alone) is a prefix of the stored history
+    retry = record(3, (user("hi"),), status=CompletionStatus.ERROR)
+    await store.record([first, second])
+    await store.record([retry])
+    kept = await store.get("conv_a")
+    assert kept is not None and kept.messages == second.transcript and len(kept.completions) == 3
+
+    async def found(**where: object) -> bool:
+        page = await store.list(ConversationFilter(**where), limit=10)  # type: ignore[arg-type]
+        return [item.id for item in page.items] == ["conv_a"]
+
+    assert await found(min_turns=2, min_response_chars=30, max_response_chars=40)
+    edited = record(4, (user("hi"),), assistant("ok"))
+    follow = record(5, (*edited.transcript, user("and?")), assistant("fine"))
+    await store.record([edited, follow])  # the edit and its follow-up in one batch
+    conversation = await store.get("conv_a")
+    assert conversation is not None and conversation.messages == follow.transcript
+    assert conversation.summary.message_count == 4 and conversation.summary.title == "hi"
+    assert await found(min_turns=2, max_response_chars=4) and not await found(min_turns=3)
+    assert await store.find_by_head(chain_hashes(follow.transcript)[-1]) == "conv_a"
+
+
 async def test_tool_calls_and_tool_results_are_kept(store: ConversationStore) -> None:
     call = ToolCall(id="call_1", name="weather", arguments='{"city": "Paris"}')
     first = record(1, (user("weather?"),), assistant(None, call), tools=True)
