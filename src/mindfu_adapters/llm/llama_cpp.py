@@ -27,13 +27,19 @@ from typing import Any
 
 from mindfu_adapters.llm.llama_batch import BatchScheduler
 from mindfu_adapters.llm.llama_plan import Job, Prepared, SeqSlot
+from mindfu_adapters.llm.planning import (
+    Constraint,
+    ConstraintKind,
+    SamplingDefaults,
+    plan_output,
+    plan_sampling,
+)
 from mindfu_adapters.llm.prompt_cache import HostPromptCache
 from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
 from mindfu_adapters.llm.slots import SlotPool
 from mindfu_adapters.llm.tool_format import (
     CALL_CLOSE,
     CALL_OPEN,
-    call_grammar_schema,
     template_messages,
     tool_schema,
     tools_system_block,
@@ -46,16 +52,13 @@ from mindfu_core.domain.chat import (
     GenerationRequest,
     Message,
     ModelInfo,
-    ResponseFormatType,
     TextRequest,
     ToolChoice,
-    ToolChoiceMode,
     ToolSpec,
     Usage,
 )
 from mindfu_core.errors import (
     ConfigurationError,
-    ContextLengthExceeded,
     EngineFailure,
     InvalidRequest,
 )
@@ -205,6 +208,7 @@ class LlamaCppEngine:
             bos_token=model.token_get_text(bos) if bos != -1 else "",
         )
         self._n_ctx = llama_cpp.llama_n_ctx_seq(context.ctx)
+        self._defaults = SamplingDefaults.of(config)
         self._host_cache = (
             HostPromptCache(config.prompt_cache_bytes) if config.prompt_cache_bytes > 0 else None
         )
@@ -406,67 +410,49 @@ class LlamaCppEngine:
             ) from exc
 
     def _prepare(self, request: GenerationRequest) -> Prepared:
-        sampling = request.sampling
-        if sampling.logprobs and not self._config.logprobs:
-            raise InvalidRequest(
-                "logprobs are not enabled on this engine (start it with MINDFU_LLM__LOGPROBS=true)",
-                param="logprobs",
-            )
-        grammar_text: str | None = None
-        mode, echo = ToolMode.PLAIN, ""
-        tools: Sequence[ToolSpec] = ()
+        output = plan_output(request, logprobs_enabled=self._config.logprobs)
         if isinstance(request, ChatRequest):
-            choice = request.tool_choice
-            if request.tools and choice.mode is not ToolChoiceMode.NONE:
-                tools = request.tools
-                if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.FUNCTION):
-                    mode = ToolMode.FORCED
-                    schema = call_grammar_schema(tools, choice)
-                    # key order kept: the grammar writes "name" before "arguments", so the call streams
-                    grammar_text = _grammar_text(json.dumps(schema), True)
-                else:
-                    mode = ToolMode.AUTO
-            fmt = request.response_format
-            if mode is not ToolMode.FORCED:
-                if fmt.type is ResponseFormatType.JSON_OBJECT:
-                    grammar_text = _grammar_text(json.dumps({"type": "object"}), False)
-                elif fmt.type is ResponseFormatType.JSON_SCHEMA:
-                    grammar_text = _grammar_text(json.dumps(fmt.schema, sort_keys=True), False)
-            prompt = self._render(request.messages, tools, mode, choice)
+            assert output.choice is not None
+            prompt = self._render(request.messages, output.tools, output.mode, output.choice)
         else:
-            assert isinstance(request, TextRequest)
             prompt = request.prompt
-            echo = request.prompt if request.echo else ""
         tokens = self._tokenize(prompt)
-        budget = self._n_ctx - len(tokens)
-        too_many = sampling.max_tokens is not None and sampling.max_tokens > budget
-        if budget <= 0 or (too_many and not self._config.clamp_max_tokens):
-            asked = f" + {sampling.max_tokens} for the completion" if sampling.max_tokens else ""
-            raise ContextLengthExceeded(
-                f"This model's maximum context length is {self._n_ctx} tokens; the request needs "
-                f"{len(tokens)} for the prompt{asked}. Shorten the messages or lower max_tokens.",
-                param="messages" if isinstance(request, ChatRequest) else "prompt",
-            )
+        sampling = plan_sampling(
+            request.sampling,
+            self._defaults,
+            prompt_tokens=len(tokens),
+            context_length=self._n_ctx,
+            clamp_max_tokens=self._config.clamp_max_tokens,
+            where=output.where,
+        )
         kwargs: dict[str, Any] = {
-            "max_tokens": min(sampling.max_tokens or budget, budget),
-            "temperature": self._config.temperature if sampling.temperature is None else sampling.temperature,
-            "top_p": self._config.top_p if sampling.top_p is None else sampling.top_p,
-            "top_k": self._config.top_k if sampling.top_k is None else sampling.top_k,
-            "min_p": self._config.min_p if sampling.min_p is None else sampling.min_p,
-            "repeat_penalty": (
-                self._config.repeat_penalty if sampling.repeat_penalty is None else sampling.repeat_penalty
-            ),
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "min_p": sampling.min_p,
+            "repeat_penalty": sampling.repeat_penalty,
             "presence_penalty": sampling.presence_penalty,
             "frequency_penalty": sampling.frequency_penalty,
             "stop": list(sampling.stop),
         }
-        if sampling.logprobs:
-            kwargs["logprobs"] = max(sampling.top_logprobs, 1)
-        if grammar_text is not None:
+        if sampling.top_logprobs is not None:
+            kwargs["logprobs"] = sampling.top_logprobs
+        if output.constraint is not None:
             from llama_cpp.llama_grammar import LlamaGrammar
 
-            kwargs["grammar"] = LlamaGrammar.from_string(grammar_text, verbose=False)
-        return Prepared(tokens, kwargs, request.n, mode, tools, echo, sampling.seed)
+            kwargs["grammar"] = LlamaGrammar.from_string(_grammar(output.constraint), verbose=False)
+        return Prepared(tokens, kwargs, request.n, output.mode, output.tools, output.echo, sampling.seed)
+
+
+def _grammar(constraint: Constraint) -> str:
+    """The GBNF grammar of a constraint."""
+    if constraint.kind is ConstraintKind.CALL:
+        # key order kept: the grammar writes "name" before "arguments", so the call streams
+        return _grammar_text(json.dumps(constraint.schema), True)
+    if constraint.kind is ConstraintKind.JSON_OBJECT:
+        return _grammar_text(json.dumps({"type": "object"}), False)
+    return _grammar_text(json.dumps(constraint.schema, sort_keys=True), False)
 
 
 def _prompt_chars(request: GenerationRequest) -> int:

@@ -24,11 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mindfu_adapters.llm.planning import (
+    Constraint,
+    ConstraintKind,
+    SamplingDefaults,
+    plan_output,
+    plan_sampling,
+)
 from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
 from mindfu_adapters.llm.slots import SlotPool
 from mindfu_adapters.llm.tool_format import (
     CALL_OPEN,
-    call_grammar_schema,
     template_messages,
     tool_schema,
     tools_system_block,
@@ -44,11 +50,8 @@ from mindfu_core.domain.chat import (
     GenerationRequest,
     Message,
     ModelInfo,
-    ResponseFormatType,
-    TextRequest,
     TokenLogprob,
     ToolChoice,
-    ToolChoiceMode,
     ToolSpec,
     TopLogprob,
     Usage,
@@ -410,81 +413,53 @@ class VllmEngine:
 
     def _prepare(self, request: GenerationRequest) -> _Prepared:
         from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+        from vllm.sampling_params import RequestOutputKind
 
-        sampling = request.sampling
-        if sampling.logprobs and not self._config.logprobs:
-            raise InvalidRequest(
-                "logprobs are not enabled on this engine (MINDFU_LLM__LOGPROBS=true)", param="logprobs"
-            )
-        structured: Any = None
-        mode, echo = ToolMode.PLAIN, ""
-        tools: Sequence[ToolSpec] = ()
+        output = plan_output(request, logprobs_enabled=self._config.logprobs)
         parser_request: Any = None
         if isinstance(request, ChatRequest):
-            choice = request.tool_choice
-            if request.tools and choice.mode is not ToolChoiceMode.NONE:
-                tools = request.tools
-                if choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.FUNCTION):
-                    mode = ToolMode.FORCED
-                    structured = StructuredOutputsParams(json=call_grammar_schema(tools, choice))
-                else:
-                    mode = ToolMode.AUTO
-                    if self._config.tool_call_parser is not None:
-                        parser_request = self._parser_request(tools)
-            fmt = request.response_format
-            if mode is not ToolMode.FORCED:
-                if fmt.type is ResponseFormatType.JSON_OBJECT:
-                    structured = StructuredOutputsParams(json_object=True)
-                elif fmt.type is ResponseFormatType.JSON_SCHEMA:
-                    structured = StructuredOutputsParams(json=dict(fmt.schema or {}))
-            prompt_ids = self._render(request.messages, tools, mode, choice)
-            where = "messages"
+            assert output.choice is not None
+            if output.mode is ToolMode.AUTO and self._config.tool_call_parser is not None:
+                parser_request = self._parser_request(output.tools)
+            prompt_ids = self._render(request.messages, output.tools, output.mode, output.choice)
         else:
-            assert isinstance(request, TextRequest)
             prompt_ids = self._encode(request.prompt, special=True)
-            echo = request.prompt if request.echo else ""
-            where = "prompt"
-        budget = self._max_model_len - len(prompt_ids)
-        too_many = sampling.max_tokens is not None and sampling.max_tokens > budget
-        if budget <= 0 or (too_many and not self._config.clamp_max_tokens):
-            asked = f" + {sampling.max_tokens} for the completion" if sampling.max_tokens else ""
-            raise ContextLengthExceeded(
-                f"This model's maximum context length is {self._max_model_len} tokens; the request needs "
-                f"{len(prompt_ids)} for the prompt{asked}. Shorten the messages or lower max_tokens.",
-                param=where,
-            )
-        temperature = self._config.temperature if sampling.temperature is None else sampling.temperature
-        copies = request.n if temperature == 0 else 1
+        sampling = plan_sampling(
+            request.sampling,
+            SamplingDefaults.of(self._config),
+            prompt_tokens=len(prompt_ids),
+            context_length=self._max_model_len,
+            clamp_max_tokens=self._config.clamp_max_tokens,
+            where=output.where,
+        )
+        copies = request.n if sampling.temperature == 0 else 1
         kwargs: dict[str, Any] = {
             # vLLM refuses n > 1 without sampling; greedy choices are all the same generation
             "n": 1 if copies > 1 else request.n,
-            "max_tokens": min(sampling.max_tokens or budget, budget),
-            "temperature": temperature,
-            "top_p": self._config.top_p if sampling.top_p is None else sampling.top_p,
-            "top_k": self._config.top_k if sampling.top_k is None else sampling.top_k,
-            "min_p": self._config.min_p if sampling.min_p is None else sampling.min_p,
-            "repetition_penalty": (
-                self._config.repeat_penalty if sampling.repeat_penalty is None else sampling.repeat_penalty
-            ),
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k or -1,  # vLLM's "no top-k" is -1
+            "min_p": sampling.min_p,
+            "repetition_penalty": sampling.repeat_penalty,
             "presence_penalty": sampling.presence_penalty,
             "frequency_penalty": sampling.frequency_penalty,
             "stop": list(sampling.stop),
             "seed": sampling.seed,
-            "structured_outputs": structured,
+            "structured_outputs": _structured(output.constraint),
             "output_kind": RequestOutputKind.DELTA,
         }
-        if kwargs["top_k"] == 0:
-            kwargs["top_k"] = -1  # vLLM's "no top-k"
-        if sampling.logprobs:
-            kwargs["logprobs"] = max(sampling.top_logprobs, 1)
+        if sampling.top_logprobs is not None:
+            kwargs["logprobs"] = sampling.top_logprobs
         if parser_request is not None:
             kwargs["skip_special_tokens"] = parser_request.skip_special_tokens
         try:
             params = SamplingParams(**kwargs)
         except ValueError as exc:  # vLLM's VLLMValidationError is a ValueError naming the parameter
             raise InvalidRequest(str(exc), param=getattr(exc, "parameter", None)) from exc
-        return _Prepared(prompt_ids, params, request.n, mode, tools, echo, parser_request, copies)
+        return _Prepared(
+            prompt_ids, params, request.n, output.mode, output.tools, output.echo, parser_request, copies
+        )
 
     def _parser_request(self, tools: Sequence[ToolSpec]) -> Any:
         from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
@@ -536,6 +511,17 @@ class VllmEngine:
                 )
             )
         return tuple(found)
+
+
+def _structured(constraint: Constraint | None) -> Any:
+    """vLLM's structured outputs for a constraint (``None`` without one)."""
+    if constraint is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    if constraint.kind is ConstraintKind.JSON_OBJECT:
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(json=dict(constraint.schema or {}))
 
 
 def _finish_reason(reason: str) -> FinishReason:
