@@ -76,7 +76,7 @@ def build_model(size: str, tokenizer_from: Path, folder: Path) -> Path:
 
 def examples(count: int, words: int) -> list[Any]:
     from mindfu_core.domain.chat import Message, Role
-    from mindfu_core.services.dataset import ChatExample
+    from mindfu_core.domain.training import ChatExample
 
     made = []
     for i in range(count):

@@ -56,9 +56,9 @@ from mindfu_adapters.parser.auto import AutoParser
 from mindfu_adapters.registry.memory import InMemoryDocumentRegistry
 from mindfu_adapters.vector_store.memory import InMemoryVectorStore
 from mindfu_adapters.vector_store.qdrant import QdrantVectorStore
-from mindfu_core.domain.documents import Chunk
+from mindfu_core.domain.documents import Chunk, ChunkingPolicy
 from mindfu_core.domain.retrieval import RetrievalOptions
-from mindfu_core.services.chunking import ChunkingPolicy, split_text
+from mindfu_core.services.chunking import split_text
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService
 from mindfu_core.services.retrieval import MAX_TOP_K, Retriever
 

@@ -21,13 +21,13 @@ from mindfu_adapters.wiring import rag as rag_wiring
 from mindfu_adapters.wiring import training as training_wiring
 from mindfu_core.application import Health
 from mindfu_core.domain.chat import ModelInfo
+from mindfu_core.domain.documents import ChunkingPolicy
 from mindfu_core.errors import ConfigurationError
 from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
 from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.chat import ChatService
-from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_core.services.conversations import ConversationRecorder, ConversationService
 from mindfu_core.services.embeddings import EmbeddingService
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService

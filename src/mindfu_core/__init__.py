@@ -25,7 +25,15 @@ from mindfu_core.domain.chat import (
     TopLogprob,
     Usage,
 )
-from mindfu_core.domain.documents import Chunk, Document, Filter, IngestResult, ScoredChunk, TextSpan
+from mindfu_core.domain.documents import (
+    Chunk,
+    ChunkingPolicy,
+    Document,
+    Filter,
+    IngestResult,
+    ScoredChunk,
+    TextSpan,
+)
 from mindfu_core.domain.parsing import ParsedDocument
 from mindfu_core.errors import (
     ConfigurationError,
@@ -49,7 +57,7 @@ from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.ports.parser import DocumentParser
 from mindfu_core.ports.vector_store import VectorStore
 from mindfu_core.services.chat import ChatService
-from mindfu_core.services.chunking import ChunkingPolicy, split_pages, split_text
+from mindfu_core.services.chunking import split_pages, split_text
 from mindfu_core.services.collect import collect
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService
 

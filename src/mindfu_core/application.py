@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mindfu_core.domain.chat import ChatRequest, ChatResult, GenerationRequest, ModelInfo
+from mindfu_core.domain.chat import ChatRequest, ChatResult, ChatStream, GenerationRequest, ModelInfo
 from mindfu_core.domain.conversations import (
     CallContext,
     Conversation,
@@ -18,13 +18,10 @@ from mindfu_core.domain.conversations import (
     ConversationPage,
     Feedback,
 )
-from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
+from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
+from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.retrieval import RetrievalOptions
-from mindfu_core.domain.training import JobEvent, JobSpec, TrainingFile, TrainingJob
-from mindfu_core.ports.training_runner import Checkpoint
-from mindfu_core.services.chat import ChatStream
-from mindfu_core.services.chunking import ChunkingPolicy
-from mindfu_core.services.embeddings import Embeddings
+from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 
 
 class ChatApi(Protocol):

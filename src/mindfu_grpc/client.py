@@ -17,7 +17,14 @@ from google.protobuf import json_format
 
 import grpc
 from mindfu_core.application import Health
-from mindfu_core.domain.chat import ChatDelta, ChatRequest, ChatResult, GenerationRequest, ModelInfo
+from mindfu_core.domain.chat import (
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
+    ChatStream,
+    GenerationRequest,
+    ModelInfo,
+)
 from mindfu_core.domain.conversations import (
     CallContext,
     Conversation,
@@ -25,16 +32,14 @@ from mindfu_core.domain.conversations import (
     ConversationPage,
     Feedback,
 )
-from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
+from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
+from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.retrieval import RetrievalOptions
-from mindfu_core.domain.training import JobEvent, JobSpec, TrainingFile, TrainingJob
+from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import ConfigurationError, UpstreamUnavailable
-from mindfu_core.ports.training_runner import Checkpoint
 from mindfu_core.services.auth import presented_credentials
-from mindfu_core.services.chat import NO_CONTEXT, ChatStream
-from mindfu_core.services.chunking import ChunkingPolicy
+from mindfu_core.services.chat import NO_CONTEXT
 from mindfu_core.services.conversations import finetuning_example
-from mindfu_core.services.embeddings import Embeddings
 from mindfu_core.services.retrieval import with_overrides
 from mindfu_grpc._pb.mindfu.v1 import (
     chat_pb2,

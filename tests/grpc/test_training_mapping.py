@@ -10,6 +10,7 @@ import pytest
 
 from mindfu_core.domain.conversations import CompletionStatus
 from mindfu_core.domain.training import (
+    Checkpoint,
     DatasetStats,
     DataSource,
     Hyperparameters,
@@ -25,7 +26,6 @@ from mindfu_core.domain.training import (
     TrainingOutcome,
 )
 from mindfu_core.errors import InvalidRequest
-from mindfu_core.ports.training_runner import Checkpoint
 from mindfu_grpc._pb.mindfu.v1 import training_pb2 as pb
 from mindfu_grpc.mapping import training as mapping
 
@@ -118,7 +118,7 @@ def test_a_finished_job_survives_the_trip() -> None:
             tokens=4321,
             notes=("no CUDA: 4-bit off",),
         ),
-        mlflow_run_id="run-1",
+        tracking_run_id="run-1",
         fine_tuned_model="ft:devstral-small-2:support:ftjob-1",
         artifacts={"adapter": "/data/a", "merged": "/data/m"},
         attempts=2,

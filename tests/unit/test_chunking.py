@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mindfu_core.domain.documents import TextSpan
+from mindfu_core.domain.documents import ChunkingPolicy, TextSpan
 from mindfu_core.errors import InvalidRequest
-from mindfu_core.services.chunking import ChunkingPolicy, split_pages, split_text, whole_text
+from mindfu_core.services.chunking import split_pages, split_text, whole_text
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. "
 

@@ -9,9 +9,8 @@ import pytest
 from mindfu_adapters.parser.auto import AutoParser
 from mindfu_adapters.registry.memory import InMemoryDocumentRegistry
 from mindfu_adapters.vector_store.memory import InMemoryVectorStore
-from mindfu_core.domain.documents import Chunk
+from mindfu_core.domain.documents import Chunk, ChunkingPolicy
 from mindfu_core.errors import NotFound, PayloadTooLarge, UnprocessableContent
-from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService
 from tests.fakes import HashEmbedder
 from tests.fixtures.documents import make_pdf

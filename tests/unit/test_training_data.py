@@ -10,9 +10,8 @@ import pytest
 
 from mindfu_core.domain.chat import Message, Role, ToolCall
 from mindfu_core.domain.conversations import CompletionStatus, Conversation, ConversationSummary
-from mindfu_core.domain.training import QualityPolicy, SplitPolicy
+from mindfu_core.domain.training import ChatExample, QualityPolicy, SplitPolicy
 from mindfu_core.errors import InvalidRequest
-from mindfu_core.services.dataset import ChatExample
 from mindfu_core.services.training_data import (
     DatasetBuilder,
     near_key,

@@ -14,6 +14,8 @@ import pytest
 from mindfu_adapters.store.memory_training import InMemoryTrainingJobStore
 from mindfu_core.domain.conversations import Conversation, ConversationFilter
 from mindfu_core.domain.training import (
+    ChatExample,
+    Checkpoint,
     DataSource,
     JobSpec,
     JobStatus,
@@ -23,8 +25,7 @@ from mindfu_core.domain.training import (
     TrainingOutcome,
 )
 from mindfu_core.errors import EngineFailure, InvalidRequest, NotFound
-from mindfu_core.ports.training_runner import Checkpoint, RunnerUpdate, RunResult
-from mindfu_core.services.dataset import ChatExample
+from mindfu_core.ports.training_runner import RunnerUpdate, RunResult
 from mindfu_core.services.training import TrainingService
 
 
@@ -81,7 +82,7 @@ class ScriptedRunner:
 
     async def run(self, job: TrainingJob, report: Callable[[RunnerUpdate], Awaitable[None]]) -> RunResult:
         self.runs.append(job.id)
-        await report(RunnerUpdate(mlflow_run_id="run-1"))
+        await report(RunnerUpdate(tracking_run_id="run-1"))
         for step in (1, 2):
             await report(RunnerUpdate(progress=Progress(step=step, total_steps=2, loss=3.0 - step)))
             await report(RunnerUpdate(metrics={"loss": 3.0 - step}, step=step))
@@ -160,7 +161,7 @@ async def test_a_job_runs_reports_and_registers_its_model() -> None:
     done = await settled(svc, job.id)
     assert done.status is JobStatus.SUCCEEDED and done.attempts == 1
     assert done.fine_tuned_model == f"ft:tiny:mine:{job.id}"
-    assert done.mlflow_run_id == "run-1" and done.progress.step == 2
+    assert done.tracking_run_id == "run-1" and done.progress.step == 2
     assert done.artifacts == {"adapter": "/a", "merged": "/m"}
     messages = [e.message for e in reversed(await svc.events(job.id, limit=50))]
     assert (

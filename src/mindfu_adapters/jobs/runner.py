@@ -15,11 +15,10 @@ from typing import Any
 
 from mindfu_adapters.export.awq import AwqExport
 from mindfu_adapters.jobs.worker import CANCEL, ERROR, EVENTS, JOB, OUTCOME
-from mindfu_core.domain.training import Progress, TrainingJob, TrainingOutcome
+from mindfu_core.domain.training import ChatExample, Checkpoint, Progress, TrainingJob, TrainingOutcome
 from mindfu_core.errors import EngineFailure, NotFound
-from mindfu_core.ports.training_runner import Checkpoint, RunnerUpdate, RunResult
+from mindfu_core.ports.training_runner import RunnerUpdate, RunResult
 from mindfu_core.services.conversations import openai_message
-from mindfu_core.services.dataset import ChatExample
 from mindfu_core.services.training import fine_tuned_name
 
 POLL_S = 0.5
@@ -150,7 +149,7 @@ class SubprocessTrainingRunner:
             "tracking_uri": self._tracking_uri,
             "artifact_root": str(self._artifact_root),
             "experiment": job.spec.experiment or self._experiment,
-            "mlflow_run_id": job.mlflow_run_id,
+            "mlflow_run_id": job.tracking_run_id,
             "stats": job.stats.as_dict() if job.stats else None,
             "merge": self._merge or bool(self._gguf) or self._awq is not None,
             "merge_dtype": self._merge_dtype,
@@ -215,7 +214,7 @@ class SubprocessTrainingRunner:
             elif kind == "metrics":
                 await report(RunnerUpdate(metrics=event["metrics"], step=event["step"]))
             elif kind == "mlflow":
-                await report(RunnerUpdate(mlflow_run_id=event["run_id"]))
+                await report(RunnerUpdate(tracking_run_id=event["run_id"]))
             elif kind == "message":
                 await report(RunnerUpdate(message=event["message"], level=event.get("level", "info")))
         return offset + len(complete)

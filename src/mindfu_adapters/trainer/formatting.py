@@ -8,7 +8,7 @@ from typing import Any
 
 from mindfu_core.domain.chat import Role, ToolSpec
 from mindfu_core.domain.chat import ToolChoice as _ToolChoice
-from mindfu_core.services.dataset import ChatExample
+from mindfu_core.domain.training import ChatExample
 from mindfu_core.services.tool_text import template_messages, tools_system_block
 
 

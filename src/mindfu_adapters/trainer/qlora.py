@@ -16,10 +16,9 @@ from typing import Any
 
 from mindfu_adapters.trainer.formatting import to_records
 from mindfu_adapters.trainer.merge import merge_adapter
-from mindfu_core.domain.training import Hyperparameters, Progress, TrainingOutcome
+from mindfu_core.domain.training import ChatExample, Hyperparameters, Progress, TrainingOutcome
 from mindfu_core.errors import EngineFailure, InvalidRequest
 from mindfu_core.ports.trainer import TrainingCallbacks, TrainingRequest
-from mindfu_core.services.dataset import ChatExample
 
 log = logging.getLogger(__name__)
 ADAPTER = "adapter"

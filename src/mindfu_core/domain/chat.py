@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,3 +295,23 @@ class EngineStats:
     # an engine's host-memory cache of prompt prefixes: bytes held, and prefixes restored from it
     prompt_cache_bytes: int = 0
     prompt_cache_hits: int = 0
+
+
+class ChatStream:
+    """The deltas of one streamed completion, with its id and conversation known before the first one."""
+
+    def __init__(self, deltas: AsyncIterator[ChatDelta], *, id: str, conversation_id: str | None) -> None:
+        self._deltas = deltas
+        self.id = id
+        self.conversation_id = conversation_id
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatDelta:
+        return await anext(self._deltas)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._deltas, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mindfu_core.errors import InvalidRequest
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Document:
@@ -88,3 +90,19 @@ class Filter:
 
     document_ids: tuple[str, ...] = ()
     metadata: Mapping[str, str | int | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkingPolicy:
+    """Chunk size and overlap, in characters (the defaults are MindFu's: 512 and 50)."""
+
+    size: int = 512
+    overlap: int = 50
+
+    def __post_init__(self) -> None:
+        if self.size < 16:
+            raise InvalidRequest(f"chunk size must be at least 16 characters, got {self.size}", param="chunk")
+        if not 0 <= self.overlap < self.size // 2:
+            raise InvalidRequest(
+                f"chunk overlap must be between 0 and half the chunk size, got {self.overlap}", param="chunk"
+            )

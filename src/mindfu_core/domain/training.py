@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mindfu_core.domain.chat import Message
 from mindfu_core.domain.conversations import CompletionStatus
 
 
@@ -188,7 +189,7 @@ class TrainingJob:
     progress: Progress = field(default_factory=Progress)
     stats: DatasetStats | None = None
     outcome: TrainingOutcome | None = None
-    mlflow_run_id: str | None = None
+    tracking_run_id: str | None = None  # the experiment tracker's run
     fine_tuned_model: str | None = None
     artifacts: Mapping[str, str] = field(default_factory=dict)  # kind (adapter, merged, gguf) -> path
     error: str | None = None
@@ -205,3 +206,20 @@ class JobEvent:
     level: str  # info, warn, error
     message: str
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatExample:
+    """One training conversation: its messages (ending with what the model should learn to say) and tools."""
+
+    messages: tuple[Message, ...]
+    tools: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    """A saved training state a job can resume from."""
+
+    step: int
+    path: str
+    metrics: Mapping[str, Any] = field(default_factory=dict)

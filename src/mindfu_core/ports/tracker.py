@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 
 class ExperimentTracker(Protocol):
-    """Records training runs for comparison (MLflow in production, memory in tests and library use)."""
+    """Records training runs for comparison (a tracking server in production, memory in tests)."""
 
     def start_run(
         self, experiment: str, *, run_name: str | None = None, tags: Mapping[str, str] | None = None

@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mindfu_core.domain.training import Hyperparameters, Progress, TrainingOutcome
-from mindfu_core.services.dataset import ChatExample
+from mindfu_core.domain.training import ChatExample, Hyperparameters, Progress, TrainingOutcome
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

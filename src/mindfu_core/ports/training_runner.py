@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from mindfu_core.domain.training import Progress, TrainingJob, TrainingOutcome
-from mindfu_core.services.dataset import ChatExample
+from mindfu_core.domain.training import ChatExample, Checkpoint, Progress, TrainingJob, TrainingOutcome
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunnerUpdate:
-    """Something the worker reported: progress, metrics, a message, or its MLflow run id."""
+    """Something the worker reported: progress, metrics, a message, or its tracking run id."""
 
     progress: Progress | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     step: int = 0
     message: str | None = None
     level: str = "info"
-    mlflow_run_id: str | None = None
+    tracking_run_id: str | None = None  # the experiment tracker's run, once it has one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,15 +29,6 @@ class RunResult:
     outcome: TrainingOutcome | None = None
     cancelled: bool = False
     artifacts: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Checkpoint:
-    """A saved training state a job can resume from."""
-
-    step: int
-    path: str
-    metrics: Mapping[str, Any] = field(default_factory=dict)
 
 
 class TrainingRunner(Protocol):

@@ -13,6 +13,7 @@ from mindfu_core.domain.chat import (
     ChatDelta,
     ChatRequest,
     ChatResult,
+    ChatStream,
     FinishReason,
     GenerationRequest,
     Message,
@@ -32,26 +33,6 @@ from mindfu_core.services.retrieval import Retriever
 from mindfu_core.services.validation import validate_request
 
 NO_CONTEXT = CallContext()
-
-
-class ChatStream:
-    """The deltas of one streamed completion, with its id and conversation known before the first one."""
-
-    def __init__(self, deltas: AsyncIterator[ChatDelta], *, id: str, conversation_id: str | None) -> None:
-        self._deltas = deltas
-        self.id = id
-        self.conversation_id = conversation_id
-
-    def __aiter__(self) -> ChatStream:
-        return self
-
-    async def __anext__(self) -> ChatDelta:
-        return await anext(self._deltas)
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._deltas, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 class ChatService:

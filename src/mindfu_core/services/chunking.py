@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from mindfu_core.domain.documents import TextSpan
-from mindfu_core.errors import InvalidRequest
+from mindfu_core.domain.documents import ChunkingPolicy, TextSpan
 
 # Boundaries in order of preference; each pattern matches the gap a chunk may end at.
 _BOUNDARIES = (
@@ -15,22 +13,6 @@ _BOUNDARIES = (
     re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+"),  # sentence
     re.compile(r"\s+"),  # word
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChunkingPolicy:
-    """Chunk size and overlap, in characters (the defaults are MindFu's: 512 and 50)."""
-
-    size: int = 512
-    overlap: int = 50
-
-    def __post_init__(self) -> None:
-        if self.size < 16:
-            raise InvalidRequest(f"chunk size must be at least 16 characters, got {self.size}", param="chunk")
-        if not 0 <= self.overlap < self.size // 2:
-            raise InvalidRequest(
-                f"chunk overlap must be between 0 and half the chunk size, got {self.overlap}", param="chunk"
-            )
 
 
 def _best_cut(text: str, start: int, end: int, earliest: int) -> int:

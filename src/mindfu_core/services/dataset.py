@@ -7,22 +7,14 @@ file or from ``mindfu conversations export``: every line is checked and a bad on
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from mindfu_core.domain.chat import Message, Role, ToolCall
+from mindfu_core.domain.training import ChatExample
 from mindfu_core.errors import InvalidRequest
 
 _ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChatExample:
-    """One training conversation: its messages (ending with what the model should learn to say) and tools."""
-
-    messages: tuple[Message, ...]
-    tools: tuple[Mapping[str, Any], ...] = ()
 
 
 def read_chat_jsonl(lines: Iterable[str | bytes]) -> Iterator[ChatExample]:

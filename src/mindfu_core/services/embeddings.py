@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.errors import InvalidRequest, NotFound
 from mindfu_core.ports.embedder import Embedder
 
 #: Inputs per request, as OpenAI allows.
 MAX_INPUTS = 2048
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Embeddings:
-    """One vector per input, in order, the model that made them, and the tokens it read."""
-
-    model: str
-    vectors: tuple[tuple[float, ...], ...]
-    prompt_tokens: int
 
 
 class EmbeddingService:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mindfu_core.domain.documents import Chunk, Document, IngestResult, SparseVector
+from mindfu_core.domain.documents import Chunk, ChunkingPolicy, Document, IngestResult, SparseVector
 from mindfu_core.domain.parsing import ParsedDocument
 from mindfu_core.errors import NotFound, PayloadTooLarge, UnprocessableContent
 from mindfu_core.ports.document_registry import DocumentRegistry
@@ -18,7 +18,7 @@ from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.parser import DocumentParser
 from mindfu_core.ports.sparse_encoder import SparseEncoder
 from mindfu_core.ports.vector_store import VectorStore
-from mindfu_core.services.chunking import ChunkingPolicy, split_pages, whole_text
+from mindfu_core.services.chunking import split_pages, whole_text
 
 _DOCUMENT_NAMESPACE = uuid.UUID("0c3b1a77-2f0e-4d8e-9a51-6f1f3c2b9e40")
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from mindfu_core.domain.conversations import Conversation, ConversationFilter
 from mindfu_core.domain.training import (
+    Checkpoint,
     DataSource,
     JobEvent,
     JobSpec,
@@ -32,7 +33,7 @@ from mindfu_core.domain.training import (
 from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
 from mindfu_core.ports.blob_store import BlobStore
 from mindfu_core.ports.training_jobs import TrainingJobStore
-from mindfu_core.ports.training_runner import Checkpoint, RunnerUpdate, RunResult, TrainingRunner
+from mindfu_core.ports.training_runner import RunnerUpdate, RunResult, TrainingRunner
 from mindfu_core.services.dataset import read_chat_jsonl
 from mindfu_core.services.training_data import PreparedDataset, prepare_examples, prepare_from_conversations
 
@@ -273,8 +274,8 @@ class TrainingService:
             current = state["job"]
             if update.progress is not None:
                 current = replace(current, progress=update.progress)
-            if update.mlflow_run_id is not None:
-                current = replace(current, mlflow_run_id=update.mlflow_run_id)
+            if update.tracking_run_id is not None:
+                current = replace(current, tracking_run_id=update.tracking_run_id)
             if current is not state["job"]:
                 state["job"] = current
                 await self._store.update(current)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 from mindfu_core.domain.chat import Message, Role
 from mindfu_core.domain.conversations import Conversation
-from mindfu_core.domain.training import DatasetStats, QualityPolicy, SplitPolicy
+from mindfu_core.domain.training import ChatExample, DatasetStats, QualityPolicy, SplitPolicy
 from mindfu_core.errors import InvalidRequest
-from mindfu_core.services.dataset import ChatExample
 
 #: Drop reasons, as the statistics name them.
 NO_REPLY = "no_assistant_reply"

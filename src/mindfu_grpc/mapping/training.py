@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 
 from mindfu_core.domain.conversations import CompletionStatus
 from mindfu_core.domain.training import (
+    Checkpoint,
     DatasetStats,
     DataSource,
     Hyperparameters,
@@ -24,7 +25,6 @@ from mindfu_core.domain.training import (
     TrainingOutcome,
 )
 from mindfu_core.errors import InvalidRequest
-from mindfu_core.ports.training_runner import Checkpoint
 from mindfu_grpc._pb.mindfu.v1 import training_pb2 as pb
 from mindfu_grpc.mapping.common import from_timestamp, optional, timestamp
 
@@ -185,7 +185,7 @@ def job_to_pb(job: TrainingJob) -> pb.TrainingJob:
         source=_SOURCE[job.spec.source],
         created_at=timestamp(job.created_at),
         progress=pb.JobProgress(step=progress.step, total_steps=progress.total_steps, epoch=progress.epoch),
-        mlflow_run_id=job.mlflow_run_id or "",
+        mlflow_run_id=job.tracking_run_id or "",
         fine_tuned_model=job.fine_tuned_model or "",
         artifacts=dict(job.artifacts),
         error=job.error or "",
@@ -276,7 +276,7 @@ def job_from_pb(message: pb.TrainingJob) -> TrainingJob:
         ),
         stats=stats,
         outcome=outcome,
-        mlflow_run_id=message.mlflow_run_id or None,
+        tracking_run_id=message.mlflow_run_id or None,
         fine_tuned_model=message.fine_tuned_model or None,
         artifacts=dict(message.artifacts),
         error=message.error or None,

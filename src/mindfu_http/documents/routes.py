@@ -14,9 +14,8 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from mindfu_core.domain.documents import Document, IngestResult, ScoredChunk
+from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.errors import InvalidRequest
-from mindfu_core.services.chunking import ChunkingPolicy
 from mindfu_http.deps import ingestion_service, retriever
 from mindfu_http.openai.schemas import RagIn
 

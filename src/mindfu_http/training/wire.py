@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mindfu_core.domain.conversations import CompletionStatus
 from mindfu_core.domain.training import (
+    Checkpoint,
     DataSource,
     Hyperparameters,
     JobEvent,
@@ -21,7 +22,6 @@ from mindfu_core.domain.training import (
     TrainingFile,
     TrainingJob,
 )
-from mindfu_core.ports.training_runner import Checkpoint
 
 #: OpenAI's learning_rate_multiplier scales this.
 BASE_LEARNING_RATE = 2e-4
@@ -201,7 +201,7 @@ def job_object(job: TrainingJob) -> dict[str, Any]:
             ),
             "notes": list(outcome.notes) if outcome else [],
             "artifacts": dict(job.artifacts),
-            "mlflow_run_id": job.mlflow_run_id,
+            "mlflow_run_id": job.tracking_run_id,
             "experiment": job.spec.experiment,
             "register": job.spec.register.value,
             "attempts": job.attempts,

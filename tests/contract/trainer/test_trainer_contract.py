@@ -12,10 +12,9 @@ import pytest
 
 from mindfu_adapters.trainer.qlora import QloraTrainer
 from mindfu_core.domain.chat import Message, Role
-from mindfu_core.domain.training import Hyperparameters, Progress
+from mindfu_core.domain.training import ChatExample, Hyperparameters, Progress
 from mindfu_core.errors import InvalidRequest
 from mindfu_core.ports.trainer import Trainer, TrainingRequest
-from mindfu_core.services.dataset import ChatExample
 from tests.fixtures.tiny_llama import write_tiny_llama
 
 pytestmark = pytest.mark.slow

@@ -90,7 +90,7 @@ async def test_a_job_round_trips_with_every_field(store: TrainingJobStore) -> No
             adapter_dir="/x/adapter", steps=20, eval_loss=1.5, base_eval_loss=2.0, notes=("no CUDA",)
         ),
         artifacts={"adapter": "/x/adapter", "merged": "/x/merged"},
-        mlflow_run_id="abc123",
+        tracking_run_id="abc123",
         fine_tuned_model="ft:smollm2-135m-instruct:mine:ftjob-0001",
         attempts=2,
     )
