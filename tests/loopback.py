@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from mindfu_adapters.container import Container, Services, start, stop
+from mindfu_adapters.container import Container
+from mindfu_adapters.services import Services, start, stop
 from mindfu_grpc.client import RemoteApplication, RemoteCore
 from mindfu_grpc.server import GrpcOptions, GrpcServer
 

@@ -12,7 +12,8 @@ from mindfu_core.errors import MindFuError
 async def _run(
     prompt: str | None, model: str | None, system: str | None, max_tokens: int, temperature: float
 ) -> int:
-    from mindfu_adapters.container import build_container, start, stop
+    from mindfu_adapters.container import build_container
+    from mindfu_adapters.services import start, stop
 
     container = build_container()
     try:

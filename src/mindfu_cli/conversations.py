@@ -51,7 +51,7 @@ class LocalConversations:
 
     async def _started(self) -> Any:
         if self._service is None:
-            from mindfu_adapters.container import start_conversations
+            from mindfu_adapters.services import start_conversations
 
             self._service = await start_conversations(self._container)
         return self._service
@@ -93,7 +93,7 @@ class LocalConversations:
             yield json.dumps(example, ensure_ascii=False, separators=(",", ":"))
 
     async def aclose(self) -> None:
-        from mindfu_adapters.container import stop
+        from mindfu_adapters.services import stop
 
         await stop(self._container)
 

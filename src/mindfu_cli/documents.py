@@ -48,7 +48,7 @@ class LocalDocuments:
 
     async def _started(self) -> Any:
         if self._service is None:
-            from mindfu_adapters.container import start_ingestion
+            from mindfu_adapters.services import start_ingestion
 
             self._service = await start_ingestion(self._container)
         return self._service
@@ -86,7 +86,7 @@ class LocalDocuments:
         return document_object(await (await self._started()).delete(document_id))
 
     async def aclose(self) -> None:
-        from mindfu_adapters.container import stop
+        from mindfu_adapters.services import stop
 
         await stop(self._container)
 

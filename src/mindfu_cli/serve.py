@@ -153,7 +153,8 @@ def _serve_http(
 
 
 def _serve_core(settings: Settings, grpc_host: str | None, grpc_port: int | None) -> int:
-    from mindfu_adapters.container import build_container, preflight, start, stop
+    from mindfu_adapters.container import build_container, preflight
+    from mindfu_adapters.services import start, stop
     from mindfu_grpc.server import GrpcOptions, GrpcServer
 
     preflight(settings)

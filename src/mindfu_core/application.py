@@ -22,6 +22,7 @@ from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult,
 from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
+from mindfu_core.errors import MindFuError
 
 
 class ChatApi(Protocol):
@@ -117,10 +118,8 @@ class ConversationApi(Protocol):
 
 
 class TrainingApi(Protocol):
-    """Fine-tuning: training files and jobs (``TrainingService``, or a remote core's through gRPC).
-
-    An application without it (``training`` missing) cannot fine-tune; ``training`` None means the
-    server has fine-tuning turned off."""
+    """Fine-tuning: training files and jobs (``TrainingService``, or a remote core's through gRPC;
+    ``TrainingUnavailable`` where the application does not fine-tune)."""
 
     async def upload_file(self, data: bytes, *, filename: str, purpose: str = ...) -> TrainingFile: ...
 
@@ -141,6 +140,44 @@ class TrainingApi(Protocol):
     async def checkpoints(self, job_id: str) -> list[Checkpoint]: ...
 
     async def cancel_job(self, job_id: str) -> TrainingJob: ...
+
+
+class TrainingUnavailable:
+    """The ``TrainingApi`` of an application that does not fine-tune: every call raises ``error`` (such as
+    ``NotFound`` when fine-tuning is turned off), which the edges answer as they answer any error."""
+
+    def __init__(self, error: MindFuError) -> None:
+        self.error = error
+
+    async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
+        raise self.error
+
+    async def get_file(self, file_id: str) -> TrainingFile:
+        raise self.error
+
+    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
+        raise self.error
+
+    async def delete_file(self, file_id: str) -> TrainingFile:
+        raise self.error
+
+    async def create_job(self, spec: JobSpec) -> TrainingJob:
+        raise self.error
+
+    async def get_job(self, job_id: str) -> TrainingJob:
+        raise self.error
+
+    async def list_jobs(self, *, limit: int = 20, after: str | None = None) -> list[TrainingJob]:
+        raise self.error
+
+    async def events(self, job_id: str, *, limit: int = 20, after: str | None = None) -> list[JobEvent]:
+        raise self.error
+
+    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
+        raise self.error
+
+    async def cancel_job(self, job_id: str) -> TrainingJob:
+        raise self.error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,5 +205,8 @@ class Application(Protocol):
 
     @property
     def conversations(self) -> ConversationApi: ...
+
+    @property
+    def training(self) -> TrainingApi: ...
 
     async def health(self) -> Health: ...

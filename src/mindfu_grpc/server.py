@@ -59,6 +59,7 @@ class GrpcOptions:
     max_message_bytes: int = 8 * 1024 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
     experiment: str = "mindfu-finetune"
+    max_training_file_bytes: int = 512 * 1024 * 1024
 
     @classmethod
     def from_settings(
@@ -71,6 +72,7 @@ class GrpcOptions:
             max_message_bytes=settings.grpc.max_message_bytes,
             max_upload_bytes=settings.rag.max_upload_bytes,
             experiment=settings.training.experiment,
+            max_training_file_bytes=settings.training.max_file_bytes,
         )
 
 
@@ -97,7 +99,10 @@ class GrpcServer:
             ConversationServicer(application), self._server
         )
         training_pb2_grpc.add_TrainingServiceServicer_to_server(
-            TrainingServicer(application, experiment=options.experiment), self._server
+            TrainingServicer(
+                application, experiment=options.experiment, max_file_bytes=options.max_training_file_bytes
+            ),
+            self._server,
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

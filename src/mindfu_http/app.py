@@ -10,7 +10,8 @@ from typing import Protocol
 from fastapi import Depends, FastAPI
 
 import mindfu_core
-from mindfu_adapters.container import Container, served_model_id, start, stop
+from mindfu_adapters.container import Container, served_model_id
+from mindfu_adapters.services import start, stop
 from mindfu_adapters.settings import DEFAULT_MODEL_ID
 from mindfu_core.application import Application
 from mindfu_http import health

@@ -13,7 +13,8 @@ import pytest
 from dependency_injector import providers
 
 import grpc
-from mindfu_adapters.container import Services, build_container, start, stop
+from mindfu_adapters.container import build_container
+from mindfu_adapters.services import Services, start, stop
 from mindfu_adapters.settings import Settings
 from mindfu_adapters.vector_store.memory import InMemoryVectorStore
 from mindfu_grpc._pb.mindfu.v1 import (

@@ -17,7 +17,8 @@ import pytest
 from dependency_injector import providers
 from fastapi.testclient import TestClient
 
-from mindfu_adapters.container import build_container, resolve
+from mindfu_adapters.container import build_container
+from mindfu_adapters.services import resolve
 from mindfu_adapters.settings import Settings
 from mindfu_adapters.store.memory_conversations import InMemoryConversationStore
 from mindfu_adapters.vector_store.memory import InMemoryVectorStore

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from mindfu_core.application import Application
-from mindfu_core.errors import InvalidRequest, NotFound, UpstreamUnavailable
-from mindfu_core.services.training import TrainingService
+from mindfu_core.application import Application, TrainingApi
+from mindfu_core.errors import InvalidRequest
 from mindfu_grpc._pb.mindfu.v1 import training_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import training_pb2_grpc
 from mindfu_grpc.mapping import training as mapping
@@ -25,18 +24,13 @@ WATCH_POLL_S = 0.5
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     """Fine-tuning jobs; ``WatchJob`` streams a job's changes until it finishes."""
 
-    def __init__(self, application: Application, *, experiment: str) -> None:
+    def __init__(self, application: Application, *, experiment: str, max_file_bytes: int) -> None:
         self._app = application
         self._experiment = experiment
+        self._max_file_bytes = max_file_bytes
 
-    def _service(self) -> TrainingService:
-        found = getattr(self._app, "training", False)
-        if found is False:
-            raise UpstreamUnavailable("fine-tuning runs in the core: this server does not serve it")
-        if found is None:
-            raise NotFound("fine-tuning is turned off on this server (MINDFU_TRAINING__ENABLED)")
-        assert isinstance(found, TrainingService)
-        return found
+    def _service(self) -> TrainingApi:
+        return self._app.training
 
     async def CreateJob(self, request: pb.CreateJobRequest, context: Context) -> pb.CreateJobResponse:
         job = await self._service().create_job(mapping.spec_from_pb(request, self._experiment))
@@ -87,7 +81,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self, request_iterator: AsyncIterator[pb.UploadFileRequest], context: Context
     ) -> pb.UploadFileResponse:
         service = self._service()
-        info, data = await read_upload(request_iterator, data="chunk", limit=service.max_file_bytes)
+        info, data = await read_upload(request_iterator, data="chunk", limit=self._max_file_bytes)
         stored = await service.upload_file(
             data,
             filename=display_name(info.filename, "train.jsonl"),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
 from mindfu_core.application import TrainingApi
-from mindfu_core.errors import InvalidRequest, NotFound, UpstreamUnavailable
+from mindfu_core.errors import InvalidRequest, NotFound
 from mindfu_http.deps import application
 from mindfu_http.documents.routes import safe_name
 from mindfu_http.training.wire import (
@@ -26,12 +26,7 @@ UPLOAD_PATHS = ("/v1/files",)
 
 
 def training(request: Request) -> TrainingApi:
-    found = getattr(application(request), "training", False)
-    if found is False:
-        raise UpstreamUnavailable("this server does not serve fine-tuning")
-    if found is None:
-        raise NotFound("fine-tuning is turned off on this server (MINDFU_TRAINING__ENABLED)")
-    return cast(TrainingApi, found)
+    return application(request).training
 
 
 def _experiment(request: Request) -> str:
