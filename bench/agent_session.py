@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     sys.path.insert(0, str(ROOT / "src"))
-    from mindfu_adapters.container import default_model_path
+    from mindfu_adapters.llm.backends import default_model_path
 
     model = args.model or default_model_path()
     binary = args.llama_server or build_llama_server(args.cache)

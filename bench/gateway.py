@@ -725,7 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     signal.signal(signal.SIGHUP, lambda signum, _frame: sys.exit(128 + signum))
     if args.model is None:
-        from mindfu_adapters.container import default_model_path
+        from mindfu_adapters.llm.backends import default_model_path
 
         args.model = default_model_path()
     model: Path = args.model.resolve()

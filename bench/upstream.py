@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     if args.model is None:
-        from mindfu_adapters.container import default_model_path
+        from mindfu_adapters.llm.backends import default_model_path
 
         args.model = default_model_path()
     workdir = Path(tempfile.mkdtemp(prefix="mindfu-upstream-"))

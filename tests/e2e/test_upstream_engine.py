@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from mindfu_adapters.container import default_model_path
+from mindfu_adapters.llm.backends import default_model_path
 from tests.e2e.server import Server, free_port, running_server
 from tests.e2e.test_openai_sdk import (  # noqa: F401 (collected here, against the upstream-backed server)
     MODEL,

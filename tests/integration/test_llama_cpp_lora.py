@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mindfu_adapters.container import build_container, default_model_path
+from mindfu_adapters.container import build_container
 from mindfu_adapters.export.gguf import export_lora_gguf
 from mindfu_adapters.export.hf import gguf_to_hf
+from mindfu_adapters.llm.backends import default_model_path
 from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
 from mindfu_adapters.settings import Settings
 from mindfu_core import ChatRequest, ConfigurationError, Message, Role, SamplingParams

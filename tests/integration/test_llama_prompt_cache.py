@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mindfu_adapters.container import default_model_path
+from mindfu_adapters.llm.backends import default_model_path
 from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
 from mindfu_core import ChatRequest, Message, Role, SamplingParams
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mindfu_adapters.container import resolve_model
+from mindfu_adapters.llm.backends import resolve_model
 from mindfu_adapters.settings import Settings
 from mindfu_core.errors import ALL_ERRORS, ConfigurationError
 from mindfu_http.errors import HTTP_ERRORS

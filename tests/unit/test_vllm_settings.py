@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mindfu_adapters.container import preflight, resolve_vllm_model, served_model_id
+from mindfu_adapters.container import preflight, served_model_id
 from mindfu_adapters.export.hf import find_trainable
+from mindfu_adapters.llm.backends import resolve_vllm_model
 from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, Settings, default_data_dir
 from mindfu_core import ConfigurationError
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mindfu_adapters.llm.backends import backend_of
 from mindfu_adapters.settings import LlmSettings, Settings
 from mindfu_core.ports.conversation_store import CompletionLog
 from mindfu_core.ports.llm import LLMEngine
@@ -40,10 +41,9 @@ def base_models(settings: Settings, served_model_id: str | None) -> dict[str, Pa
     model_id = served_model_id
     if model_id is not None and (prepared := find_trainable(settings.data_dir.expanduser(), model_id)):
         found[model_id] = prepared
-    llm = settings.llm
-    if model_id is not None and llm.backend == "vllm" and llm.model_path is not None:
-        # vLLM serves Hugging Face weights: they are trainable as they are
-        found[model_id] = llm.model_path.expanduser()
+    as_served = backend_of(settings.llm).trainable_as_served(settings.llm)
+    if model_id is not None and as_served is not None:  # weights served as they are (vLLM's folder)
+        found[model_id] = as_served
     found.update({name: path.expanduser() for name, path in settings.training.base_models.items()})
     return found
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mindfu_adapters.container import default_model_path
+from mindfu_adapters.llm.backends import default_model_path
 from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
 from mindfu_adapters.llm.openai_http import OpenAIUpstreamEngine, UpstreamConfig
 from mindfu_core import (
