@@ -20,7 +20,7 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
-from mindfu_core.domain.retrieval import RetrievalOptions
+from mindfu_core.domain.retrieval import RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import MindFuError
 
@@ -82,7 +82,7 @@ class RetrievalApi(Protocol):
     @property
     def defaults(self) -> RetrievalOptions: ...
 
-    def options(self, **overrides: object) -> RetrievalOptions: ...
+    def options(self, overrides: RetrievalOverrides = ...) -> RetrievalOptions: ...
 
     async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]: ...
 

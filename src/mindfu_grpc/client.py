@@ -34,13 +34,12 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
-from mindfu_core.domain.retrieval import RetrievalOptions
+from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import ConfigurationError, UpstreamUnavailable
 from mindfu_core.services.auth import presented_credentials
 from mindfu_core.services.chat import NO_CONTEXT
 from mindfu_core.services.conversations import finetuning_example
-from mindfu_core.services.retrieval import with_overrides
 from mindfu_grpc._pb.mindfu.v1 import (
     chat_pb2,
     conversations_pb2,
@@ -324,9 +323,9 @@ class RemoteRetrieval:
     def defaults(self) -> RetrievalOptions:
         return self._defaults.retrieval
 
-    def options(self, **overrides: object) -> RetrievalOptions:
+    def options(self, overrides: RetrievalOverrides = NO_OVERRIDES) -> RetrievalOptions:
         """The core's defaults with ``overrides`` applied (the core validates them when they arrive)."""
-        return with_overrides(self.defaults, **overrides)
+        return overrides.apply(self.defaults)
 
     async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
         request = documents_pb2.RetrieveRequest(query=query, options=chat_mapping.retrieval_to_pb(options))

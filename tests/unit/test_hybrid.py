@@ -9,7 +9,7 @@ from mindfu_adapters.parser.auto import AutoParser
 from mindfu_adapters.registry.memory import InMemoryDocumentRegistry
 from mindfu_adapters.vector_store.memory import InMemoryVectorStore
 from mindfu_core.domain.documents import Chunk, ScoredChunk
-from mindfu_core.domain.retrieval import RetrievalOptions
+from mindfu_core.domain.retrieval import RetrievalOptions, RetrievalOverrides
 from mindfu_core.errors import ConfigurationError, InvalidRequest
 from mindfu_core.services.ingestion import IngestionService
 from mindfu_core.services.retrieval import RRF_K, Retriever, fuse
@@ -59,12 +59,12 @@ async def test_hybrid_finds_exact_terms_that_dense_misses() -> None:
     retriever = Retriever(embedder, store, sparse=encoder, defaults=RetrievalOptions(min_score=None))
     lexical = await retriever.search("XJ-9042", RetrievalOptions(top_k=2, min_score=None, hybrid=True))
     assert target.document.id in [h.chunk.document_id for h in lexical]
-    assert retriever.options(hybrid=True).hybrid is True
+    assert retriever.options(RetrievalOverrides(hybrid=True)).hybrid is True
 
 
 async def test_hybrid_without_a_sparse_encoder_is_refused() -> None:
     retriever = Retriever(HashEmbedder(), InMemoryVectorStore())
     with pytest.raises(InvalidRequest, match="hybrid"):
-        retriever.options(hybrid=True)
+        retriever.options(RetrievalOverrides(hybrid=True))
     with pytest.raises(InvalidRequest):
         Retriever(HashEmbedder(), InMemoryVectorStore(), defaults=RetrievalOptions(hybrid=True))

@@ -6,8 +6,8 @@ import pytest
 
 from mindfu_adapters.vector_store.memory import InMemoryVectorStore
 from mindfu_core import ChatRequest, ChatService, InvalidRequest, Message, Role
-from mindfu_core.domain.documents import Chunk
-from mindfu_core.domain.retrieval import RetrievalOptions
+from mindfu_core.domain.documents import Chunk, Filter
+from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.services.retrieval import CONTEXT_INSTRUCTIONS, Retriever
 from tests.fakes import HashEmbedder, Reply, ScriptedEngine
 
@@ -113,3 +113,11 @@ async def test_invalid_options_are_rejected() -> None:
         await chat.complete(ask("Zorblax?", retrieval=RetrievalOptions(top_k=0)))
     with pytest.raises(InvalidRequest):
         await chat.complete(ask("Zorblax?", retrieval=RetrievalOptions(min_score=3.0)))
+
+
+def test_overrides_change_only_what_a_request_gives() -> None:
+    defaults = RetrievalOptions(top_k=4, min_score=0.25, collection="default")
+    assert NO_OVERRIDES.apply(defaults) == defaults
+    where = Filter(document_ids=("doc-1",))
+    changed = RetrievalOverrides(top_k=9, min_score=None, where=where).apply(defaults)
+    assert changed == RetrievalOptions(top_k=9, min_score=None, collection="default", where=where)

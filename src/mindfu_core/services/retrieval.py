@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 
 from mindfu_core.domain.chat import ChatRequest, Message, Role
 from mindfu_core.domain.documents import ScoredChunk
-from mindfu_core.domain.retrieval import RetrievalOptions, Source
+from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides, Source
 from mindfu_core.errors import InvalidRequest
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.sparse_encoder import SparseEncoder
@@ -85,14 +85,6 @@ def sources_of(hits: Sequence[ScoredChunk]) -> tuple[Source, ...]:
     )
 
 
-def with_overrides(defaults: RetrievalOptions, **overrides: object) -> RetrievalOptions:
-    """``defaults`` with ``overrides`` applied; ``InvalidRequest`` for a name that is not an option."""
-    unknown = set(overrides) - {f.name for f in fields(RetrievalOptions)}
-    if unknown:
-        raise InvalidRequest(f"unknown retrieval options: {', '.join(sorted(unknown))}")
-    return replace(defaults, **overrides)  # type: ignore[arg-type]
-
-
 def fuse(rankings: Sequence[Sequence[ScoredChunk]], k: int) -> list[ScoredChunk]:
     """Reciprocal rank fusion of several rankings; the score is the fused one."""
     scores: dict[str, float] = {}
@@ -152,9 +144,9 @@ class Retriever:
         )
         return fuse([dense, lexical], options.top_k)
 
-    def options(self, **overrides: object) -> RetrievalOptions:
-        """The server's defaults with ``overrides`` (fields of ``RetrievalOptions``) applied, validated."""
-        options = with_overrides(self.defaults, **overrides)
+    def options(self, overrides: RetrievalOverrides = NO_OVERRIDES) -> RetrievalOptions:
+        """The server's defaults with a request's ``overrides`` applied, validated."""
+        options = overrides.apply(self.defaults)
         self._check(options)
         return options
 

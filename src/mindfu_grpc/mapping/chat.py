@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from mindfu_core.domain.chat import (
     ChatDelta,
@@ -29,7 +28,7 @@ from mindfu_core.domain.chat import (
     Usage,
 )
 from mindfu_core.domain.documents import Filter
-from mindfu_core.domain.retrieval import RetrievalOptions, Source
+from mindfu_core.domain.retrieval import UNSET, RetrievalOptions, RetrievalOverrides, Source
 from mindfu_core.errors import InvalidRequest
 from mindfu_grpc._pb.mindfu.v1 import chat_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import models_pb2, retrieval_pb2
@@ -190,15 +189,16 @@ def _response_format_to_pb(fmt: ResponseFormat) -> pb.ResponseFormat:
     )
 
 
-def retrieval_overrides(options: retrieval_pb2.RetrievalOptions) -> dict[str, Any]:
-    """The fields a request set, as ``RetrievalOptions`` fields (the server's defaults fill the rest)."""
-    given: dict[str, Any] = {}
-    for name in ("enabled", "top_k", "min_score", "collection", "hybrid"):
-        if options.HasField(name):
-            given[name] = getattr(options, name)
-    if options.HasField("where"):
-        given["where"] = filter_from_pb(options.where)
-    return given
+def retrieval_overrides(options: retrieval_pb2.RetrievalOptions) -> RetrievalOverrides:
+    """The fields a request set (the server's defaults fill the rest)."""
+    return RetrievalOverrides(
+        enabled=options.enabled if options.HasField("enabled") else UNSET,
+        top_k=options.top_k if options.HasField("top_k") else UNSET,
+        min_score=options.min_score if options.HasField("min_score") else UNSET,
+        collection=options.collection if options.HasField("collection") else UNSET,
+        where=filter_from_pb(options.where) if options.HasField("where") else UNSET,
+        hybrid=options.hybrid if options.HasField("hybrid") else UNSET,
+    )
 
 
 def retrieval_to_pb(options: RetrievalOptions) -> retrieval_pb2.RetrievalOptions:
@@ -238,12 +238,12 @@ def chat_request_from_pb(
     model: str,
     messages: Sequence[pb.ChatMessage],
     options: pb.CompletionOptions,
-    resolve_retrieval: Callable[..., RetrievalOptions],
+    resolve_retrieval: Callable[[RetrievalOverrides], RetrievalOptions],
 ) -> ChatRequest:
-    """A core request; ``resolve_retrieval(**overrides)`` applies the server's retrieval defaults."""
+    """A core request; ``resolve_retrieval(overrides)`` applies the server's retrieval defaults."""
     retrieval = None
     if options.HasField("retrieval"):
-        retrieval = resolve_retrieval(**retrieval_overrides(options.retrieval))
+        retrieval = resolve_retrieval(retrieval_overrides(options.retrieval))
     mode = _TOOL_CHOICE.get(options.tool_choice.mode)
     if mode is None:
         raise InvalidRequest("tool_choice.mode is not a known mode", param="tool_choice.mode")

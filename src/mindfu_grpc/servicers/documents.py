@@ -122,7 +122,7 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
         if not request.query:
             raise InvalidRequest("query must not be empty", param="query")
         retrieval = self._app.retrieval
-        options = retrieval.options(**retrieval_overrides(request.options))
+        options = retrieval.options(retrieval_overrides(request.options))
         hits = await retrieval.search(request.query, options)
         return pb.RetrieveResponse(collection=options.collection, chunks=[mapping.hit_to_pb(h) for h in hits])
 

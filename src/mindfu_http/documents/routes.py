@@ -194,6 +194,6 @@ def _hit(hit: ScoredChunk) -> dict[str, Any]:
 @router.post("/retrieve", summary="The chunks a chat query would be given (for debugging retrieval)")
 async def retrieve(body: RetrieveIn, request: Request) -> dict[str, Any]:
     found = retriever(request)
-    options = found.options(**body.overrides())
+    options = found.options(body.overrides())
     hits = await found.search(body.query, options)
     return {"object": "list", "collection": options.collection, "data": [_hit(h) for h in hits]}

@@ -32,7 +32,7 @@ async def chat_completions(body: ChatCompletionIn, request: Request) -> Response
     core = body.to_core()
     overrides = body.mindfu.retrieval_overrides() if body.mindfu is not None else None
     if overrides is not None:
-        core = replace(core, retrieval=retriever(request).options(**overrides))
+        core = replace(core, retrieval=retriever(request).options(overrides))
     context = call_context(request, body.mindfu.conversation_id if body.mindfu else None, body.user)
     return await _generate(
         request, core, chat=True, stream=bool(body.stream), usage=body.include_usage, context=context

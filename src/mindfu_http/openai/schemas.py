@@ -20,6 +20,7 @@ from mindfu_core.domain.chat import (
     ToolSpec,
 )
 from mindfu_core.domain.documents import Filter
+from mindfu_core.domain.retrieval import UNSET, RetrievalOverrides
 from mindfu_core.errors import InvalidRequest
 
 
@@ -107,15 +108,22 @@ class RagIn(BaseModel):
     hybrid: bool | None = None
     filter: FilterIn | None = None
 
-    def overrides(self) -> dict[str, Any]:
-        """The fields the client set, as ``RetrievalOptions`` fields (``min_score: null`` means none)."""
-        given: dict[str, Any] = {"enabled": True}
-        for name in ("top_k", "min_score", "collection", "hybrid"):
-            if name in self.model_fields_set and (name == "min_score" or getattr(self, name) is not None):
-                given[name] = getattr(self, name)
-        if self.filter is not None:
-            given["where"] = self.filter.to_core()
-        return given
+    def overrides(self) -> RetrievalOverrides:
+        """The fields the client set (``min_score: null`` means no threshold)."""
+        given = self.model_fields_set
+
+        def field(name: str) -> Any:
+            value = getattr(self, name)
+            return value if name in given and (name == "min_score" or value is not None) else UNSET
+
+        return RetrievalOverrides(
+            enabled=True,
+            top_k=field("top_k"),
+            min_score=field("min_score"),
+            collection=field("collection"),
+            hybrid=field("hybrid"),
+            where=self.filter.to_core() if self.filter is not None else UNSET,
+        )
 
 
 class MindfuIn(BaseModel):
@@ -126,11 +134,11 @@ class MindfuIn(BaseModel):
     rag: bool | RagIn | None = None
     conversation_id: str | None = None
 
-    def retrieval_overrides(self) -> dict[str, Any] | None:
+    def retrieval_overrides(self) -> RetrievalOverrides | None:
         if self.rag is None:
             return None
         if isinstance(self.rag, bool):
-            return {"enabled": self.rag}
+            return RetrievalOverrides(enabled=self.rag)
         return self.rag.overrides()
 
 
