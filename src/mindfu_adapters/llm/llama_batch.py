@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from mindfu_adapters.llm.llama_abort import DECODE_ABORTED, AbortFlag
-from mindfu_adapters.llm.llama_plan import Job, SeqSlot, plan_step
+from mindfu_adapters.llm.llama_plan import Cached, Closed, End, Failed, Job, SeqSlot, Text, plan_step
 from mindfu_adapters.llm.llama_sampling import Pieces, build_sampler, token_logprob
 from mindfu_adapters.llm.prompt_cache import (
     CachedPrefix,
@@ -164,7 +164,7 @@ class BatchScheduler:
     def _start(self, job: Job) -> None:
         try:
             reused = self._reuse(job.slot, job.prepared.prompt_tokens, job.adapter)
-            job.emit(("cached", reused))
+            job.emit(Cached(reused))
             self._jobs.append(job)
             self._next_choice(job)
         except Exception as exc:
@@ -331,7 +331,7 @@ class BatchScheduler:
         assert job.text is not None
         fragment = job.text.feed(piece)
         if fragment or job.logprobs:
-            job.emit(("text", job.index, fragment, tuple(job.logprobs)))
+            job.emit(Text(job.index, fragment, tuple(job.logprobs)))
             job.logprobs = []
         if job.text.stopped:
             self._end_choice(job, FinishReason.STOP)
@@ -345,8 +345,8 @@ class BatchScheduler:
         assert job.text is not None
         rest = job.text.flush()
         if rest or job.logprobs:
-            job.emit(("text", job.index, rest, tuple(job.logprobs)))
-        job.emit(("end", job.index, reason, job.sampled, job.text.matched))
+            job.emit(Text(job.index, rest, tuple(job.logprobs)))
+        job.emit(End(job.index, reason, job.sampled, job.text.matched))
         if job.index + 1 < job.prepared.n and not job.cancel.is_set():
             self._next_choice(job)
         else:
@@ -363,12 +363,12 @@ class BatchScheduler:
         if job.todo and job.decoding:
             job.todo = []
         self._release(job.slot)
-        job.emit(("closed",))
+        job.emit(Closed())
 
     def _fail(self, jobs: Sequence[Job], exc: Exception) -> None:
         log.error("llama.cpp generation failed", exc_info=exc)
         for job in jobs:
-            job.emit(("error", exc))
+            job.emit(Failed(exc))
             self._end(job)
 
 

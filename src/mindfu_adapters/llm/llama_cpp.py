@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mindfu_adapters.llm.llama_batch import BatchScheduler
-from mindfu_adapters.llm.llama_plan import Job, Prepared, SeqSlot
+from mindfu_adapters.llm.llama_plan import Cached, Closed, End, Event, Failed, Job, Prepared, SeqSlot, Text
 from mindfu_adapters.llm.planning import (
     Constraint,
     ConstraintKind,
@@ -312,10 +312,10 @@ class LlamaCppEngine:
         tokens = prepared.prompt_tokens
         slot = await self._pool.acquire(lambda free: free.affinity(tokens, adapter))
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        events: asyncio.Queue[Event] = asyncio.Queue()
         cancel = threading.Event()
 
-        def emit(event: tuple[Any, ...]) -> None:
+        def emit(event: Event) -> None:
             try:
                 loop.call_soon_threadsafe(events.put_nowait, event)
             except RuntimeError:  # the loop is gone: nobody will read further
@@ -335,27 +335,24 @@ class LlamaCppEngine:
                 for i in range(prepared.n):
                     yield ChatDelta(index=i, content=prepared.echo)
             while True:
-                event = await events.get()
-                kind = event[0]
-                if kind == "text":
-                    _, index, text, logprobs = event
-                    delta = shapers[index].feed(text, logprobs)
-                    if delta is not None:
-                        yield delta
-                elif kind == "end":
-                    _, index, reason, produced, matched = event
-                    completion_tokens += produced
-                    for delta in shapers[index].finish(reason, matched):
-                        yield delta
-                elif kind == "cached":
-                    cached_tokens = event[1]
-                    with self._count_lock:
-                        self._prompt_tokens += len(tokens)
-                        self._cached_tokens += cached_tokens
-                elif kind == "error":
-                    raise EngineFailure("the engine failed while generating") from event[1]
-                else:
-                    break
+                match await events.get():
+                    case Text(index, text, logprobs):
+                        delta = shapers[index].feed(text, logprobs)
+                        if delta is not None:
+                            yield delta
+                    case End(index, reason, produced, matched):
+                        completion_tokens += produced
+                        for delta in shapers[index].finish(reason, matched):
+                            yield delta
+                    case Cached(reused):
+                        cached_tokens = reused
+                        with self._count_lock:
+                            self._prompt_tokens += len(tokens)
+                            self._cached_tokens += cached_tokens
+                    case Failed(error):
+                        raise EngineFailure("the engine failed while generating") from error
+                    case Closed():
+                        break
             yield ChatDelta(
                 index=prepared.n - 1,
                 usage=Usage(

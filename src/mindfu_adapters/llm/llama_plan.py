@@ -11,9 +11,50 @@ from typing import Any
 from mindfu_adapters.llm.prompt_cache import shared_prefix
 from mindfu_adapters.llm.shaping import ToolMode
 from mindfu_adapters.llm.text_stream import StopStream
-from mindfu_core.domain.chat import TokenLogprob, ToolSpec
+from mindfu_core.domain.chat import FinishReason, TokenLogprob, ToolSpec
 
-Emit = Callable[[tuple[Any, ...]], None]
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Text of choice ``index``, with the log-probabilities of its tokens (when asked)."""
+
+    index: int
+    text: str
+    logprobs: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """Choice ``index`` ended: why, the tokens it sampled, and the stop string it matched."""
+
+    index: int
+    reason: FinishReason
+    produced: int
+    matched: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """The prompt tokens reused from a cache (the slot's, or host memory) instead of computed."""
+
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The step failed: the request ends with this error."""
+
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The job left the scheduler: nothing follows."""
+
+
+#: What the scheduler thread tells a request's stream, in order
+Event = Text | End | Cached | Failed | Closed
+Emit = Callable[[Event], None]
 
 
 @dataclass(slots=True)
@@ -99,4 +140,17 @@ def plan_step(jobs: Sequence[Job], budget: int) -> list[Feed]:
     return plan
 
 
-__all__ = ["Emit", "Feed", "Job", "Prepared", "SeqSlot", "plan_step"]
+__all__ = [
+    "Cached",
+    "Closed",
+    "Emit",
+    "End",
+    "Event",
+    "Failed",
+    "Feed",
+    "Job",
+    "Prepared",
+    "SeqSlot",
+    "Text",
+    "plan_step",
+]
