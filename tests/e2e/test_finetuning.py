@@ -20,11 +20,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("topology", ["in-process", "gateway"])
 def test_a_job_from_an_uploaded_file_trains_tracks_merges_and_registers(
-    tmp_path: Path, tiny: Path, topology: str
+    tmp_path: Path, tiny: Path, topology: str, request: pytest.FixtureRequest
 ) -> None:
+    """In one process tracked to the default SQLite store; through a gateway, to a real ``mlflow server``
+    that stores the artifacts (the compose training profile's)."""
     from mlflow.tracking import MlflowClient
 
-    with server(tmp_path, tiny, topology=topology) as client:
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if topology == "gateway":
+        tracking = request.getfixturevalue("mlflow_url")
+    with server(tmp_path, tiny, topology=topology, tracking_uri=tracking) as client:
         bad = client.post(
             "/v1/files",
             files={"file": ("bad.jsonl", io.BytesIO(jsonl(3) + b"\n{oops"))},
@@ -80,7 +85,7 @@ def test_a_job_from_an_uploaded_file_trains_tracks_merges_and_registers(
         listed = client.get("/v1/fine_tuning/jobs").json()
         assert [j["id"] for j in listed["data"]] == [job["id"]]
 
-    mlflow = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow = MlflowClient(tracking_uri=tracking)
     run = mlflow.get_run(done["mindfu"]["mlflow_run_id"])
     assert (
         run.info.status == "FINISHED"
@@ -90,6 +95,9 @@ def test_a_job_from_an_uploaded_file_trains_tracks_merges_and_registers(
     assert [m.step for m in mlflow.get_metric_history(run.info.run_id, "loss")] == [2, 4, 6, 8]
     assert "base_eval_loss" in run.data.metrics and "perplexity" in run.data.metrics
     assert [a.path for a in mlflow.list_artifacts(run.info.run_id)] == ["adapter"]
+    fetched = Path(mlflow.download_artifacts(run.info.run_id, "adapter", str(tmp_path / "fetched")))
+    weights = "adapter_model.safetensors"
+    assert (fetched / weights).read_bytes() == (Path(artifacts["adapter"]) / weights).read_bytes()
 
 
 def test_conversations_train_cancel_and_resume_after_a_restart(tmp_path: Path, tiny: Path) -> None:
