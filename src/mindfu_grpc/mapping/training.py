@@ -26,7 +26,7 @@ from mindfu_core.domain.training import (
 )
 from mindfu_core.errors import InvalidRequest
 from mindfu_grpc._pb.mindfu.v1 import training_pb2 as pb
-from mindfu_grpc.mapping.common import from_timestamp, optional, timestamp
+from mindfu_grpc.mapping.common import from_timestamp, json_object, json_text, optional, timestamp
 
 _STATUS = {
     JobStatus.QUEUED: pb.JOB_STATUS_QUEUED,
@@ -286,7 +286,11 @@ def job_from_pb(message: pb.TrainingJob) -> TrainingJob:
 
 def event_to_pb(event: JobEvent) -> pb.JobEvent:
     return pb.JobEvent(
-        id=event.id, created_at=timestamp(event.created_at), level=event.level, message=event.message
+        id=event.id,
+        created_at=timestamp(event.created_at),
+        level=event.level,
+        message=event.message,
+        data_json=json_text(event.data),
     )
 
 
@@ -297,6 +301,7 @@ def event_from_pb(message: pb.JobEvent, job_id: str) -> JobEvent:
         created_at=from_timestamp(message.created_at),
         level=message.level,
         message=message.message,
+        data=json_object(message.data_json, "data_json"),
     )
 
 

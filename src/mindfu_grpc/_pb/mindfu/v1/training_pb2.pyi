@@ -1092,12 +1092,15 @@ class JobEvent(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    DATA_JSON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Its id."""
     level: _builtins.str
     """info, warn or error."""
     message: _builtins.str
     """What happened."""
+    data_json: _builtins.str
+    """Its figures as a JSON object (metrics, dataset counts, the evaluation), and "type" (message, metrics)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -1109,10 +1112,11 @@ class JobEvent(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         level: _builtins.str = ...,
         message: _builtins.str = ...,
+        data_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "level", b"level", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "data_json", b"data_json", "id", b"id", "level", b"level", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

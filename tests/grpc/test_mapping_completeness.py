@@ -1,0 +1,301 @@
+"""Every domain type that crosses gRPC survives the trip whole, and every proto field is filled.
+
+Each domain object here has every field set to a value other than its default (``filled``). It goes through
+its ``*_to_pb`` and comes back through its ``*_from_pb``, and must be equal to what went in. On the way, every
+field of the proto message, nested messages included, must have been set. So a field added to a domain type
+and not to its message (or the other way round), or forgotten in a mapping, fails here. The few proto fields
+that carry nothing of the domain object are listed in ``NOT_FROM_THE_OBJECT`` with the reason.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf.message import Message as ProtoMessage
+
+from mindfu_core.domain.chat import (
+    ChatDelta,
+    ChatResult,
+    Choice,
+    FinishReason,
+    Message,
+    ModelInfo,
+    SamplingParams,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    TopLogprob,
+    Usage,
+)
+from mindfu_core.domain.conversations import (
+    Conversation,
+    ConversationFilter,
+    ConversationSummary,
+    Feedback,
+    LoggedCompletion,
+)
+from mindfu_core.domain.documents import Chunk, ChunkingPolicy, Document, Filter, ScoredChunk
+from mindfu_core.domain.retrieval import RetrievalOptions, Source
+from mindfu_core.domain.training import JobEvent, JobSpec, TrainingFile, TrainingJob
+from mindfu_grpc.mapping import chat, conversations, documents, training
+
+WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+T = typing.TypeVar("T")
+FLIP_BOOLS: contextvars.ContextVar[bool] = contextvars.ContextVar("flip_bools", default=False)
+
+#: domain fields that stay in the server (no wire carries them), and why
+DOMAIN_ONLY: dict[tuple[type, str], str] = {
+    (ConversationSummary, "api_key_id"): "the key's fingerprint is not shown to clients (HTTP neither)",
+    (ConversationFilter, "api_key_id"): "filtering by a key's fingerprint is the server's own",
+    (LoggedCompletion, "api_key_id"): "the key's fingerprint is not shown to clients (HTTP neither)",
+    (Chunk, "vector"): "the embedding is the index's, not a search result's",
+    (Chunk, "sparse"): "the BM25 terms are the index's, not a search result's",
+}
+
+#: proto fields a mapping sets from something other than the domain object, and why
+NOT_FROM_THE_OBJECT: dict[str, str] = {
+    "mindfu.v1.CompleteResponse.created": "the server's clock at answer time (an argument of result_to_pb)",
+    "mindfu.v1.StreamCompleteResponse.id": "the completion's id, known to the stream, not to a delta",
+    "mindfu.v1.StreamCompleteResponse.model": "the request's model, passed beside the delta",
+    "mindfu.v1.StreamCompleteResponse.conversation_id": "the stream's conversation, passed beside the delta",
+    "mindfu.v1.Chunking.whole": "the other answer to 'how to chunk': no policy, one chunk (chunk=False)",
+    **{
+        f"mindfu.v1.CreateJobRequest.{name}": "a hand-written client's shortcut; the full message carries it"
+        for name in ("epochs", "max_steps", "learning_rate", "lora_r", "load_in_4bit", "min_turns")
+    },
+}
+
+
+# --- a domain object with every field set ----------------------------------------------------------------
+
+
+def _value(hint: Any, default: Any, name: str, owner: type) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None) and getattr(a, "__name__", "") != "Unset"]
+        return _value(options[0], None, name, owner)
+    if origin is typing.Literal:
+        return next((a for a in args if a != default), args[0])
+    if origin is tuple:
+        return (_value(args[0], None, name, owner),)
+    if origin in (dict, Mapping, typing.Mapping) or hint in (dict, Mapping):
+        kind = args[1] if args else Any
+        if kind is Any:
+            return {"key": "value", "number": 3, "nested": {"list": [1, 2]}}
+        kinds = typing.get_args(kind) or (kind,)
+        return {f"key{i}": _value(k, None, name, owner) for i, k in enumerate(kinds)}
+    if origin is list:
+        return [_value(args[0], None, name, owner)]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        members = list(hint)
+        return next((m for m in reversed(members) if m != default), members[0])
+    if hint is bool:
+        # True is what proto3 tells apart from unset; the other pass flips every default, so that a reader
+        # that forgets a field whose default is True is caught too
+        return not default if FLIP_BOOLS.get() and isinstance(default, bool) else True
+    if hint is int:
+        return (default or 0) + 3
+    if hint is float:
+        return (default or 0.0) + 0.25
+    if hint is str:
+        return f"{owner.__name__.lower()}-{name}"
+    if hint is datetime:
+        return WHEN
+    if hint is Path:
+        return Path(f"/data/{name}")
+    if hint is Any:
+        return {"key": "value"}
+    if dataclasses.is_dataclass(hint):
+        return filled(hint)
+    raise TypeError(f"no value for {owner.__name__}.{name}: {hint!r}")
+
+
+def filled(cls: type[T], **given: Any) -> T:
+    """``cls`` with every field set to a value other than its default (``given``: where the domain needs
+    a particular one)."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in given:
+            values[f.name] = given[f.name]
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if (cls, f.name) in DOMAIN_ONLY:
+            if f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            values[f.name] = default
+            continue
+        values[f.name] = _value(hints[f.name], default, f.name, cls)
+    return cls(**values)
+
+
+# --- every proto field set -------------------------------------------------------------------------------
+
+
+def unset_fields(message: ProtoMessage, exempt: Mapping[str, str] = NOT_FROM_THE_OBJECT) -> list[str]:
+    """The full names of the fields of ``message`` (and of the messages in it) that hold nothing."""
+    missing: list[str] = []
+    for field in message.DESCRIPTOR.fields:
+        if field.full_name in exempt:
+            continue
+        oneof = field.containing_oneof
+        if oneof is not None and not oneof.name.startswith("_"):  # a real oneof: one of them is enough
+            if message.WhichOneof(oneof.name) is None:
+                missing.append(field.full_name)
+            continue
+        value = getattr(message, field.name)
+        if field.is_repeated:
+            if not value:
+                missing.append(field.full_name)
+                continue
+            if field.message_type is not None and not field.message_type.GetOptions().map_entry:
+                for item in value:
+                    missing.extend(unset_fields(item, exempt))
+            continue
+        if field.message_type is not None:
+            if not message.HasField(field.name):
+                missing.append(field.full_name)
+            elif field.message_type.full_name != "google.protobuf.Timestamp":
+                missing.extend(unset_fields(value, exempt))
+            continue
+        if field.has_presence:
+            if not message.HasField(field.name):
+                missing.append(field.full_name)
+        elif value == field.default_value:
+            missing.append(field.full_name)
+    return sorted(set(missing))
+
+
+# --- the pairs -------------------------------------------------------------------------------------------
+
+
+def _message() -> Message:
+    return filled(Message, tool_calls=(filled(ToolCall),))
+
+
+def _logprob() -> TokenLogprob:
+    return filled(TokenLogprob, top=(filled(TopLogprob),))
+
+
+def _choice() -> Choice:
+    return filled(Choice, message=_message(), logprobs=(_logprob(),), finish_reason=FinishReason.TOOL_CALLS)
+
+
+def _chunk() -> Chunk:
+    return filled(Chunk, collection="docs")
+
+
+#: what a logged completion's choices do not carry (its request's choices had them; the log keeps less)
+LOGGED_CHOICES = {
+    "mindfu.v1.Choice.index": "the choice's position, 0 for the first",
+    "mindfu.v1.Choice.logprobs": "the log keeps messages and finish reasons, not log-probabilities",
+    "mindfu.v1.Choice.stop_sequence": "the log keeps messages and finish reasons, not the stop string",
+}
+
+
+Case = tuple[Any, Callable[[Any], ProtoMessage], Callable[[ProtoMessage], Any]]
+
+CASES: dict[str, Callable[[], Case]] = {
+    "message": lambda: (_message(), chat.message_to_pb, chat.message_from_pb),
+    "tool call delta": lambda: (
+        filled(ToolCallDelta),
+        chat.tool_call_delta_to_pb,
+        chat.tool_call_delta_from_pb,
+    ),
+    "sampling": lambda: (filled(SamplingParams, top_logprobs=5), chat.sampling_to_pb, chat.sampling_from_pb),
+    "usage": lambda: (filled(Usage), chat.usage_to_pb, chat.usage_from_pb),
+    "choice": lambda: (_choice(), chat.choice_to_pb, chat.choice_from_pb),
+    "source": lambda: (filled(Source), chat.source_to_pb, chat.source_from_pb),
+    "result": lambda: (
+        filled(ChatResult, choices=(_choice(),), sources=(filled(Source),)),
+        lambda r: chat.result_to_pb(r, 1_700_000_000),
+        chat.result_from_pb,
+    ),
+    "delta": lambda: (
+        filled(
+            ChatDelta,
+            tool_calls=(filled(ToolCall),),
+            logprobs=(_logprob(),),
+            sources=(filled(Source),),
+            finish_reason=FinishReason.LENGTH,
+        ),
+        lambda d: chat.delta_to_pb(d, completion_id="chatcmpl-1", model="m", conversation_id="conv-1"),
+        chat.delta_from_pb,
+    ),
+    "model": lambda: (filled(ModelInfo), chat.model_to_pb, chat.model_from_pb),
+    "filter": lambda: (filled(Filter), chat.filter_to_pb, chat.filter_from_pb),
+    "retrieval options": lambda: (
+        filled(RetrievalOptions, where=filled(Filter)),
+        chat.retrieval_to_pb,
+        lambda pb: chat.retrieval_overrides(pb).apply(RetrievalOptions()),
+    ),
+    "document": lambda: (filled(Document), documents.document_to_pb, documents.document_from_pb),
+    "hit": lambda: (
+        filled(ScoredChunk, chunk=_chunk()),
+        documents.hit_to_pb,
+        lambda pb: documents.hit_from_pb(pb, "docs"),
+    ),
+    "chunking": lambda: (
+        filled(ChunkingPolicy),
+        documents.chunking_to_pb,
+        lambda pb: documents.chunking_from_pb(pb, ChunkingPolicy()),
+    ),
+    "conversation filter": lambda: (
+        filled(ConversationFilter),
+        conversations.filter_to_pb,
+        conversations.filter_from_pb,
+    ),
+    "conversation summary": lambda: (
+        filled(ConversationSummary),
+        conversations.summary_to_pb,
+        conversations.summary_from_pb,
+    ),
+    "feedback": lambda: (filled(Feedback), conversations.feedback_to_pb, conversations.feedback_from_pb),
+    "conversation": lambda: (
+        filled(
+            Conversation,
+            messages=(_message(),),
+            feedback=(filled(Feedback),),
+            summary=filled(ConversationSummary),
+        ),
+        conversations.conversation_to_pb,
+        conversations.conversation_from_pb,
+    ),
+    "training file": lambda: (filled(TrainingFile), training.file_to_pb, training.file_from_pb),
+    "job event": lambda: (
+        filled(JobEvent, job_id="ftjob-1"),
+        training.event_to_pb,
+        lambda pb: training.event_from_pb(pb, "ftjob-1"),
+    ),
+    "job spec": lambda: (
+        filled(JobSpec),
+        training.spec_to_pb,
+        lambda pb: training.spec_from_pb(pb, "unused-default-experiment"),
+    ),
+    "job": lambda: (filled(TrainingJob), training.job_to_pb, training.job_from_pb),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_domain_object_survives_grpc_whole_and_fills_its_message(name: str) -> None:
+    value, to_pb, from_pb = CASES[name]()
+    message = to_pb(value)
+    exempt = NOT_FROM_THE_OBJECT | (LOGGED_CHOICES if name == "conversation" else {})
+    assert unset_fields(message, exempt) == [], f"{name}: proto fields the mapping left empty"
+    assert from_pb(message) == value
+    flip = FLIP_BOOLS.set(True)
+    try:
+        flipped, _, _ = CASES[name]()
+    finally:
+        FLIP_BOOLS.reset(flip)
+    assert from_pb(to_pb(flipped)) == flipped
