@@ -6,39 +6,27 @@ statements whatever its size (existing ids, conversation states, then bulk inser
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from mindfu_adapters.store.codec import (
-    message_from_dict,
-    message_to_dict,
-    tool_calls_from_json,
-    tool_calls_to_json,
-)
+from mindfu_adapters.store import conversation_rows as rowmap
 from mindfu_adapters.store.sql import Database
 from mindfu_adapters.store.tables import completions, conversations, feedback, messages
-from mindfu_core.domain.chat import FinishReason, Message, Role, Usage
-from mindfu_core.domain.conversation_merge import ReplyStats, conversation_title, plan_merge
+from mindfu_core.domain.chat import Message, Role
+from mindfu_core.domain.conversation_merge import conversation_title, plan_merge
 from mindfu_core.domain.conversations import (
     CompletionRecord,
-    CompletionStatus,
     Conversation,
     ConversationFilter,
     ConversationPage,
-    ConversationSummary,
     Feedback,
-    LoggedCompletion,
-    RetrievedChunk,
     chain_hashes,
 )
-from mindfu_core.errors import InvalidRequest, NotFound
+from mindfu_core.errors import NotFound
 
 _Known = tuple[str, str, int]  # a message's chain hash, role and characters
 
@@ -94,7 +82,7 @@ class SqlConversationStore:
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
             result = await connection.execute(
-                sa.select(completions.c.id).where(_one_of(completions.c.id, chunk))
+                sa.select(completions.c.id).where(rowmap.one_of(completions.c.id, chunk))
             )
             found.update(result.scalars())
         return found
@@ -104,7 +92,7 @@ class SqlConversationStore:
         for start in range(0, len(ordered), 1000):
             chunk = ordered[start : start + 1000]
             result = await connection.execute(
-                conversations.select().where(_one_of(conversations.c.id, chunk))
+                conversations.select().where(rowmap.one_of(conversations.c.id, chunk))
             )
             for row in result.mappings():
                 batch.states[row["id"]] = _State(row=dict(row), new=False)
@@ -115,7 +103,7 @@ class SqlConversationStore:
         state = batch.states.get(record.conversation_id)
         if state is None:
             state = batch.states[record.conversation_id] = _State(
-                row=_new_conversation(record), new=True, known=[]
+                row=rowmap.new_conversation(record), new=True, known=[]
             )
         row = state.row
         stored = {"stored_count": row["message_count"], "head_hash": row["head_hash"]}
@@ -129,13 +117,13 @@ class SqlConversationStore:
             self._truncate(record.conversation_id, plan.keep, state, batch)
         for position in plan.writes:
             message = transcript[position]
-            batch.message_rows[(record.conversation_id, position)] = _message_row(
+            batch.message_rows[(record.conversation_id, position)] = rowmap.message_row(
                 record.conversation_id, position, message, hashes[position]
             )
             if state.known is not None:
                 state.known.append((hashes[position], message.role.value, len(message.content or "")))
             if message.role is Role.ASSISTANT:
-                _count_reply(row, len(message.content or ""))
+                rowmap.count_reply(row, len(message.content or ""))
         if plan.writes:
             row["message_count"] = plan.count
             row["head_hash"] = hashes[-1]
@@ -147,9 +135,9 @@ class SqlConversationStore:
         row["last_status"] = record.status.value
         row["api_key_id"] = record.api_key_id
         row["user_name"] = record.user
-        row["tools"] = _tools(record.parameters)
+        row["tools"] = rowmap.tools_of(record.parameters)
         state.changed = True
-        batch.completion_rows.append(_completion_row(record))
+        batch.completion_rows.append(rowmap.completion_row(record))
 
     async def _known(self, connection: Any, conversation_id: str, batch: _Batch) -> list[_Known]:
         """(chain hash, role, characters) of every message stored, or written earlier in this batch."""
@@ -172,7 +160,7 @@ class SqlConversationStore:
         row["min_response_chars"] = row["max_response_chars"] = None
         for _, role, chars in state.known:
             if role == Role.ASSISTANT.value:
-                _count_reply(row, chars)
+                rowmap.count_reply(row, chars)
 
     async def _stored_hashes(self, connection: Any, conversation_id: str) -> list[_Known]:
         query = (
@@ -244,29 +232,33 @@ class SqlConversationStore:
                 .where(messages.c.conversation_id == conversation_id)
                 .order_by(messages.c.position)
             )
-            history = tuple(_message(m) for m in message_rows.mappings())
+            history = tuple(rowmap.message_of(m) for m in message_rows.mappings())
             completion_rows = await connection.execute(
                 completions.select()
                 .where(completions.c.conversation_id == conversation_id)
                 .order_by(completions.c.created_at, completions.c.id)
             )
-            logged = tuple(_completion(c) for c in completion_rows.mappings())
+            logged = tuple(rowmap.completion_of(c) for c in completion_rows.mappings())
             feedback_rows = await connection.execute(
                 feedback.select()
                 .where(feedback.c.conversation_id == conversation_id)
                 .order_by(feedback.c.created_at, feedback.c.id)
             )
-            notes = tuple(_feedback(f) for f in feedback_rows.mappings())
+            notes = tuple(rowmap.feedback_of(f) for f in feedback_rows.mappings())
         return Conversation(
-            summary=_summary(row), messages=history, completions=logged, feedback=notes, tools=_tool_list(row)
+            summary=rowmap.summary_of(row),
+            messages=history,
+            completions=logged,
+            feedback=notes,
+            tools=rowmap.tool_list(row),
         )
 
     async def list(
         self, where: ConversationFilter | None = None, *, limit: int = 50, cursor: str | None = None
     ) -> ConversationPage:
-        query = conversations.select().where(*_conditions(where))
+        query = conversations.select().where(*rowmap.conditions(where))
         if cursor is not None:
-            updated_at, last_id = _decode_cursor(cursor)
+            updated_at, last_id = rowmap.decode_cursor(cursor)
             query = query.where(
                 sa.or_(
                     conversations.c.updated_at < updated_at,
@@ -276,14 +268,14 @@ class SqlConversationStore:
         query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
         async with self._db.connection("listing conversations") as connection:
             rows = (await connection.execute(query)).mappings().all()
-        items = tuple(_summary(row) for row in rows[:limit])
-        next_cursor = _encode_cursor(items[-1].updated_at, items[-1].id) if len(rows) > limit else None
+        items = tuple(rowmap.summary_of(row) for row in rows[:limit])
+        next_cursor = rowmap.encode_cursor(items[-1].updated_at, items[-1].id) if len(rows) > limit else None
         return ConversationPage(items=items, next_cursor=next_cursor)
 
     async def export(self, where: ConversationFilter | None = None) -> AsyncIterator[Conversation]:
         """Pages of ``page_size`` conversations (keyset on the update time), each page's messages in one
         query: memory stays bounded by the page, whatever the number of conversations."""
-        conditions = _conditions(where)
+        conditions = rowmap.conditions(where)
         after: tuple[datetime, str] | None = None
         while True:
             query = conversations.select().where(*conditions)
@@ -302,15 +294,17 @@ class SqlConversationStore:
                 ids = [row["id"] for row in rows]
                 message_rows = await connection.execute(
                     messages.select()
-                    .where(_one_of(messages.c.conversation_id, ids))
+                    .where(rowmap.one_of(messages.c.conversation_id, ids))
                     .order_by(messages.c.conversation_id, messages.c.position)
                 )
                 grouped: dict[str, list[Message]] = {}
                 for m in message_rows.mappings():
-                    grouped.setdefault(m["conversation_id"], []).append(_message(m))
+                    grouped.setdefault(m["conversation_id"], []).append(rowmap.message_of(m))
             for row in rows:
                 yield Conversation(
-                    summary=_summary(row), messages=tuple(grouped.get(row["id"], ())), tools=_tool_list(row)
+                    summary=rowmap.summary_of(row),
+                    messages=tuple(grouped.get(row["id"], ())),
+                    tools=rowmap.tool_list(row),
                 )
             if len(rows) < self._page_size:
                 return
@@ -371,200 +365,3 @@ class SqlConversationStore:
                 conversations.delete().where(conversations.c.updated_at < cutoff)
             )
         return int(result.rowcount or 0)
-
-
-# --- rows <-> domain -----------------------------------------------------------------------------------
-
-
-def _new_conversation(record: CompletionRecord) -> dict[str, Any]:
-    return {
-        "id": record.conversation_id,
-        "created_at": record.created_at,
-        "updated_at": record.created_at,
-        "model": record.model,
-        "title": "",
-        "message_count": 0,
-        "completion_count": 0,
-        "assistant_turns": 0,
-        "min_response_chars": None,
-        "max_response_chars": None,
-        "head_hash": None,
-        "last_status": record.status.value,
-        "rating": None,
-        "api_key_id": record.api_key_id,
-        "user_name": record.user,
-        "tools": None,
-    }
-
-
-def _count_reply(row: dict[str, Any], chars: int) -> None:
-    before = ReplyStats(row["assistant_turns"], row["min_response_chars"], row["max_response_chars"])
-    stats = before.add(chars)
-    row["assistant_turns"] = stats.turns
-    row["min_response_chars"], row["max_response_chars"] = stats.min_chars, stats.max_chars
-
-
-def _tools(parameters: Mapping[str, Any]) -> list[Any] | None:
-    tools = parameters.get("tools")
-    return list(tools) if tools else None
-
-
-def _tool_list(row: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
-    return tuple(row["tools"] or ())
-
-
-def _message_row(conversation_id: str, position: int, message: Message, chain_hash: str) -> dict[str, Any]:
-    return {
-        "conversation_id": conversation_id,
-        "position": position,
-        "role": message.role.value,
-        "content": message.content,
-        "tool_calls": tool_calls_to_json(message.tool_calls),
-        "tool_call_id": message.tool_call_id,
-        "name": message.name,
-        "chain_hash": chain_hash,
-    }
-
-
-def _message(row: Mapping[str, Any]) -> Message:
-    return Message(
-        role=Role(row["role"]),
-        content=row["content"],
-        tool_calls=tool_calls_from_json(row["tool_calls"]),
-        tool_call_id=row["tool_call_id"],
-        name=row["name"],
-    )
-
-
-def _completion_row(record: CompletionRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "conversation_id": record.conversation_id,
-        "created_at": record.created_at,
-        "model": record.model,
-        "message_count": len(record.messages),
-        "responses": [message_to_dict(m) for m in record.responses],
-        "finish_reason": record.finish_reason.value if record.finish_reason else None,
-        "finish_reasons": [r.value if r else None for r in record.finish_reasons],
-        "parameters": dict(record.parameters),
-        "prompt_tokens": record.usage.prompt_tokens,
-        "completion_tokens": record.usage.completion_tokens,
-        "cached_tokens": record.usage.cached_tokens,
-        "latency_ms": record.latency_ms,
-        "ttft_ms": record.ttft_ms,
-        "retrieved": [
-            {"document_id": c.document_id, "chunk_index": c.chunk_index, "score": c.score}
-            for c in record.retrieved
-        ],
-        "status": record.status.value,
-        "error": record.error,
-        "api_key_id": record.api_key_id,
-        "user_name": record.user,
-    }
-
-
-def _completion(row: Mapping[str, Any]) -> LoggedCompletion:
-    return LoggedCompletion(
-        id=row["id"],
-        created_at=row["created_at"],
-        model=row["model"],
-        message_count=row["message_count"],
-        responses=tuple(message_from_dict(m) for m in row["responses"]),
-        finish_reasons=tuple(FinishReason(r) if r else None for r in row["finish_reasons"]),
-        parameters=dict(row["parameters"]),
-        usage=Usage(
-            prompt_tokens=row["prompt_tokens"],
-            completion_tokens=row["completion_tokens"],
-            cached_tokens=row["cached_tokens"],
-        ),
-        latency_ms=row["latency_ms"],
-        ttft_ms=row["ttft_ms"],
-        retrieved=tuple(
-            RetrievedChunk(document_id=c["document_id"], chunk_index=c["chunk_index"], score=c["score"])
-            for c in row["retrieved"]
-        ),
-        status=CompletionStatus(row["status"]),
-        error=row["error"],
-        api_key_id=row["api_key_id"],
-        user=row["user_name"],
-    )
-
-
-def _feedback(row: Mapping[str, Any]) -> Feedback:
-    return Feedback(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        rating=row["rating"],
-        comment=row["comment"],
-        completion_id=row["completion_id"],
-        created_at=row["created_at"],
-    )
-
-
-def _summary(row: Mapping[str, Any]) -> ConversationSummary:
-    return ConversationSummary(
-        id=row["id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        model=row["model"],
-        message_count=row["message_count"],
-        completion_count=row["completion_count"],
-        last_status=CompletionStatus(row["last_status"]),
-        rating=row["rating"],
-        api_key_id=row["api_key_id"],
-        user=row["user_name"],
-        title=row["title"],
-    )
-
-
-def _conditions(where: ConversationFilter | None) -> list[Any]:
-    if where is None:
-        return []
-    c = conversations.c
-    conditions: list[Any] = []
-    if where.since is not None:
-        conditions.append(c.updated_at >= where.since)
-    if where.until is not None:
-        conditions.append(c.updated_at < where.until)
-    if where.model is not None:
-        conditions.append(c.model == where.model)
-    if where.status is not None:
-        conditions.append(c.last_status == where.status.value)
-    if where.min_rating is not None:
-        conditions.append(c.rating >= where.min_rating)
-    if where.max_rating is not None:
-        conditions.append(c.rating <= where.max_rating)
-    if where.rated is not None:
-        conditions.append(c.rating.is_not(None) if where.rated else c.rating.is_(None))
-    if where.min_turns is not None:
-        conditions.append(c.assistant_turns >= where.min_turns)
-    if where.min_response_chars is not None:
-        conditions.append(c.min_response_chars >= where.min_response_chars)
-    if where.max_response_chars is not None:
-        conditions.append(c.max_response_chars <= where.max_response_chars)
-    if where.api_key_id is not None:
-        conditions.append(c.api_key_id == where.api_key_id)
-    if where.user is not None:
-        conditions.append(c.user_name == where.user)
-    return conditions
-
-
-def _encode_cursor(updated_at: datetime, conversation_id: str) -> str:
-    raw = json.dumps([updated_at.astimezone(UTC).isoformat(), conversation_id]).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        when, conversation_id = json.loads(raw)
-        return datetime.fromisoformat(when), str(conversation_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest("not a cursor this server handed out", param="cursor") from None
-
-
-def _one_of(column: Any, values: list[str]) -> Any:
-    """``column IN (...)`` with the values written into the statement: a prepared statement with the same
-    number of parameters gets PostgreSQL's generic plan after five runs, which on a table not yet analyzed
-    is a sequential scan (11 ms a batch instead of 0.3 ms in the throughput bench)."""
-    return column.in_(sa.bindparam(f"one_of_{column.name}", values, expanding=True, literal_execute=True))
