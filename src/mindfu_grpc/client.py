@@ -41,6 +41,7 @@ from mindfu_grpc._pb.mindfu.v1.models_pb2_grpc import ModelServiceStub
 from mindfu_grpc.channel import Channel, stream_pieces
 from mindfu_grpc.mapping import chat as chat_mapping
 from mindfu_grpc.mapping import documents as document_mapping
+from mindfu_grpc.mapping import results as results_mapping
 from mindfu_grpc.remote import (
     Defaults,
     RemoteConversations,
@@ -63,11 +64,11 @@ class RemoteChat:
 
     async def list_models(self) -> list[ModelInfo]:
         found = await self._channel.call(self._models.ListModels, models_pb2.ListModelsRequest())
-        return [chat_mapping.model_from_pb(m) for m in found.models]
+        return [results_mapping.model_from_pb(m) for m in found.models]
 
     async def get_model(self, model_id: str) -> ModelInfo:
         found = await self._channel.call(self._models.GetModel, models_pb2.GetModelRequest(id=model_id))
-        return chat_mapping.model_from_pb(found.model)
+        return results_mapping.model_from_pb(found.model)
 
     async def count_tokens(self, request: ChatRequest) -> int:
         message = _chat_message(chat_pb2.CountTokensRequest, request, NO_CONTEXT)
@@ -79,11 +80,11 @@ class RemoteChat:
             response = await self._channel.call(
                 self._chat.Complete, _chat_message(chat_pb2.CompleteRequest, request, context)
             )
-            return chat_mapping.result_from_pb(response)
+            return results_mapping.result_from_pb(response)
         text = chat_pb2.CompleteTextRequest(
             model=request.model, prompt=request.prompt, options=chat_mapping.text_options_to_pb(request)
         )
-        return chat_mapping.text_result_from_pb(await self._channel.call(self._chat.CompleteText, text))
+        return results_mapping.text_result_from_pb(await self._channel.call(self._chat.CompleteText, text))
 
     async def stream(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatStream:
         """Starts the call and reads its first message (errors before generation surface here)."""
@@ -92,7 +93,7 @@ class RemoteChat:
         if isinstance(request, ChatRequest):
             message: Any = _chat_message(chat_pb2.StreamCompleteRequest, request, context)
             call = self._chat.StreamComplete(message, metadata=channel.metadata(), timeout=channel.timeout)
-            to_delta: Callable[[Any], ChatDelta] = chat_mapping.delta_from_pb
+            to_delta: Callable[[Any], ChatDelta] = results_mapping.delta_from_pb
         else:
             message = chat_pb2.StreamCompleteTextRequest(
                 model=request.model, prompt=request.prompt, options=chat_mapping.text_options_to_pb(request)
@@ -100,7 +101,7 @@ class RemoteChat:
             call = self._chat.StreamCompleteText(
                 message, metadata=channel.metadata(), timeout=channel.timeout
             )
-            to_delta = chat_mapping.text_delta_from_pb
+            to_delta = results_mapping.text_delta_from_pb
         pieces = stream_pieces(call, channel)
         try:
             first = await anext(pieces, None)

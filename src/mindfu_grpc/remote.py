@@ -28,9 +28,9 @@ from mindfu_grpc._pb.mindfu.v1.documents_pb2_grpc import DocumentServiceStub
 from mindfu_grpc._pb.mindfu.v1.embeddings_pb2_grpc import EmbeddingServiceStub
 from mindfu_grpc._pb.mindfu.v1.training_pb2_grpc import TrainingServiceStub
 from mindfu_grpc.channel import Channel, stream_pieces
-from mindfu_grpc.mapping import chat as chat_mapping
 from mindfu_grpc.mapping import conversations as conversation_mapping
 from mindfu_grpc.mapping import documents as document_mapping
+from mindfu_grpc.mapping import retrieval as retrieval_mapping
 from mindfu_grpc.mapping import training as training_mapping
 from mindfu_grpc.mapping.common import json_text
 from mindfu_grpc.servicers.documents import MAX_PAGE
@@ -153,7 +153,9 @@ class RemoteRetrieval:
         return overrides.apply(self.defaults)
 
     async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
-        request = documents_pb2.RetrieveRequest(query=query, options=chat_mapping.retrieval_to_pb(options))
+        request = documents_pb2.RetrieveRequest(
+            query=query, options=retrieval_mapping.retrieval_to_pb(options)
+        )
         found = await self._channel.call(self._stub.Retrieve, request)
         return [document_mapping.hit_from_pb(h, found.collection) for h in found.chunks]
 

@@ -46,7 +46,7 @@ from mindfu_core.domain.conversations import (
 from mindfu_core.domain.documents import Chunk, ChunkingPolicy, Document, Filter, ScoredChunk
 from mindfu_core.domain.retrieval import RetrievalOptions, Source
 from mindfu_core.domain.training import JobEvent, JobSpec, TrainingFile, TrainingJob
-from mindfu_grpc.mapping import chat, conversations, documents, training
+from mindfu_grpc.mapping import chat, conversations, documents, results, retrieval, training
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 T = typing.TypeVar("T")
@@ -213,13 +213,13 @@ CASES: dict[str, Callable[[], Case]] = {
         chat.tool_call_delta_from_pb,
     ),
     "sampling": lambda: (filled(SamplingParams, top_logprobs=5), chat.sampling_to_pb, chat.sampling_from_pb),
-    "usage": lambda: (filled(Usage), chat.usage_to_pb, chat.usage_from_pb),
-    "choice": lambda: (_choice(), chat.choice_to_pb, chat.choice_from_pb),
-    "source": lambda: (filled(Source), chat.source_to_pb, chat.source_from_pb),
+    "usage": lambda: (filled(Usage), results.usage_to_pb, results.usage_from_pb),
+    "choice": lambda: (_choice(), results.choice_to_pb, results.choice_from_pb),
+    "source": lambda: (filled(Source), retrieval.source_to_pb, retrieval.source_from_pb),
     "result": lambda: (
         filled(ChatResult, choices=(_choice(),), sources=(filled(Source),)),
-        lambda r: chat.result_to_pb(r, 1_700_000_000),
-        chat.result_from_pb,
+        lambda r: results.result_to_pb(r, 1_700_000_000),
+        results.result_from_pb,
     ),
     "delta": lambda: (
         filled(
@@ -229,15 +229,15 @@ CASES: dict[str, Callable[[], Case]] = {
             sources=(filled(Source),),
             finish_reason=FinishReason.LENGTH,
         ),
-        lambda d: chat.delta_to_pb(d, completion_id="chatcmpl-1", model="m", conversation_id="conv-1"),
-        chat.delta_from_pb,
+        lambda d: results.delta_to_pb(d, completion_id="chatcmpl-1", model="m", conversation_id="conv-1"),
+        results.delta_from_pb,
     ),
-    "model": lambda: (filled(ModelInfo), chat.model_to_pb, chat.model_from_pb),
-    "filter": lambda: (filled(Filter), chat.filter_to_pb, chat.filter_from_pb),
+    "model": lambda: (filled(ModelInfo), results.model_to_pb, results.model_from_pb),
+    "filter": lambda: (filled(Filter), retrieval.filter_to_pb, retrieval.filter_from_pb),
     "retrieval options": lambda: (
         filled(RetrievalOptions, where=filled(Filter)),
-        chat.retrieval_to_pb,
-        lambda pb: chat.retrieval_overrides(pb).apply(RetrievalOptions()),
+        retrieval.retrieval_to_pb,
+        lambda pb: retrieval.retrieval_overrides(pb).apply(RetrievalOptions()),
     ),
     "document": lambda: (filled(Document), documents.document_to_pb, documents.document_from_pb),
     "hit": lambda: (

@@ -17,15 +17,9 @@ from mindfu_core.domain.conversations import (
 from mindfu_core.errors import InvalidRequest
 from mindfu_grpc._pb.mindfu.v1 import chat_pb2
 from mindfu_grpc._pb.mindfu.v1 import conversations_pb2 as pb
-from mindfu_grpc.mapping.chat import (
-    finish_from_pb,
-    finish_to_pb,
-    message_from_pb,
-    message_to_pb,
-    usage_from_pb,
-    usage_to_pb,
-)
+from mindfu_grpc.mapping.chat import message_from_pb, message_to_pb
 from mindfu_grpc.mapping.common import from_timestamp, json_object, json_text, optional, timestamp
+from mindfu_grpc.mapping.results import finish_from_pb, finish_to_pb, usage_from_pb, usage_to_pb
 
 _STATUS: dict[int, CompletionStatus] = {
     pb.COMPLETION_STATUS_OK: CompletionStatus.OK,

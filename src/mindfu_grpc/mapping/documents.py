@@ -5,8 +5,8 @@ from __future__ import annotations
 from mindfu_core.domain.documents import Chunk, ChunkingPolicy, Document, ScoredChunk
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_grpc._pb.mindfu.v1 import documents_pb2 as pb
-from mindfu_grpc.mapping.chat import filter_from_pb, retrieval_to_pb
 from mindfu_grpc.mapping.common import from_timestamp, json_object, json_text, optional, timestamp
+from mindfu_grpc.mapping.retrieval import filter_from_pb, retrieval_to_pb
 
 
 def document_to_pb(document: Document) -> pb.Document:

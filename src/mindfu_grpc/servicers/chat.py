@@ -17,6 +17,7 @@ from mindfu_grpc._pb.mindfu.v1 import chat_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import chat_pb2_grpc, models_pb2, models_pb2_grpc
 from mindfu_grpc.errors import authorization_of
 from mindfu_grpc.mapping import chat as mapping
+from mindfu_grpc.mapping import results as results_mapping
 from mindfu_grpc.mapping.common import optional
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -43,7 +44,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             request.model, request.messages, request.options, self._app.retrieval.options
         )
         result = await self._app.chat.complete(core, self._call_context(request.options, context))
-        return mapping.result_to_pb(result, int(time.time()))
+        return results_mapping.result_to_pb(result, int(time.time()))
 
     async def StreamComplete(
         self, request: pb.StreamCompleteRequest, context: Context
@@ -54,7 +55,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         stream = await self._app.chat.stream(core, self._call_context(request.options, context))
         try:
             async for delta in stream:
-                yield mapping.delta_to_pb(
+                yield results_mapping.delta_to_pb(
                     delta, completion_id=stream.id, model=core.model, conversation_id=stream.conversation_id
                 )
         finally:
@@ -71,7 +72,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> pb.CompleteTextResponse:
         core = mapping.text_request_from_pb(request.model, request.prompt, request.options)
         result = await self._app.chat.complete(core)
-        return mapping.text_result_to_pb(result, int(time.time()))
+        return results_mapping.text_result_to_pb(result, int(time.time()))
 
     async def StreamCompleteText(
         self, request: pb.StreamCompleteTextRequest, context: Context
@@ -80,7 +81,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         stream = await self._app.chat.stream(core)
         try:
             async for delta in stream:
-                yield mapping.text_delta_to_pb(delta, completion_id=stream.id, model=core.model)
+                yield results_mapping.text_delta_to_pb(delta, completion_id=stream.id, model=core.model)
         finally:
             await stream.aclose()
 
@@ -95,14 +96,14 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
         self, request: models_pb2.ListModelsRequest, context: Context
     ) -> models_pb2.ListModelsResponse:
         return models_pb2.ListModelsResponse(
-            models=[mapping.model_to_pb(info) for info in await self._app.chat.list_models()]
+            models=[results_mapping.model_to_pb(info) for info in await self._app.chat.list_models()]
         )
 
     async def GetModel(
         self, request: models_pb2.GetModelRequest, context: Context
     ) -> models_pb2.GetModelResponse:
         return models_pb2.GetModelResponse(
-            model=mapping.model_to_pb(await self._app.chat.get_model(request.id))
+            model=results_mapping.model_to_pb(await self._app.chat.get_model(request.id))
         )
 
     async def GetStatus(

@@ -11,8 +11,8 @@ from mindfu_core.errors import InvalidRequest, PayloadTooLarge
 from mindfu_grpc._pb.mindfu.v1 import documents_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import documents_pb2_grpc, embeddings_pb2, embeddings_pb2_grpc
 from mindfu_grpc.mapping import documents as mapping
-from mindfu_grpc.mapping.chat import retrieval_overrides
 from mindfu_grpc.mapping.common import json_object, optional
+from mindfu_grpc.mapping.retrieval import retrieval_overrides
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 50
