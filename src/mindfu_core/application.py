@@ -20,6 +20,7 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
+from mindfu_core.domain.pages import Page
 from mindfu_core.domain.retrieval import RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import MindFuError
@@ -133,9 +134,9 @@ class TrainingApi(Protocol):
 
     async def get_job(self, job_id: str) -> TrainingJob: ...
 
-    async def list_jobs(self, *, limit: int = ..., after: str | None = ...) -> list[TrainingJob]: ...
+    async def list_jobs(self, *, limit: int = ..., cursor: str | None = ...) -> Page[TrainingJob]: ...
 
-    async def events(self, job_id: str, *, limit: int = ..., after: str | None = ...) -> list[JobEvent]: ...
+    async def events(self, job_id: str, *, limit: int = ..., cursor: str | None = ...) -> Page[JobEvent]: ...
 
     async def checkpoints(self, job_id: str) -> list[Checkpoint]: ...
 
@@ -167,10 +168,10 @@ class TrainingUnavailable:
     async def get_job(self, job_id: str) -> TrainingJob:
         raise self.error
 
-    async def list_jobs(self, *, limit: int = 20, after: str | None = None) -> list[TrainingJob]:
+    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
         raise self.error
 
-    async def events(self, job_id: str, *, limit: int = 20, after: str | None = None) -> list[JobEvent]:
+    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
         raise self.error
 
     async def checkpoints(self, job_id: str) -> list[Checkpoint]:

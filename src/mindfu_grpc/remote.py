@@ -14,6 +14,7 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
+from mindfu_core.domain.pages import Page
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.services.conversations import finetuning_example
@@ -281,15 +282,17 @@ class RemoteTraining:
         found = await self._channel.call(self._stub.GetJob, training_pb2.GetJobRequest(id=job_id))
         return training_mapping.job_from_pb(found.job)
 
-    async def list_jobs(self, *, limit: int = 20, after: str | None = None) -> list[TrainingJob]:
-        request = training_pb2.ListJobsRequest(limit=limit, after=after or "")
+    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
+        request = training_pb2.ListJobsRequest(limit=limit, after=cursor or "")
         found = await self._channel.call(self._stub.ListJobs, request)
-        return [training_mapping.job_from_pb(j) for j in found.jobs]
+        jobs = tuple(training_mapping.job_from_pb(j) for j in found.jobs)
+        return Page(items=jobs, next_cursor=found.next_cursor or None)
 
-    async def events(self, job_id: str, *, limit: int = 20, after: str | None = None) -> list[JobEvent]:
-        request = training_pb2.ListJobEventsRequest(id=job_id, limit=limit, after=after or "")
+    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
+        request = training_pb2.ListJobEventsRequest(id=job_id, limit=limit, after=cursor or "")
         found = await self._channel.call(self._stub.ListJobEvents, request)
-        return [training_mapping.event_from_pb(e, job_id) for e in found.events]
+        events = tuple(training_mapping.event_from_pb(e, job_id) for e in found.events)
+        return Page(items=events, next_cursor=found.next_cursor or None)
 
     async def checkpoints(self, job_id: str) -> list[Checkpoint]:
         request = training_pb2.ListCheckpointsRequest(id=job_id)

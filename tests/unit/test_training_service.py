@@ -163,7 +163,7 @@ async def test_a_job_runs_reports_and_registers_its_model() -> None:
     assert done.fine_tuned_model == f"ft:tiny:mine:{job.id}"
     assert done.tracking_run_id == "run-1" and done.progress.step == 2
     assert done.artifacts == {"adapter": "/a", "merged": "/m"}
-    messages = [e.message for e in reversed(await svc.events(job.id, limit=50))]
+    messages = [e.message for e in reversed((await svc.events(job.id, limit=50)).items)]
     assert (
         messages[0] == "Created the fine-tuning job" and messages[-1] == "The job has successfully completed"
     )
@@ -199,7 +199,7 @@ async def test_the_gate_keeps_a_model_that_does_not_beat_the_base_unregistered()
     file = await svc.upload_file(GOOD, filename="t.jsonl")
     job = await settled(svc, (await svc.create_job(spec(file.id, register=RegisterPolicy.IF_BETTER))).id)
     assert job.status is JobStatus.SUCCEEDED and job.fine_tuned_model is None
-    assert any("does not beat the base" in e.message for e in await svc.events(job.id, limit=50))
+    assert any("does not beat the base" in e.message for e in (await svc.events(job.id, limit=50)).items)
     await svc.aclose()
 
 
@@ -248,5 +248,24 @@ async def test_a_job_running_at_start_up_was_interrupted_and_resumes() -> None:
     await again.start()
     done = await settled(again, job.id)
     assert done.status is JobStatus.SUCCEEDED and done.attempts == 2
-    assert any("Interrupted by a server restart" in e.message for e in await again.events(job.id, limit=50))
+    assert any(
+        "Interrupted by a server restart" in e.message for e in (await again.events(job.id, limit=50)).items
+    )
     await again.aclose()
+
+
+async def test_jobs_and_events_come_in_pages_whose_cursor_continues_them() -> None:
+    svc = service()  # not started: the jobs stay queued
+    file = await svc.upload_file(GOOD, filename="train.jsonl")
+    made = [await svc.create_job(spec(file.id)) for _ in range(5)]
+    first = await svc.list_jobs(limit=2)
+    assert [j.id for j in first.items] == [made[4].id, made[3].id] and first.has_more
+    second = await svc.list_jobs(limit=2, cursor=first.next_cursor)
+    third = await svc.list_jobs(limit=2, cursor=second.next_cursor)
+    assert [j.id for j in (*second.items, *third.items)] == [made[2].id, made[1].id, made[0].id]
+    assert third.next_cursor is None and not third.has_more
+    exact = await svc.list_jobs(limit=5)
+    assert len(exact.items) == 5 and exact.next_cursor is None  # a full last page says there is no more
+    events = await svc.events(made[0].id, limit=1)
+    rest = await svc.events(made[0].id, limit=50, cursor=events.next_cursor)
+    assert events.has_more and rest.items and events.items[0].id not in {e.id for e in rest.items}

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mindfu_core.domain.chat import FinishReason, Message, Usage
+from mindfu_core.domain.pages import Page
 
 
 class CompletionStatus(enum.StrEnum):
@@ -164,12 +165,8 @@ class ConversationFilter:
     user: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConversationPage:
-    """A page of a listing, newest first; ``next_cursor`` continues it (``None`` at the end)."""
-
-    items: tuple[ConversationSummary, ...]
-    next_cursor: str | None = None
+#: A page of a conversation listing, newest first
+ConversationPage = Page[ConversationSummary]
 
 
 def message_fingerprint(message: Message) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mindfu_core.domain.conversations import Conversation, ConversationFilter
+from mindfu_core.domain.pages import Page, page_of
 from mindfu_core.domain.training import (
     Checkpoint,
     DataSource,
@@ -185,16 +186,18 @@ class TrainingService:
             raise NotFound(f"No fine-tuning job with id '{job_id}'", param="fine_tuning_job_id")
         return found
 
-    async def list_jobs(self, *, limit: int = 20, after: str | None = None) -> list[TrainingJob]:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit")
-        return await self._store.list_jobs(limit=limit, after=after)
+    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
+        """Newest first; ``cursor``: the previous page's ``next_cursor``."""
+        _check_limit(limit)
+        found = await self._store.list_jobs(limit=limit + 1, after=cursor)
+        return page_of(found, limit, lambda job: job.id)
 
-    async def events(self, job_id: str, *, limit: int = 20, after: str | None = None) -> list[JobEvent]:
+    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
+        """A job's events, newest first; ``cursor``: the previous page's ``next_cursor``."""
         await self.get_job(job_id)
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit")
-        return await self._store.events(job_id, limit=limit, after=after)
+        _check_limit(limit)
+        found = await self._store.events(job_id, limit=limit + 1, after=cursor)
+        return page_of(found, limit, lambda event: event.id)
 
     async def checkpoints(self, job_id: str) -> list[Checkpoint]:
         await self.get_job(job_id)
@@ -365,3 +368,8 @@ class TrainingService:
             data={"type": kind, **(data or {})},
         )
         await self._store.add_event(event)
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit")

@@ -40,10 +40,11 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         return pb.GetJobResponse(job=mapping.job_to_pb(await self._service().get_job(request.id)))
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
-        jobs = await self._service().list_jobs(
-            limit=request.limit or DEFAULT_PAGE, after=request.after or None
+        page = await self._service().list_jobs(
+            limit=request.limit or DEFAULT_PAGE, cursor=request.after or None
         )
-        return pb.ListJobsResponse(jobs=[mapping.job_to_pb(j) for j in jobs])
+        jobs = [mapping.job_to_pb(j) for j in page.items]
+        return pb.ListJobsResponse(jobs=jobs, next_cursor=page.next_cursor or "")
 
     async def CancelJob(self, request: pb.CancelJobRequest, context: Context) -> pb.CancelJobResponse:
         return pb.CancelJobResponse(job=mapping.job_to_pb(await self._service().cancel_job(request.id)))
@@ -51,10 +52,11 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def ListJobEvents(
         self, request: pb.ListJobEventsRequest, context: Context
     ) -> pb.ListJobEventsResponse:
-        events = await self._service().events(
-            request.id, limit=request.limit or DEFAULT_PAGE, after=request.after or None
+        page = await self._service().events(
+            request.id, limit=request.limit or DEFAULT_PAGE, cursor=request.after or None
         )
-        return pb.ListJobEventsResponse(events=[mapping.event_to_pb(e) for e in events])
+        events = [mapping.event_to_pb(e) for e in page.items]
+        return pb.ListJobEventsResponse(events=events, next_cursor=page.next_cursor or "")
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: Context

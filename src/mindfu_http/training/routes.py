@@ -75,8 +75,8 @@ async def create_job(body: JobIn, request: Request) -> dict[str, Any]:
 async def list_jobs(
     request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None
 ) -> dict[str, Any]:
-    jobs = await training(request).list_jobs(limit=min(limit + 1, 100), after=after)
-    return {"object": "list", "data": [job_object(j) for j in jobs[:limit]], "has_more": len(jobs) > limit}
+    page = await training(request).list_jobs(limit=limit, cursor=after)
+    return {"object": "list", "data": [job_object(j) for j in page.items], "has_more": page.has_more}
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}", summary="One fine-tuning job, with its progress")
@@ -88,12 +88,8 @@ async def get_job(job_id: str, request: Request) -> dict[str, Any]:
 async def job_events(
     job_id: str, request: Request, limit: Annotated[int, Query(ge=1, le=99)] = 20, after: str | None = None
 ) -> dict[str, Any]:
-    events = await training(request).events(job_id, limit=limit + 1, after=after)
-    return {
-        "object": "list",
-        "data": [event_object(e) for e in events[:limit]],
-        "has_more": len(events) > limit,
-    }
+    page = await training(request).events(job_id, limit=limit, cursor=after)
+    return {"object": "list", "data": [event_object(e) for e in page.items], "has_more": page.has_more}
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/cancel", summary="Cancel a job (it stops after its current step)")
@@ -124,7 +120,7 @@ async def train_start(body: TrainStartIn, request: Request) -> dict[str, Any]:
 
 @router.get("/train/status", summary="The newest fine-tuning job (the seed's route)")
 async def train_status(request: Request) -> dict[str, Any]:
-    jobs = await training(request).list_jobs(limit=1)
-    if not jobs:
+    newest = (await training(request).list_jobs(limit=1)).items
+    if not newest:
         raise NotFound("no fine-tuning job has been started")
-    return job_object(jobs[0])
+    return job_object(newest[0])

@@ -967,7 +967,7 @@ class ListJobsRequest(_message.Message):
     limit: _builtins.int
     """Page size, 1 to 100 (0 means 20)."""
     after: _builtins.str
-    """The id of the last job of the previous page."""
+    """The next_cursor of the previous page (unset: the first page)."""
     def __init__(
         self,
         *,
@@ -989,6 +989,9 @@ class ListJobsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOBS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """Pass it as after for the next page; empty on the last page."""
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrainingJob]:
         """The jobs, newest first."""
@@ -997,10 +1000,11 @@ class ListJobsResponse(_message.Message):
         self,
         *,
         jobs: _abc.Iterable[Global___TrainingJob] | None = ...,
+        next_cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs", "next_cursor", b"next_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1066,7 +1070,7 @@ class ListJobEventsRequest(_message.Message):
     limit: _builtins.int
     """Page size, 1 to 100 (0 means 20)."""
     after: _builtins.str
-    """The id of the last event of the previous page."""
+    """The next_cursor of the previous page (unset: the first page)."""
     def __init__(
         self,
         *,
@@ -1129,6 +1133,9 @@ class ListJobEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """Pass it as after for the next page; empty on the last page."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobEvent]:
         """The events, newest first."""
@@ -1137,10 +1144,11 @@ class ListJobEventsResponse(_message.Message):
         self,
         *,
         events: _abc.Iterable[Global___JobEvent] | None = ...,
+        next_cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_cursor", b"next_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
