@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mindfu_cli.remote import RemoteApi, RemoteError
+from mindfu_core.domain.pages import offset_cursor
 from mindfu_core.errors import MindFuError
 
 #: Folders never walked into.
@@ -71,9 +72,9 @@ class LocalDocuments:
         from mindfu_http.documents.routes import document_object
 
         service = await self._started()
-        return [
-            document_object(d) for d in await service.list(collection=collection, limit=limit, offset=offset)
-        ]
+        cursor = offset_cursor(offset) if offset else None
+        page = await service.list(collection=collection, limit=limit, cursor=cursor)
+        return [document_object(d) for d in page.items]
 
     async def get(self, document_id: str) -> dict[str, Any]:
         from mindfu_http.documents.routes import document_object

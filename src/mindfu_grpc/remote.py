@@ -34,7 +34,6 @@ from mindfu_grpc.mapping import documents as document_mapping
 from mindfu_grpc.mapping import retrieval as retrieval_mapping
 from mindfu_grpc.mapping import training as training_mapping
 from mindfu_grpc.mapping.common import json_text
-from mindfu_grpc.servicers.documents import MAX_PAGE
 
 #: Bytes per message of an upload stream.
 UPLOAD_PIECE = 1024 * 1024
@@ -116,20 +115,14 @@ class RemoteDocuments:
         return document_mapping.document_from_pb(found.document)
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[Document]:
-        documents: list[Document] = []
-        while len(documents) < limit:  # pages of at most MAX_PAGE
-            request = documents_pb2.ListDocumentsRequest(
-                limit=min(limit - len(documents), MAX_PAGE), offset=offset + len(documents)
-            )
-            if collection is not None:
-                request.collection = collection
-            found = await self._channel.call(self._stub.ListDocuments, request)
-            documents.extend(document_mapping.document_from_pb(d) for d in found.documents)
-            if not found.has_more or not found.documents:
-                break
-        return documents
+        self, *, collection: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Document]:
+        request = documents_pb2.ListDocumentsRequest(limit=limit, after=cursor or "")
+        if collection is not None:
+            request.collection = collection
+        found = await self._channel.call(self._stub.ListDocuments, request)
+        documents = tuple(document_mapping.document_from_pb(d) for d in found.documents)
+        return Page(items=documents, next_cursor=found.next_cursor or None)
 
     async def delete(self, document_id: str) -> Document:
         request = documents_pb2.DeleteDocumentRequest(id=document_id)

@@ -68,6 +68,17 @@ def test_pagination_newest_first_and_collections(make_client: Any) -> None:
         assert [d["id"] for d in rest["data"]] == ids[::-1][2:] and rest["has_more"] is False
         assert [d["id"] for d in client.get("/v1/documents?collection=b").json()["data"]] == [other["id"]]
         assert client.get("/v1/documents?limit=0").status_code == 400
+        # the cursor continues where the page ended; a made-up one is refused plainly
+        follow = client.get(
+            "/v1/documents", params={"limit": 2, "collection": "default", "after": page["next_cursor"]}
+        ).json()
+        assert [d["id"] for d in follow["data"]] == ids[::-1][2:4] and follow["next_cursor"]
+        last = client.get(
+            "/v1/documents", params={"limit": 2, "collection": "default", "after": follow["next_cursor"]}
+        ).json()
+        assert [d["id"] for d in last["data"]] == ids[:1] and last["next_cursor"] is None
+        bogus = client.get("/v1/documents", params={"after": "not-a-cursor"})
+        assert bogus.status_code == 400 and bogus.json()["error"]["param"] == "after"
 
 
 def test_json_documents_with_own_chunking(make_client: Any) -> None:

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mindfu_core.domain.documents import Chunk, ChunkingPolicy, Document, IngestResult, SparseVector
+from mindfu_core.domain.pages import Page, cursor_offset, offset_cursor, page_of
 from mindfu_core.domain.parsing import ParsedDocument
-from mindfu_core.errors import NotFound, PayloadTooLarge, UnprocessableContent
+from mindfu_core.errors import InvalidRequest, NotFound, PayloadTooLarge, UnprocessableContent
 from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
 from mindfu_core.ports.parser import DocumentParser
@@ -189,9 +190,14 @@ class IngestionService:
         return document
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[Document]:
-        return await self._registry.list(collection=collection, limit=limit, offset=offset)
+        self, *, collection: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Document]:
+        """Newest first; ``cursor``: the previous page's ``next_cursor``."""
+        if limit < 1:
+            raise InvalidRequest("limit must be at least 1", param="limit")
+        offset = cursor_offset(cursor)
+        found = await self._registry.list(collection=collection, limit=limit + 1, offset=offset)
+        return page_of(found, limit, lambda _: offset_cursor(offset + limit))
 
     async def delete(self, document_id: str) -> Document:
         """Remove the document's chunks, then its record."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 from mindfu_core.application import Application
+from mindfu_core.domain.pages import offset_cursor
 from mindfu_core.errors import InvalidRequest, PayloadTooLarge
 from mindfu_grpc._pb.mindfu.v1 import documents_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import documents_pb2_grpc, embeddings_pb2, embeddings_pb2_grpc
@@ -100,11 +101,14 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit")
         if request.offset < 0:
             raise InvalidRequest("offset must not be negative", param="offset")
-        found = await self._app.documents.list(
-            collection=optional(request, "collection"), limit=limit + 1, offset=request.offset
+        cursor = request.after or (offset_cursor(request.offset) if request.offset else None)
+        page = await self._app.documents.list(
+            collection=optional(request, "collection"), limit=limit, cursor=cursor
         )
         return pb.ListDocumentsResponse(
-            documents=[mapping.document_to_pb(d) for d in found[:limit]], has_more=len(found) > limit
+            documents=[mapping.document_to_pb(d) for d in page.items],
+            has_more=page.has_more,
+            next_cursor=page.next_cursor or "",
         )
 
     async def GetDocument(self, request: pb.GetDocumentRequest, context: Context) -> pb.GetDocumentResponse:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
+from mindfu_core.domain.pages import offset_cursor
 from mindfu_core.errors import InvalidRequest
 from mindfu_http.deps import ingestion_service, retriever
 from mindfu_http.openai.schemas import RagIn
@@ -153,13 +154,16 @@ async def list_documents(
     request: Request,
     collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    after: Annotated[str | None, Query(description="the `next_cursor` of the previous page")] = None,
 ) -> dict[str, Any]:
-    found = await ingestion_service(request).list(collection=collection, limit=limit + 1, offset=offset)
+    cursor = after or (offset_cursor(offset) if offset else None)
+    page = await ingestion_service(request).list(collection=collection, limit=limit, cursor=cursor)
     return {
         "object": "list",
-        "data": [document_object(d) for d in found[:limit]],
-        "has_more": len(found) > limit,
+        "data": [document_object(d) for d in page.items],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
         "limit": limit,
         "offset": offset,
     }

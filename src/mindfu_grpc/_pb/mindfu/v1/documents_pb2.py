@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mindfu_grpc._pb.mindfu.v1 import retrieval_pb2 as mindfu_dot_v1_dot_retrieval__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mindfu/v1/documents.proto\x12\tmindfu.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mindfu/v1/retrieval.proto\"\x83\x02\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\x05title\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x07 \x01(\x05\x12\x0e\n\x06sha256\x18\x08 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\t \x01(\t\x12\x15\n\rmetadata_json\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06_title\"W\n\x08\x43hunking\x12\x11\n\x04size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x07overlap\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\r\n\x05whole\x18\x03 \x01(\x08\x42\x07\n\x05_sizeB\n\n\x08_overlap\"\x80\x01\n\nUploadInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\ncollection\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12%\n\x08\x63hunking\x18\x04 \x01(\x0b\x32\x13.mindfu.v1.ChunkingB\r\n\x0b_collection\"V\n\x15UploadDocumentRequest\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x15.mindfu.v1.UploadInfoH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"R\n\x16UploadDocumentResponse\x12%\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x13.mindfu.v1.Document\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\xa3\x01\n\x0e\x41\x64\x64TextRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x17\n\ncollection\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12%\n\x08\x63hunking\x18\x05 \x01(\x0b\x32\x13.mindfu.v1.ChunkingB\x07\n\x05_nameB\r\n\x0b_collection\"K\n\x0f\x41\x64\x64TextResponse\x12%\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x13.mindfu.v1.Document\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"]\n\x14ListDocumentsRequest\x12\x17\n\ncollection\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x42\r\n\x0b_collection\"Q\n\x15ListDocumentsResponse\x12&\n\tdocuments\x18\x01 \x03(\x0b\x32\x13.mindfu.v1.Document\x12\x10\n\x08has_more\x18\x02 \x01(\x08\" \n\x12GetDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"<\n\x13GetDocumentResponse\x12%\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x13.mindfu.v1.Document\"#\n\x15\x44\x65leteDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x16\x44\x65leteDocumentResponse\x12%\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x13.mindfu.v1.Document\"N\n\x0fRetrieveRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.mindfu.v1.RetrievalOptions\"\xa4\x01\n\x0eRetrievedChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\x04page\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0b\x63hunk_index\x18\x05 \x01(\x05\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x15\n\rmetadata_json\x18\x08 \x01(\tB\x07\n\x05_page\"Q\n\x10RetrieveResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12)\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x19.mindfu.v1.RetrievedChunk\"\x14\n\x12GetDefaultsRequest\"l\n\x13GetDefaultsResponse\x12.\n\tretrieval\x18\x01 \x01(\x0b\x32\x1b.mindfu.v1.RetrievalOptions\x12%\n\x08\x63hunking\x18\x02 \x01(\x0b\x32\x13.mindfu.v1.Chunking2\xb8\x04\n\x0f\x44ocumentService\x12W\n\x0eUploadDocument\x12 .mindfu.v1.UploadDocumentRequest\x1a!.mindfu.v1.UploadDocumentResponse(\x01\x12@\n\x07\x41\x64\x64Text\x12\x19.mindfu.v1.AddTextRequest\x1a\x1a.mindfu.v1.AddTextResponse\x12R\n\rListDocuments\x12\x1f.mindfu.v1.ListDocumentsRequest\x1a .mindfu.v1.ListDocumentsResponse\x12L\n\x0bGetDocument\x12\x1d.mindfu.v1.GetDocumentRequest\x1a\x1e.mindfu.v1.GetDocumentResponse\x12U\n\x0e\x44\x65leteDocument\x12 .mindfu.v1.DeleteDocumentRequest\x1a!.mindfu.v1.DeleteDocumentResponse\x12\x43\n\x08Retrieve\x12\x1a.mindfu.v1.RetrieveRequest\x1a\x1b.mindfu.v1.RetrieveResponse\x12L\n\x0bGetDefaults\x12\x1d.mindfu.v1.GetDefaultsRequest\x1a\x1e.mindfu.v1.GetDefaultsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mindfu/v1/documents.proto\x12\tmindfu.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mindfu/v1/retrieval.proto\"\x83\x02\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x12\n\x05title\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x07 \x01(\x05\x12\x0e\n\x06sha256\x18\x08 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\t \x01(\t\x12\x15\n\rmetadata_json\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06_title\"W\n\x08\x43hunking\x12\x11\n\x04size\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x07overlap\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\r\n\x05whole\x18\x03 \x01(\x08\x42\x07\n\x05_sizeB\n\n\x08_overlap\"\x80\x01\n\nUploadInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\ncollection\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\x12%\n\x08\x63hunking\x18\x04 \x01(\x0b\x32\x13.mindfu.v1.ChunkingB\r\n\x0b_collection\"V\n\x15UploadDocumentRequest\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x15.mindfu.v1.UploadInfoH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"R\n\x16UploadDocumentResponse\x12%\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x13.mindfu.v1.Document\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\xa3\x01\n\x0e\x41\x64\x64TextRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x17\n\ncollection\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12%\n\x08\x63hunking\x18\x05 \x01(\x0b\x32\x13.mindfu.v1.ChunkingB\x07\n\x05_nameB\r\n\x0b_collection\"K\n\x0f\x41\x64\x64TextResponse\x12%\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x13.mindfu.v1.Document\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"l\n\x14ListDocumentsRequest\x12\x17\n\ncollection\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\tB\r\n\x0b_collection\"f\n\x15ListDocumentsResponse\x12&\n\tdocuments\x18\x01 \x03(\x0b\x32\x13.mindfu.v1.Document\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x12\x13\n\x0bnext_cursor\x18\x03 \x01(\t\" \n\x12GetDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"<\n\x13GetDocumentResponse\x12%\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x13.mindfu.v1.Document\"#\n\x15\x44\x65leteDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x16\x44\x65leteDocumentResponse\x12%\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x13.mindfu.v1.Document\"N\n\x0fRetrieveRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12,\n\x07options\x18\x02 \x01(\x0b\x32\x1b.mindfu.v1.RetrievalOptions\"\xa4\x01\n\x0eRetrievedChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\x04page\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0b\x63hunk_index\x18\x05 \x01(\x05\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x15\n\rmetadata_json\x18\x08 \x01(\tB\x07\n\x05_page\"Q\n\x10RetrieveResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12)\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x19.mindfu.v1.RetrievedChunk\"\x14\n\x12GetDefaultsRequest\"l\n\x13GetDefaultsResponse\x12.\n\tretrieval\x18\x01 \x01(\x0b\x32\x1b.mindfu.v1.RetrievalOptions\x12%\n\x08\x63hunking\x18\x02 \x01(\x0b\x32\x13.mindfu.v1.Chunking2\xb8\x04\n\x0f\x44ocumentService\x12W\n\x0eUploadDocument\x12 .mindfu.v1.UploadDocumentRequest\x1a!.mindfu.v1.UploadDocumentResponse(\x01\x12@\n\x07\x41\x64\x64Text\x12\x19.mindfu.v1.AddTextRequest\x1a\x1a.mindfu.v1.AddTextResponse\x12R\n\rListDocuments\x12\x1f.mindfu.v1.ListDocumentsRequest\x1a .mindfu.v1.ListDocumentsResponse\x12L\n\x0bGetDocument\x12\x1d.mindfu.v1.GetDocumentRequest\x1a\x1e.mindfu.v1.GetDocumentResponse\x12U\n\x0e\x44\x65leteDocument\x12 .mindfu.v1.DeleteDocumentRequest\x1a!.mindfu.v1.DeleteDocumentResponse\x12\x43\n\x08Retrieve\x12\x1a.mindfu.v1.RetrieveRequest\x1a\x1b.mindfu.v1.RetrieveResponse\x12L\n\x0bGetDefaults\x12\x1d.mindfu.v1.GetDefaultsRequest\x1a\x1e.mindfu.v1.GetDefaultsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,27 +48,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADDTEXTRESPONSE']._serialized_start=920
   _globals['_ADDTEXTRESPONSE']._serialized_end=995
   _globals['_LISTDOCUMENTSREQUEST']._serialized_start=997
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1090
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1092
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1173
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=1175
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=1207
-  _globals['_GETDOCUMENTRESPONSE']._serialized_start=1209
-  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1269
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1271
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1306
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1308
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1371
-  _globals['_RETRIEVEREQUEST']._serialized_start=1373
-  _globals['_RETRIEVEREQUEST']._serialized_end=1451
-  _globals['_RETRIEVEDCHUNK']._serialized_start=1454
-  _globals['_RETRIEVEDCHUNK']._serialized_end=1618
-  _globals['_RETRIEVERESPONSE']._serialized_start=1620
-  _globals['_RETRIEVERESPONSE']._serialized_end=1701
-  _globals['_GETDEFAULTSREQUEST']._serialized_start=1703
-  _globals['_GETDEFAULTSREQUEST']._serialized_end=1723
-  _globals['_GETDEFAULTSRESPONSE']._serialized_start=1725
-  _globals['_GETDEFAULTSRESPONSE']._serialized_end=1833
-  _globals['_DOCUMENTSERVICE']._serialized_start=1836
-  _globals['_DOCUMENTSERVICE']._serialized_end=2404
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1105
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1107
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1209
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=1211
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=1243
+  _globals['_GETDOCUMENTRESPONSE']._serialized_start=1245
+  _globals['_GETDOCUMENTRESPONSE']._serialized_end=1305
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1307
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1342
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1344
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1407
+  _globals['_RETRIEVEREQUEST']._serialized_start=1409
+  _globals['_RETRIEVEREQUEST']._serialized_end=1487
+  _globals['_RETRIEVEDCHUNK']._serialized_start=1490
+  _globals['_RETRIEVEDCHUNK']._serialized_end=1654
+  _globals['_RETRIEVERESPONSE']._serialized_start=1656
+  _globals['_RETRIEVERESPONSE']._serialized_end=1737
+  _globals['_GETDEFAULTSREQUEST']._serialized_start=1739
+  _globals['_GETDEFAULTSREQUEST']._serialized_end=1759
+  _globals['_GETDEFAULTSRESPONSE']._serialized_start=1761
+  _globals['_GETDEFAULTSRESPONSE']._serialized_end=1869
+  _globals['_DOCUMENTSERVICE']._serialized_start=1872
+  _globals['_DOCUMENTSERVICE']._serialized_end=2440
 # @@protoc_insertion_point(module_scope)

@@ -305,22 +305,26 @@ class ListDocumentsRequest(_message.Message):
     COLLECTION_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     """Only this collection (unset: all)."""
     limit: _builtins.int
     """Page size, 1 to 1000 (0 means 50)."""
     offset: _builtins.int
-    """Documents to skip."""
+    """Documents to skip (where after is unset)."""
+    after: _builtins.str
+    """The next_cursor of the previous page."""
     def __init__(
         self,
         *,
         collection: _builtins.str | None = ...,
         limit: _builtins.int = ...,
         offset: _builtins.int = ...,
+        after: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_collection", b"_collection", "collection", b"collection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_collection", b"_collection", "collection", b"collection", "limit", b"limit", "offset", b"offset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_collection", b"_collection", "after", b"after", "collection", b"collection", "limit", b"limit", "offset", b"offset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__collection: _TypeAlias = _typing.Literal["collection"]  # noqa: Y015
     _WhichOneofArgType__collection: _TypeAlias = _typing.Literal["_collection", b"_collection"]  # noqa: Y015
@@ -336,8 +340,11 @@ class ListDocumentsResponse(_message.Message):
 
     DOCUMENTS_FIELD_NUMBER: _builtins.int
     HAS_MORE_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
     has_more: _builtins.bool
     """Whether more follow this page."""
+    next_cursor: _builtins.str
+    """Pass it as after for the next page; empty on the last page."""
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
         """The documents, newest first."""
@@ -347,10 +354,11 @@ class ListDocumentsResponse(_message.Message):
         *,
         documents: _abc.Iterable[Global___Document] | None = ...,
         has_more: _builtins.bool = ...,
+        next_cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "has_more", b"has_more"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "has_more", b"has_more", "next_cursor", b"next_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
