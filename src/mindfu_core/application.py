@@ -126,7 +126,7 @@ class TrainingApi(Protocol):
 
     async def get_file(self, file_id: str) -> TrainingFile: ...
 
-    async def list_files(self, *, limit: int = ...) -> list[TrainingFile]: ...
+    async def list_files(self, *, limit: int = ..., cursor: str | None = ...) -> Page[TrainingFile]: ...
 
     async def delete_file(self, file_id: str) -> TrainingFile: ...
 
@@ -156,7 +156,7 @@ class TrainingUnavailable:
     async def get_file(self, file_id: str) -> TrainingFile:
         raise self.error
 
-    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
+    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
         raise self.error
 
     async def delete_file(self, file_id: str) -> TrainingFile:

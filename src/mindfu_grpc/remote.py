@@ -259,9 +259,11 @@ class RemoteTraining:
         found = await self._channel.call(self._stub.GetFile, training_pb2.GetFileRequest(id=file_id))
         return training_mapping.file_from_pb(found.file)
 
-    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
-        found = await self._channel.call(self._stub.ListFiles, training_pb2.ListFilesRequest(limit=limit))
-        return [training_mapping.file_from_pb(f) for f in found.files]
+    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
+        request = training_pb2.ListFilesRequest(limit=limit, after=cursor or "")
+        found = await self._channel.call(self._stub.ListFiles, request)
+        files = tuple(training_mapping.file_from_pb(f) for f in found.files)
+        return Page(items=files, next_cursor=found.next_cursor or None)
 
     async def delete_file(self, file_id: str) -> TrainingFile:
         found = await self._channel.call(self._stub.DeleteFile, training_pb2.DeleteFileRequest(id=file_id))

@@ -147,7 +147,7 @@ async def test_a_bad_file_names_its_first_bad_line() -> None:
         await svc.upload_file(GOOD, filename="x.jsonl", purpose="assistants")
     file = await svc.upload_file(GOOD, filename="train.jsonl")
     assert file.examples == 20 and file.id.startswith("file-")
-    assert [f.id for f in await svc.list_files()] == [file.id]
+    assert [f.id for f in (await svc.list_files()).items] == [file.id]
 
 
 async def test_a_job_runs_reports_and_registers_its_model() -> None:
@@ -269,3 +269,5 @@ async def test_jobs_and_events_come_in_pages_whose_cursor_continues_them() -> No
     events = await svc.events(made[0].id, limit=1)
     rest = await svc.events(made[0].id, limit=50, cursor=events.next_cursor)
     assert events.has_more and rest.items and events.items[0].id not in {e.id for e in rest.items}
+    first_file = await svc.list_files(limit=1)
+    assert first_file.items == (file,) and first_file.next_cursor is None

@@ -23,8 +23,14 @@ class InMemoryTrainingJobStore:
     async def get_file(self, file_id: str) -> TrainingFile | None:
         return self._files.get(file_id)
 
-    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
-        return sorted(self._files.values(), key=lambda f: (f.created_at, f.id), reverse=True)[:limit]
+    async def list_files(self, *, limit: int = 100, after: str | None = None) -> list[TrainingFile]:
+        ordered = sorted(self._files.values(), key=lambda f: (f.created_at, f.id), reverse=True)
+        if after is not None:
+            anchor = self._files.get(after)
+            if anchor is None:
+                raise NotFound(f"no training file {after!r} to list after", param="after")
+            ordered = [f for f in ordered if (f.created_at, f.id) < (anchor.created_at, anchor.id)]
+        return ordered[:limit]
 
     async def delete_file(self, file_id: str) -> bool:
         return self._files.pop(file_id, None) is not None

@@ -32,14 +32,25 @@ class SqlTrainingJobStore:
             )
         return None if row is None else _file(row)
 
-    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
-        query = (
-            training_files.select()
-            .order_by(training_files.c.created_at.desc(), training_files.c.id)
-            .limit(limit)
-        )
+    async def list_files(self, *, limit: int = 100, after: str | None = None) -> list[TrainingFile]:
+        newest = (training_files.c.created_at.desc(), training_files.c.id.desc())
+        query = training_files.select().order_by(*newest)
         async with self._db.connection("listing training files") as connection:
-            rows = (await connection.execute(query)).mappings().all()
+            if after is not None:
+                anchor = (
+                    await connection.execute(
+                        sa.select(training_files.c.created_at).where(training_files.c.id == after)
+                    )
+                ).scalar()
+                if anchor is None:
+                    raise NotFound(f"no training file {after!r} to list after", param="after")
+                query = query.where(
+                    sa.or_(
+                        training_files.c.created_at < anchor,
+                        sa.and_(training_files.c.created_at == anchor, training_files.c.id < after),
+                    )
+                )
+            rows = (await connection.execute(query.limit(limit))).mappings().all()
         return [_file(row) for row in rows]
 
     async def delete_file(self, file_id: str) -> bool:

@@ -14,8 +14,8 @@ class TrainingJobStore(Protocol):
 
     async def get_file(self, file_id: str) -> TrainingFile | None: ...
 
-    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
-        """Newest first."""
+    async def list_files(self, *, limit: int = 100, after: str | None = None) -> list[TrainingFile]:
+        """Newest first; ``after`` is the id of the last file of the previous page."""
         ...
 
     async def delete_file(self, file_id: str) -> bool: ...

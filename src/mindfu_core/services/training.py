@@ -40,6 +40,7 @@ from mindfu_core.services.training_data import PreparedDataset, prepare_examples
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 100
+MAX_FILES_PAGE = 1000
 ConversationSource = Callable[[ConversationFilter | None], AsyncIterable[Conversation]]
 
 
@@ -118,8 +119,12 @@ class TrainingService:
             raise NotFound(f"No file with id '{file_id}'", param="file_id")
         return found
 
-    async def list_files(self, *, limit: int = 100) -> list[TrainingFile]:
-        return await self._store.list_files(limit=limit)
+    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
+        """Newest first; ``cursor``: the previous page's ``next_cursor``."""
+        if not 1 <= limit <= MAX_FILES_PAGE:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_FILES_PAGE}", param="limit")
+        found = await self._store.list_files(limit=limit + 1, after=cursor)
+        return page_of(found, limit, lambda file: file.id)
 
     async def delete_file(self, file_id: str) -> TrainingFile:
         found = await self.get_file(file_id)

@@ -97,8 +97,11 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def ListFiles(self, request: pb.ListFilesRequest, context: Context) -> pb.ListFilesResponse:
         if not 0 <= request.limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", param="limit")
-        files = await self._service().list_files(limit=request.limit or DEFAULT_FILES)
-        return pb.ListFilesResponse(files=[mapping.file_to_pb(f) for f in files])
+        page = await self._service().list_files(
+            limit=request.limit or DEFAULT_FILES, cursor=request.after or None
+        )
+        files = [mapping.file_to_pb(f) for f in page.items]
+        return pb.ListFilesResponse(files=files, next_cursor=page.next_cursor or "")
 
     async def DeleteFile(self, request: pb.DeleteFileRequest, context: Context) -> pb.DeleteFileResponse:
         return pb.DeleteFileResponse(file=mapping.file_to_pb(await self._service().delete_file(request.id)))

@@ -48,9 +48,11 @@ async def upload_file(
 
 
 @router.get("/v1/files", summary="List training files")
-async def list_files(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    files = await training(request).list_files(limit=limit)
-    return {"object": "list", "data": [file_object(f) for f in files], "has_more": False}
+async def list_files(
+    request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100, after: str | None = None
+) -> dict[str, Any]:
+    page = await training(request).list_files(limit=limit, cursor=after)
+    return {"object": "list", "data": [file_object(f) for f in page.items], "has_more": page.has_more}
 
 
 @router.get("/v1/files/{file_id}", summary="One training file")

@@ -154,5 +154,8 @@ async def test_training_files(store: TrainingJobStore) -> None:
         await store.add_file(file)
     assert await store.get_file("file-1") == files[0]
     assert [f.id for f in await store.list_files()] == ["file-2", "file-1"]
+    assert [f.id for f in await store.list_files(limit=1, after="file-2")] == ["file-1"]
+    with pytest.raises(NotFound):
+        await store.list_files(after="file-missing")
     assert await store.delete_file("file-1") and not await store.delete_file("file-1")
     assert await store.get_file("file-1") is None
