@@ -6,6 +6,7 @@ serves either one unchanged (``mindfu serve`` or ``mindfu serve --role gateway``
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -150,35 +151,39 @@ class TrainingUnavailable:
     def __init__(self, error: MindFuError) -> None:
         self.error = error
 
+    def _fresh(self) -> MindFuError:
+        # a copy per call: raising one instance again and again would grow its traceback without end
+        return copy.copy(self.error)
+
     async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
-        raise self.error
+        raise self._fresh()
 
     async def get_file(self, file_id: str) -> TrainingFile:
-        raise self.error
+        raise self._fresh()
 
     async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
-        raise self.error
+        raise self._fresh()
 
     async def delete_file(self, file_id: str) -> TrainingFile:
-        raise self.error
+        raise self._fresh()
 
     async def create_job(self, spec: JobSpec) -> TrainingJob:
-        raise self.error
+        raise self._fresh()
 
     async def get_job(self, job_id: str) -> TrainingJob:
-        raise self.error
+        raise self._fresh()
 
     async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
-        raise self.error
+        raise self._fresh()
 
     async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
-        raise self.error
+        raise self._fresh()
 
     async def checkpoints(self, job_id: str) -> list[Checkpoint]:
-        raise self.error
+        raise self._fresh()
 
     async def cancel_job(self, job_id: str) -> TrainingJob:
-        raise self.error
+        raise self._fresh()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
