@@ -105,7 +105,7 @@ async def test_delete_removes_chunks_and_record() -> None:
     assert await store.count("default") == keep.document.chunk_count
     with pytest.raises(NotFound):
         await ingest.delete(gone.document.id)
-    assert [d.id for d in await ingest.list()] == [keep.document.id]
+    assert [d.id for d in (await ingest.list()).items] == [keep.document.id]
 
 
 async def test_limits_and_empty_documents() -> None:
