@@ -234,12 +234,12 @@ class Container(containers.DeclarativeContainer):
     vector_store = providers.Resource(rag_wiring.vector_store_resource, settings, embedder)
     parser = providers.Singleton(rag_wiring.parser)
     sparse_encoder = providers.Singleton(rag_wiring.sparse_encoder, settings)
+    retrieval_defaults = providers.Callable(rag_wiring.retrieval_defaults, settings)
+    chunking_policy = providers.Callable(
+        lambda s: ChunkingPolicy(size=s.rag.chunk_size, overlap=s.rag.chunk_overlap), settings
+    )
     retriever = providers.Singleton(
-        Retriever,
-        embedder,
-        vector_store,
-        defaults=providers.Callable(rag_wiring.retrieval_defaults, settings),
-        sparse=sparse_encoder,
+        Retriever, embedder, vector_store, defaults=retrieval_defaults, sparse=sparse_encoder
     )
     ingestion_service = providers.Singleton(
         IngestionService,
@@ -248,9 +248,7 @@ class Container(containers.DeclarativeContainer):
         store=vector_store,
         registry=document_registry,
         sparse=sparse_encoder,
-        policy=providers.Callable(
-            lambda s: ChunkingPolicy(size=s.rag.chunk_size, overlap=s.rag.chunk_overlap), settings
-        ),
+        policy=chunking_policy,
         limits=providers.Callable(
             lambda s: IngestionLimits(max_bytes=s.rag.max_upload_bytes, batch_size=s.embedding.batch_size),
             settings,

@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from mindfu_cli.connect import application
 from mindfu_core.domain.chat import ChatRequest, Message, Role, SamplingParams
 from mindfu_core.errors import MindFuError
 
 
 async def _run(
-    prompt: str | None, model: str | None, system: str | None, max_tokens: int, temperature: float
+    prompt: str | None,
+    model: str | None,
+    system: str | None,
+    max_tokens: int,
+    temperature: float,
+    server: str | None,
 ) -> int:
-    from mindfu_adapters.container import build_container
-    from mindfu_adapters.services import start, stop
-
-    container = build_container()
-    try:
-        service = (await start(container, training=False)).chat
-        model_id = model or service.models()[0].id
+    async with application(server) as app:
+        service = app.chat
+        model_id = model or (await service.list_models())[0].id
         history: list[Message] = [Message(role=Role.SYSTEM, content=system)] if system else []
         interactive = prompt is None
         while True:
@@ -48,15 +50,19 @@ async def _run(
             history.append(Message(role=Role.ASSISTANT, content="".join(parts)))
             if not interactive:
                 return 0
-    finally:
-        await stop(container)
 
 
 def chat(
-    *, prompt: str | None, model: str | None, system: str | None, max_tokens: int, temperature: float
+    *,
+    prompt: str | None,
+    model: str | None,
+    system: str | None,
+    max_tokens: int,
+    temperature: float,
+    server: str | None = None,
 ) -> int:
     try:
-        return asyncio.run(_run(prompt, model, system, max_tokens, temperature))
+        return asyncio.run(_run(prompt, model, system, max_tokens, temperature, server))
     except MindFuError as exc:
         print(f"mindfu: {exc.message}", file=sys.stderr)
         return 2

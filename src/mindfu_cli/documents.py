@@ -1,7 +1,7 @@
 """``mindfu ingest`` and ``mindfu documents list|show|delete``: in this process, or through a server.
 
 In this process the data directory's stores are opened directly; Qdrant's local mode lets one process in
-at a time, so while ``mindfu serve`` runs, pass ``--server URL`` to go through its HTTP API instead.
+at a time, so while ``mindfu serve`` runs, pass ``--server URL`` to go through its HTTP or gRPC API instead.
 """
 
 from __future__ import annotations
@@ -14,116 +14,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from mindfu_cli.remote import RemoteApi, RemoteError
+from mindfu_cli.connect import application
+from mindfu_core.application import Application
+from mindfu_core.domain.documents import Document
 from mindfu_core.domain.pages import offset_cursor
 from mindfu_core.errors import MindFuError
 
 #: Folders never walked into.
 SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".mypy_cache"}
-
-
-class Documents(Protocol):
-    async def ingest(
-        self, data: bytes, *, name: str, collection: str | None, metadata: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]: ...
-
-    async def list(self, *, collection: str | None, limit: int, offset: int) -> list[dict[str, Any]]: ...
-
-    async def get(self, document_id: str) -> dict[str, Any]: ...
-
-    async def delete(self, document_id: str) -> dict[str, Any]: ...
-
-    async def aclose(self) -> None: ...
-
-
-class LocalDocuments:
-    """The ingestion service of this process's container (no LLM engine is loaded)."""
-
-    def __init__(self) -> None:
-        from mindfu_adapters.container import build_container
-
-        self._container = build_container()
-        self._service: Any = None
-
-    async def _started(self) -> Any:
-        if self._service is None:
-            from mindfu_adapters.services import start_ingestion
-
-            self._service = await start_ingestion(self._container)
-        return self._service
-
-    async def ingest(
-        self, data: bytes, *, name: str, collection: str | None, metadata: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        from mindfu_http.documents.routes import document_object
-
-        service = await self._started()
-        result = await service.ingest(
-            data,
-            filename=name,
-            collection=collection or self._container.settings().rag.collection,
-            metadata=metadata,
-        )
-        return document_object(result.document), result.duplicate
-
-    async def list(self, *, collection: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        from mindfu_http.documents.routes import document_object
-
-        service = await self._started()
-        cursor = offset_cursor(offset) if offset else None
-        page = await service.list(collection=collection, limit=limit, cursor=cursor)
-        return [document_object(d) for d in page.items]
-
-    async def get(self, document_id: str) -> dict[str, Any]:
-        from mindfu_http.documents.routes import document_object
-
-        return document_object(await (await self._started()).get(document_id))
-
-    async def delete(self, document_id: str) -> dict[str, Any]:
-        from mindfu_http.documents.routes import document_object
-
-        return document_object(await (await self._started()).delete(document_id))
-
-    async def aclose(self) -> None:
-        from mindfu_adapters.services import stop
-
-        await stop(self._container)
-
-
-class RemoteDocuments(RemoteApi):
-    """A running MindFu server's documents API (``--server``)."""
-
-    async def ingest(
-        self, data: bytes, *, name: str, collection: str | None, metadata: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        form = {"metadata": json.dumps(metadata)}
-        if collection:
-            form["collection"] = collection
-        body = await self._call("POST", "/v1/documents/upload", files={"file": (name, data)}, data=form)
-        return body, bool(body.get("duplicate"))
-
-    async def list(self, *, collection: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if collection:
-            params["collection"] = collection
-        data: list[dict[str, Any]] = (await self._call("GET", "/v1/documents", params=params))["data"]
-        return data
-
-    async def get(self, document_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/v1/documents/{document_id}")
-
-    async def delete(self, document_id: str) -> dict[str, Any]:
-        document = await self.get(document_id)
-        await self._call("DELETE", f"/v1/documents/{document_id}")
-        return document
-
-
-def _client(server: str | None) -> Documents:
-    if server:
-        return RemoteDocuments(server, os.environ.get("MINDFU_API_KEY"))
-    return LocalDocuments()
 
 
 def find_files(paths: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> Iterator[Path]:
@@ -162,24 +62,26 @@ class Summary:
 
 
 async def _ingest(
-    files: list[Path], client: Documents, collection: str | None, metadata: dict[str, Any], quiet: bool
+    files: list[Path], app: Application, collection: str | None, metadata: dict[str, Any], quiet: bool
 ) -> Summary:
     from tqdm import tqdm
 
     summary = Summary()
+    target = collection or app.retrieval.defaults.collection
     with tqdm(total=len(files), unit="file", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
         for path in files:
             bar.set_postfix_str(path.name[-40:], refresh=False)
             try:
                 data = await asyncio.to_thread(path.read_bytes)
-                document, duplicate = await client.ingest(
-                    data, name=path.name, collection=collection, metadata={**metadata, "path": str(path)}
+                result = await app.documents.ingest(
+                    data, filename=path.name, collection=target, metadata={**metadata, "path": str(path)}
                 )
-            except (MindFuError, RemoteError, OSError) as exc:
+            except (MindFuError, OSError) as exc:
                 summary.failed.append((str(path), getattr(exc, "message", None) or str(exc)))
             else:
-                label = f"{path} -> {document['id']} ({document['chunk_count']} chunks)"
-                (summary.duplicates if duplicate else summary.added).append(label)
+                document = result.document
+                label = f"{path} -> {document.id} ({document.chunk_count} chunks)"
+                (summary.duplicates if result.duplicate else summary.added).append(label)
             bar.update(1)
     return summary
 
@@ -208,15 +110,12 @@ def ingest(
         return 2
 
     async def run() -> Summary:
-        client = _client(server)
-        try:
-            return await _ingest(files, client, collection, extra, quiet)
-        finally:
-            await client.aclose()
+        async with application(server) as app:
+            return await _ingest(files, app, collection, extra, quiet)
 
     try:
         summary = asyncio.run(run())
-    except (MindFuError, RemoteError) as exc:
+    except MindFuError as exc:
         print(f"mindfu: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return 2
     for label in summary.added:
@@ -242,29 +141,37 @@ def documents(
     server: str | None,
     as_json: bool,
 ) -> int:
-    async def run() -> Any:
-        client = _client(server)
-        try:
+    async def run() -> Document | list[Document]:
+        async with application(server) as app:
             if action == "list":
-                return await client.list(collection=collection, limit=limit, offset=offset)
+                cursor = offset_cursor(offset) if offset else None
+                page = await app.documents.list(collection=collection, limit=limit, cursor=cursor)
+                return list(page.items)
             assert document_id is not None
             if action == "show":
-                return await client.get(document_id)
-            return await client.delete(document_id)
-        finally:
-            await client.aclose()
+                return await app.documents.get(document_id)
+            return await app.documents.delete(document_id)
 
     try:
         result = asyncio.run(run())
-    except (MindFuError, RemoteError) as exc:
-        print(f"mindfu: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+    except MindFuError as exc:
+        print(f"mindfu: {exc.message}", file=sys.stderr)
         return 1
-    if as_json or action == "show":
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    elif action == "list":
-        print(f"{'ID':<36}  {'COLLECTION':<12} {'CHUNKS':>6}  NAME")
-        for doc in result:
-            print(f"{doc['id']:<36}  {doc['collection'][:12]:<12} {doc['chunk_count']:>6}  {doc['name']}")
+    from mindfu_http.documents.routes import document_object  # the API's JSON shape for --json
+
+    if isinstance(result, list):
+        if as_json:
+            print(_json([document_object(d) for d in result]))
+        else:
+            print(f"{'ID':<36}  {'COLLECTION':<12} {'CHUNKS':>6}  NAME")
+            for doc in result:
+                print(f"{doc.id:<36}  {doc.collection[:12]:<12} {doc.chunk_count:>6}  {doc.name}")
+    elif as_json or action == "show":
+        print(_json(document_object(result)))
     else:
-        print(f"deleted {result['id']} ({result['name']}, {result['chunk_count']} chunks)")
+        print(f"deleted {result.id} ({result.name}, {result.chunk_count} chunks)")
     return 0
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)

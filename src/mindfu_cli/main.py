@@ -29,12 +29,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--core", metavar="HOST:PORT", help="the core a gateway uses (MINDFU_CORE__ADDRESS)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
 
+    from mindfu_cli.connect import SERVER_HELP
+
     chat = commands.add_parser("chat", help="chat with the model in this terminal")
     chat.add_argument("prompt", nargs="?", help="one prompt to answer; without it, an interactive session")
     chat.add_argument("--model", help="model id (default: the first served model)")
     chat.add_argument("--system", help="a system prompt")
     chat.add_argument("--max-tokens", type=int, default=512)
     chat.add_argument("--temperature", type=float, default=0.7)
+    chat.add_argument("--server", metavar="URL", help=SERVER_HELP)
 
     models = commands.add_parser("models", help="inspect the configured models")
     models_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
@@ -48,7 +51,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     pull.add_argument("name", help="a fastembed model name, e.g. BAAI/bge-small-en-v1.5")
 
-    server_help = "a running MindFu server to go through (its API key from MINDFU_API_KEY)"
     ingest = commands.add_parser("ingest", help="index files and folders for retrieval")
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="files, or folders walked recursively")
     ingest.add_argument("--collection", help="the collection to add to (default: MINDFU_RAG__COLLECTION)")
@@ -59,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         "--exclude", action="append", default=[], metavar="GLOB", help="skip matching files (repeatable)"
     )
     ingest.add_argument("--metadata", help="a JSON object stored with every document")
-    ingest.add_argument("--server", metavar="URL", help=server_help)
+    ingest.add_argument("--server", metavar="URL", help=SERVER_HELP)
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
 
     documents = commands.add_parser("documents", help="list, show or delete indexed documents")
@@ -72,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         action = documents_commands.add_parser(name, help=text)
         action.add_argument("document_id", metavar="ID")
     for action in documents_commands.choices.values():
-        action.add_argument("--server", metavar="URL", help=server_help)
+        action.add_argument("--server", metavar="URL", help=SERVER_HELP)
         action.add_argument("--json", action="store_true", help="print JSON")
 
     conversations = commands.add_parser("conversations", help="review, rate and export logged conversations")
@@ -105,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     rate.add_argument("--comment")
     rate.add_argument("--completion", metavar="COMPLETION_ID", help="rate this completion of it")
     for action in conversations_commands.choices.values():
-        action.add_argument("--server", metavar="URL", help=server_help)
+        action.add_argument("--server", metavar="URL", help=SERVER_HELP)
         if action is not export:
             action.add_argument("--json", action="store_true", help="print JSON")
 
@@ -133,7 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     jobs = train_commands.add_parser("list", help="jobs, newest first")
     jobs.add_argument("--limit", type=int, default=20)
     for action in train_commands.choices.values():
-        action.add_argument("--server", metavar="URL", help="the server (default http://127.0.0.1:11434)")
+        action.add_argument(
+            "--server",
+            metavar="URL",
+            help="the server: http://HOST:PORT or grpc://HOST:PORT (default "
+            "http://127.0.0.1:11434; its API key from MINDFU_API_KEY)",
+        )
         action.add_argument("--json", action="store_true", help="print JSON")
 
     database = commands.add_parser("db", help="migrate the database schema (alembic)")
@@ -171,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             system=args.system,
             max_tokens=args.max_tokens,
             temperature=args.temperature,
+            server=args.server,
         )
     if args.command == "models" and args.models_command == "list":
         from mindfu_cli.models import list_models

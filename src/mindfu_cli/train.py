@@ -1,71 +1,59 @@
-"""``mindfu train start | status | cancel | list | upload``: fine-tuning through a running MindFu server
-(training runs beside the engine, in the server's worker processes); ``--follow`` shows a progress bar."""
+"""``mindfu train start | status | cancel | list``: fine-tuning through a running MindFu server, over its
+HTTP or gRPC API (training runs beside the engine, in the server's worker processes); ``--follow`` shows a
+progress bar.
+
+There is no in-process mode yet: a second process running the training scheduler on the server's database
+would take the server's running job for an interrupted one and queue it again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mindfu_cli.remote import RemoteApi, RemoteError
+from mindfu_cli.connect import application
+from mindfu_core.application import Application
+from mindfu_core.domain.training import (
+    DataSource,
+    JobEvent,
+    JobSpec,
+    JobStatus,
+    QualityPolicy,
+    RegisterPolicy,
+    TrainingJob,
+)
+from mindfu_core.errors import MindFuError, NotFound
 
 DEFAULT_SERVER = "http://127.0.0.1:11434"
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-class TrainingApi(RemoteApi):
-    """The fine-tuning routes of a running server."""
-
-    async def upload(self, path: Path) -> dict[str, Any]:
-        with path.open("rb") as source:
-            files = {"file": (path.name, source.read(), "application/jsonl")}
-        return await self._call("POST", "/v1/files", files=files, data={"purpose": "fine-tune"})
-
-    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("POST", "/v1/fine_tuning/jobs", json=body)
-
-    async def get(self, job_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/v1/fine_tuning/jobs/{job_id}")
-
-    async def latest(self) -> dict[str, Any]:
-        return await self._call("GET", "/train/status")
-
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        return await self._call("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel")
-
-    async def list(self, limit: int) -> dict[str, Any]:
-        return await self._call("GET", "/v1/fine_tuning/jobs", params={"limit": limit})
-
-    async def events(self, job_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/v1/fine_tuning/jobs/{job_id}/events", params={"limit": 99})
-
-
-def _line(job: dict[str, Any]) -> str:
-    progress = job["mindfu"]["progress"]
-    step = f"step {progress['step']}/{progress['total_steps']}" if progress["total_steps"] else ""
-    loss = f"loss {progress['loss']:.4f}" if progress.get("loss") is not None else ""
-    model = job.get("fine_tuned_model") or ""
-    parts = [job["id"], job["status"], job["model"], step, loss, model]
+def _line(job: TrainingJob) -> str:
+    progress = job.progress
+    step = f"step {progress.step}/{progress.total_steps}" if progress.total_steps else ""
+    loss = f"loss {progress.loss:.4f}" if progress.loss is not None else ""
+    parts = [job.id, job.status.value, job.spec.base_model, step, loss, job.fine_tuned_model or ""]
     return "  ".join(p for p in parts if p)
 
 
-async def _follow(api: TrainingApi, job: dict[str, Any], quiet: bool) -> dict[str, Any]:
+async def _follow(app: Application, job: TrainingJob, quiet: bool) -> TrainingJob:
     from tqdm import tqdm
 
-    bar = None if quiet else tqdm(total=0, unit="step", desc=job["id"], file=sys.stderr)
+    bar = None if quiet else tqdm(total=0, unit="step", desc=job.id, file=sys.stderr)
     try:
-        while job["status"] not in FINISHED:
+        while job.status not in FINISHED:
             await asyncio.sleep(1.0)
-            job = await api.get(job["id"])
-            progress = job["mindfu"]["progress"]
-            if bar is not None and progress["total_steps"]:
-                bar.total = progress["total_steps"]
-                bar.n = progress["step"]
-                loss = progress.get("loss")
-                bar.set_postfix(status=job["status"], loss=f"{loss:.4f}" if loss is not None else "-")
+            job = await app.training.get_job(job.id)
+            progress = job.progress
+            if bar is not None and progress.total_steps:
+                bar.total = progress.total_steps
+                bar.n = progress.step
+                loss = f"{progress.loss:.4f}" if progress.loss is not None else "-"
+                bar.set_postfix(status=job.status.value, loss=loss)
                 bar.refresh()
     finally:
         if bar is not None:
@@ -73,76 +61,97 @@ async def _follow(api: TrainingApi, job: dict[str, Any], quiet: bool) -> dict[st
     return job
 
 
-def _body(args: dict[str, Any], training_file: str | None) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    if training_file is None:
-        extra["source"] = "conversations"
-    for name in ("max_steps", "learning_rate", "lora_r", "experiment"):
-        if args.get(name) is not None:
-            extra[name] = args[name]
-    if args.get("register"):
-        extra["register"] = args["register"]
-    if args.get("min_turns") is not None:
-        extra["quality"] = {"min_turns": args["min_turns"]}
-    body: dict[str, Any] = {"model": args["model"], "mindfu": extra}
-    if training_file is not None:
-        body["training_file"] = training_file
+def job_spec(args: dict[str, Any], training_file: str | None) -> JobSpec:
+    """The job the command line asks for."""
+    spec = JobSpec(
+        base_model=args["model"],
+        source=DataSource.FILE if training_file else DataSource.CONVERSATIONS,
+        training_file=training_file,
+        suffix=args.get("suffix") or None,
+    )
+    hp = spec.hyperparameters
+    changes: dict[str, Any] = {}
     if args.get("epochs") is not None:
-        body["hyperparameters"] = {"n_epochs": args["epochs"]}
-    if args.get("suffix"):
-        body["suffix"] = args["suffix"]
-    return body
+        changes["epochs"] = float(args["epochs"])
+    for name in ("max_steps", "learning_rate", "lora_r"):
+        if args.get(name) is not None:
+            changes[name] = args[name]
+    spec = replace(spec, hyperparameters=replace(hp, **changes))
+    if args.get("experiment"):
+        spec = replace(spec, experiment=args["experiment"])
+    if args.get("register"):
+        spec = replace(spec, register=RegisterPolicy(args["register"]))
+    if args.get("min_turns") is not None:
+        spec = replace(spec, quality=QualityPolicy(min_turns=args["min_turns"]))
+    return spec
+
+
+async def _latest(app: Application) -> TrainingJob:
+    newest = (await app.training.list_jobs(limit=1)).items
+    if not newest:
+        raise NotFound("no fine-tuning job has been started")
+    return newest[0]
+
+
+def _event_line(event: JobEvent) -> str:
+    return f"  [{event.level}] {event.message}"
 
 
 async def _run(action: str, args: dict[str, Any]) -> int:
-    api = TrainingApi(args.get("server") or DEFAULT_SERVER, os.environ.get("MINDFU_API_KEY"))
-    try:
+    from mindfu_http.training.wire import job_object  # the API's JSON shape for --json
+
+    async with application(args.get("server") or DEFAULT_SERVER) as app:
         if action == "start":
             training_file = None
             if args.get("file"):
-                uploaded = await api.upload(Path(args["file"]))
-                training_file = uploaded["id"]
-                print(
-                    f"uploaded {args['file']} as {training_file} ({uploaded['mindfu']['examples']} examples)"
-                )
-            job = await api.create(_body(args, training_file))
+                path = Path(args["file"])
+                data = await asyncio.to_thread(path.read_bytes)
+                uploaded = await app.training.upload_file(data, filename=path.name)
+                training_file = uploaded.id
+                print(f"uploaded {args['file']} as {training_file} ({uploaded.examples} examples)")
+            job = await app.training.create_job(job_spec(args, training_file))
             print(_line(job))
-            if job["status"] == "failed":
-                print(f"mindfu: {job['error']['message']}", file=sys.stderr)
+            if job.status is JobStatus.FAILED:
+                print(f"mindfu: {job.error}", file=sys.stderr)
                 return 1
             if args.get("follow"):
-                job = await _follow(api, job, bool(args.get("quiet")))
+                job = await _follow(app, job, bool(args.get("quiet")))
                 print(_line(job))
-            return 0 if job["status"] != "failed" else 1
+            return 1 if job.status is JobStatus.FAILED else 0
         if action == "status":
-            job = await (api.get(args["job_id"]) if args.get("job_id") else api.latest())
+            job = await (app.training.get_job(args["job_id"]) if args.get("job_id") else _latest(app))
             if args.get("follow"):
-                job = await _follow(api, job, bool(args.get("quiet")))
+                job = await _follow(app, job, bool(args.get("quiet")))
             if args.get("json"):
-                print(json.dumps(job, indent=2))
+                print(json.dumps(job_object(job), indent=2))
             else:
                 print(_line(job))
-                for event in reversed((await api.events(job["id"]))["data"][:10]):
-                    print(f"  [{event['level']}] {event['message']}")
-                if job.get("error"):
-                    print(f"  error: {job['error']['message']}")
-            return 1 if job["status"] == "failed" else 0
+                events = (await app.training.events(job.id, limit=10)).items
+                for event in reversed(events):
+                    print(_event_line(event))
+                if job.error:
+                    print(f"  error: {job.error}")
+            return 1 if job.status is JobStatus.FAILED else 0
         if action == "cancel":
-            print(_line(await api.cancel(args["job_id"])))
+            print(_line(await app.training.cancel_job(args["job_id"])))
             return 0
-        listed = await api.list(int(args.get("limit") or 20))
+        page = await app.training.list_jobs(limit=int(args.get("limit") or 20))
         if args.get("json"):
+            listed = {
+                "object": "list",
+                "data": [job_object(j) for j in page.items],
+                "has_more": page.has_more,
+            }
             print(json.dumps(listed, indent=2))
         else:
-            for job in listed["data"]:
+            for job in page.items:
                 print(_line(job))
         return 0
-    except RemoteError as error:
-        print(f"mindfu: {error}", file=sys.stderr)
-        return 1
-    finally:
-        await api.aclose()
 
 
 def train(action: str, args: dict[str, Any]) -> int:
-    return asyncio.run(_run(action, args))
+    try:
+        return asyncio.run(_run(action, args))
+    except (MindFuError, OSError) as error:
+        print(f"mindfu: {getattr(error, 'message', None) or error}", file=sys.stderr)
+        return 1

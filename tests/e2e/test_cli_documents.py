@@ -69,13 +69,37 @@ def test_ingest_list_show_delete_in_process(tmp_path: Path) -> None:
 
 
 def test_ingest_through_a_running_server(tmp_path: Path) -> None:
+    """The same commands over the server's REST API and over its gRPC services."""
     docs = make_tree(tmp_path)
     with running_server(tmp_path) as server:
-        result = run("ingest", str(docs / "guide.md"), "--server", server.url, "--quiet", data=tmp_path / "x")
+        rest, grpc = server.url, f"grpc://127.0.0.1:{server.grpc_port}"
+        result = run("ingest", str(docs / "guide.md"), "--server", rest, "--quiet", data=tmp_path / "x")
         assert result.returncode == 0, result.stderr
         assert "1 added" in result.stdout
-        listed = run("documents", "list", "--server", server.url, data=tmp_path / "x")
-        assert "guide.md" in listed.stdout
+        again = run("ingest", str(docs / "guide.md"), "--server", grpc, "--quiet", data=tmp_path / "x")
+        assert again.returncode == 0 and "0 added, 1 duplicate" in again.stdout, again.stderr
+        listings = [
+            run("documents", "list", "--server", url, data=tmp_path / "x").stdout for url in (rest, grpc)
+        ]
+        assert "guide.md" in listings[0] and listings[0] == listings[1]
+        shown = [
+            json.loads(run("documents", "list", "--json", "--server", url, data=tmp_path / "x").stdout)
+            for url in (rest, grpc)
+        ]
+        assert shown[0] == shown[1] and shown[0][0]["name"] == "guide.md"
+        chats = [
+            run("chat", "Say hello", "--max-tokens", "4", "--server", url, data=tmp_path / "x")
+            for url in (rest, grpc)
+        ]
+        assert all(c.returncode == 0 and c.stdout.strip() for c in chats), chats
+        listed = run("conversations", "list", "--server", grpc, data=tmp_path / "x")
+        assert listed.returncode == 0 and listed.stdout.count("Say hello") == 2, listed
+        gone = run("documents", "delete", shown[0][0]["id"], "--server", grpc, data=tmp_path / "x")
+        assert gone.returncode == 0 and "deleted" in gone.stdout
+        missing = run("documents", "show", shown[0][0]["id"], "--server", rest, data=tmp_path / "x")
+        assert missing.returncode == 1 and "mindfu: " in missing.stderr
+    refused = run("documents", "list", "--server", "ftp://somewhere", data=tmp_path / "x")
+    assert refused.returncode == 1 and "http://HOST:PORT or grpc://HOST:PORT" in refused.stderr
 
 
 def test_bad_arguments(tmp_path: Path) -> None:

@@ -46,7 +46,13 @@ def test_upload_list_show_duplicate_delete(make_client: Any) -> None:
         assert [d["id"] for d in listed["data"]] == [doc["id"]] and listed["has_more"] is False
 
         deleted = client.delete(f"/v1/documents/{doc['id']}")
-        assert deleted.json() == {"id": doc["id"], "object": "document.deleted", "deleted": True}
+        gone_doc = {k: v for k, v in doc.items() if k != "duplicate"}
+        assert deleted.json() == {
+            "id": doc["id"],
+            "object": "document.deleted",
+            "deleted": True,
+            "document": gone_doc,  # what was deleted, as it was
+        }
         gone = client.get(f"/v1/documents/{doc['id']}")
         assert gone.status_code == 404 and gone.json()["error"]["type"] == "not_found_error"
         assert client.delete(f"/v1/documents/{doc['id']}").status_code == 404

@@ -250,9 +250,17 @@ class ConversationService:
     ) -> ConversationPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+        await self._settle()
         return await self._store.list(where, limit=limit, cursor=cursor)
 
+    async def _settle(self) -> None:
+        """Reads see every completion answered before them: what the durable log still holds is given up to
+        ``settle_s`` seconds to reach the store (nothing to wait for when it is empty)."""
+        if self._log is not None:
+            await self._log.flush(self._settle_s)
+
     async def get(self, conversation_id: str) -> Conversation:
+        await self._settle()
         conversation = await self._store.get(conversation_id)
         if conversation is None:
             raise NotFound(f"No conversation with id '{conversation_id}'", param="conversation_id")
@@ -276,6 +284,7 @@ class ConversationService:
         return conversation
 
     async def delete(self, conversation_id: str) -> None:
+        await self._settle()
         if not await self._store.delete(conversation_id):
             raise NotFound(f"No conversation with id '{conversation_id}'", param="conversation_id")
 
@@ -303,14 +312,18 @@ class ConversationService:
             completion_id=completion_id,
             created_at=datetime.now(UTC),
         )
+        await self._settle()
         await self._store.add_feedback(feedback)
         return feedback
 
-    def export(self, where: ConversationFilter | None = None) -> AsyncIterator[Conversation]:
-        return self._store.export(where)
+    async def export(self, where: ConversationFilter | None = None) -> AsyncIterator[Conversation]:
+        await self._settle()
+        async for conversation in self._store.export(where):
+            yield conversation
 
     async def export_examples(self, where: ConversationFilter | None = None) -> AsyncIterator[dict[str, Any]]:
         """Fine-tuning examples, one per conversation that has at least one assistant message."""
+        await self._settle()
         async for conversation in self._store.export(where):
             if any(m.role is Role.ASSISTANT for m in conversation.messages):
                 yield finetuning_example(conversation)

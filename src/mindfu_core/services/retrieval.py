@@ -126,7 +126,14 @@ class Retriever:
             )
 
     async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
-        """The ``top_k`` closest chunks at or above ``min_score`` (an empty collection embeds nothing)."""
+        """The ``top_k`` closest chunks at or above ``min_score`` (an empty collection embeds nothing),
+        without their vectors: those stay in the store, whichever store answered."""
+        return [
+            replace(hit, chunk=replace(hit.chunk, vector=(), sparse=None))
+            for hit in await self._search(query, options)
+        ]
+
+    async def _search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
         self._check(options)
         if not await self._store.count(options.collection, options.where):
             return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -181,11 +181,40 @@ async def list_conversations(
     response_class=StreamingResponse,
 )
 async def export_conversations(
-    request: Request, where: Annotated[ConversationFilter, Depends(export_filter)]
+    request: Request,
+    where: Annotated[ConversationFilter, Depends(export_filter)],
+    shape: Annotated[
+        Literal["finetune", "conversations"],
+        Query(
+            alias="format",
+            description="finetune: a chat fine-tuning example per line; conversations: conversation objects",
+        ),
+    ] = "finetune",
 ) -> StreamingResponse:
+    service = conversation_service(request)
+    lines: AsyncIterator[dict[str, Any]] = (
+        service.export_examples(where) if shape == "finetune" else _objects(service.export(where))
+    )
     # the first line is read before answering, so a failure to start is an ordinary error response
-    first, rest = await first_and_rest(conversation_service(request).export_examples(where))
+    first, rest = await first_and_rest(lines)
     return ClosingStreamingResponse(_lines(first, rest), media_type=NDJSON)
+
+
+async def _objects(conversations: AsyncIterator[Conversation]) -> AsyncIterator[dict[str, Any]]:
+    try:
+        async for conversation in conversations:
+            yield conversation_object(conversation)
+    finally:
+        aclose = getattr(conversations, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+@router.get(
+    "/conversations/completions/{completion_id}", summary="The conversation that holds a logged completion"
+)
+async def conversation_of_completion(completion_id: str, request: Request) -> dict[str, Any]:
+    return conversation_object(await conversation_service(request).of_completion(completion_id))
 
 
 async def _lines(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

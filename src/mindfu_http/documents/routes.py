@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.pages import offset_cursor
+from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import InvalidRequest
 from mindfu_http.deps import ingestion_service, retriever
 from mindfu_http.openai.schemas import RagIn
@@ -169,6 +170,34 @@ async def list_documents(
     }
 
 
+@router.get("/documents/defaults", summary="The server's chunking policy and retrieval options")
+async def document_defaults(request: Request) -> dict[str, Any]:
+    """What an upload without ``chunk`` and a chat request without ``mindfu.rag`` get."""
+    policy = ingestion_service(request).policy
+    return {
+        "object": "documents.defaults",
+        "chunking": {"size": policy.size, "overlap": policy.overlap},
+        "rag": rag_object(retriever(request).defaults),
+    }
+
+
+def rag_object(options: RetrievalOptions) -> dict[str, Any]:
+    """Retrieval options in the shape of the ``mindfu.rag`` request extension."""
+    where = options.where
+    return {
+        "enabled": options.enabled,
+        "top_k": options.top_k,
+        "min_score": options.min_score,
+        "collection": options.collection,
+        "hybrid": options.hybrid,
+        "filter": (
+            {"document_ids": list(where.document_ids), "metadata": dict(where.metadata)}
+            if where is not None
+            else None
+        ),
+    }
+
+
 @router.get("/documents/{document_id}", summary="One document")
 async def get_document(document_id: str, request: Request) -> dict[str, Any]:
     return document_object(await ingestion_service(request).get(document_id))
@@ -177,7 +206,12 @@ async def get_document(document_id: str, request: Request) -> dict[str, Any]:
 @router.delete("/documents/{document_id}", summary="Delete a document and its chunks")
 async def delete_document(document_id: str, request: Request) -> dict[str, Any]:
     document = await ingestion_service(request).delete(document_id)
-    return {"id": document.id, "object": "document.deleted", "deleted": True}
+    return {
+        "id": document.id,
+        "object": "document.deleted",
+        "deleted": True,
+        "document": document_object(document),
+    }
 
 
 def _hit(hit: ScoredChunk) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -34,9 +35,22 @@ async def chat_completions(body: ChatCompletionIn, request: Request) -> Response
     if overrides is not None:
         core = replace(core, retrieval=retriever(request).options(overrides))
     context = call_context(request, body.mindfu.conversation_id if body.mindfu else None, body.user)
+    if body.mindfu is not None:
+        context = replace(
+            context, log=body.mindfu.log, previous_completion_id=body.mindfu.previous_completion_id
+        )
     return await _generate(
         request, core, chat=True, stream=bool(body.stream), usage=body.include_usage, context=context
     )
+
+
+@router.post("/chat/completions/count_tokens", summary="Count the prompt tokens of a chat completion request")
+async def count_chat_tokens(body: ChatCompletionIn, request: Request) -> dict[str, Any]:
+    """The tokens the model would read for this request (its messages and tools, in its chat template)."""
+    return {
+        "object": "chat.completion.count_tokens",
+        "input_tokens": await chat_service(request).count_tokens(body.to_core()),
+    }
 
 
 def call_context(request: Request, conversation_id: str | None, user: str | None) -> CallContext:

@@ -128,11 +128,15 @@ class RagIn(BaseModel):
 
 class MindfuIn(BaseModel):
     """MindFu's namespaced request extension: ``"mindfu": {"rag": false | true | {...},
-    "conversation_id": "..."}``."""
+    "conversation_id": "...", "log": false, "previous_completion_id": "..."}``."""
 
     model_config = ConfigDict(extra="forbid")
     rag: bool | RagIn | None = None
     conversation_id: str | None = None
+    log: bool = Field(default=True, description="false: this completion is not logged")
+    previous_completion_id: str | None = Field(
+        default=None, description="continue after this logged completion: its transcript comes first"
+    )
 
     def retrieval_overrides(self) -> RetrievalOverrides | None:
         if self.rag is None:

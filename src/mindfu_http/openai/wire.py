@@ -276,4 +276,11 @@ def model_object(info: ModelInfo) -> dict[str, Any]:
         "type": "model",
         "display_name": info.id,
         "created_at": created_at,
+        "mindfu": {
+            "context_length": info.context_length,
+            "engine": info.engine,
+            "source": info.source,
+            "supports_tools": info.supports_tools,
+            "supports_logprobs": info.supports_logprobs,
+        },
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from mindfu_core.application import TrainingApi
 from mindfu_core.errors import InvalidRequest, NotFound
@@ -48,11 +48,14 @@ async def upload_file(
 
 
 @router.get("/v1/files", summary="List training files")
-async def list_files(
-    request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100, after: str | None = None
-) -> dict[str, Any]:
+async def list_files(request: Request, limit: int = 100, after: str | None = None) -> dict[str, Any]:
     page = await training(request).list_files(limit=limit, cursor=after)
-    return {"object": "list", "data": [file_object(f) for f in page.items], "has_more": page.has_more}
+    return {
+        "object": "list",
+        "data": [file_object(f) for f in page.items],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    }
 
 
 @router.get("/v1/files/{file_id}", summary="One training file")
@@ -63,7 +66,7 @@ async def get_file(file_id: str, request: Request) -> dict[str, Any]:
 @router.delete("/v1/files/{file_id}", summary="Delete a training file")
 async def delete_file(file_id: str, request: Request) -> dict[str, Any]:
     deleted = await training(request).delete_file(file_id)
-    return {"id": deleted.id, "object": "file", "deleted": True}
+    return {"id": deleted.id, "object": "file", "deleted": True, "file": file_object(deleted)}
 
 
 @router.post(
@@ -74,11 +77,14 @@ async def create_job(body: JobIn, request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/fine_tuning/jobs", summary="List fine-tuning jobs, newest first")
-async def list_jobs(
-    request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None
-) -> dict[str, Any]:
+async def list_jobs(request: Request, limit: int = 20, after: str | None = None) -> dict[str, Any]:
     page = await training(request).list_jobs(limit=limit, cursor=after)
-    return {"object": "list", "data": [job_object(j) for j in page.items], "has_more": page.has_more}
+    return {
+        "object": "list",
+        "data": [job_object(j) for j in page.items],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    }
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}", summary="One fine-tuning job, with its progress")
@@ -88,10 +94,15 @@ async def get_job(job_id: str, request: Request) -> dict[str, Any]:
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/events", summary="A job's events, newest first")
 async def job_events(
-    job_id: str, request: Request, limit: Annotated[int, Query(ge=1, le=99)] = 20, after: str | None = None
+    job_id: str, request: Request, limit: int = 20, after: str | None = None
 ) -> dict[str, Any]:
     page = await training(request).events(job_id, limit=limit, cursor=after)
-    return {"object": "list", "data": [event_object(e) for e in page.items], "has_more": page.has_more}
+    return {
+        "object": "list",
+        "data": [event_object(e) for e in page.items],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    }
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/cancel", summary="Cancel a job (it stops after its current step)")

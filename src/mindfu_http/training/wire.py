@@ -60,6 +60,15 @@ class MindfuJobIn(BaseModel):
     save_steps: int | None = Field(default=None, ge=1)
     register_model: RegisterPolicy | None = Field(default=None, alias="register")
     experiment: str | None = None
+    epochs: float | None = Field(default=None, gt=0, description="fractional epochs (n_epochs is whole)")
+    warmup_ratio: float | None = Field(default=None, ge=0.0, lt=1.0)
+    eval_steps: int | None = Field(default=None, ge=1)
+    double_quant: bool | None = None
+    compute_dtype: str | None = None
+    gradient_checkpointing: bool | None = None
+    split_seed: int | None = Field(
+        default=None, description="the train/validation split's seed (default: seed)"
+    )
 
 
 class HyperparametersIn(BaseModel):
@@ -96,7 +105,8 @@ class JobIn(BaseModel):
             changes["seed"] = self.seed
         for name in (
             "max_steps", "learning_rate", "gradient_accumulation", "max_seq_length", "lora_r", "lora_alpha",
-            "lora_dropout", "load_in_4bit", "optimizer", "logging_steps", "save_steps",
+            "lora_dropout", "load_in_4bit", "optimizer", "logging_steps", "save_steps", "epochs",
+            "warmup_ratio", "eval_steps", "double_quant", "compute_dtype", "gradient_checkpointing",
         ):  # fmt: skip
             value = getattr(extra, name)
             if value is not None:
@@ -107,7 +117,8 @@ class JobIn(BaseModel):
             if "statuses" in set_fields:
                 set_fields["statuses"] = tuple(set_fields["statuses"])
             quality = replace(quality, **set_fields)
-        split = SplitPolicy(seed=self.seed if self.seed is not None else SplitPolicy().seed)
+        seed = extra.split_seed if extra.split_seed is not None else self.seed
+        split = SplitPolicy(seed=seed if seed is not None else SplitPolicy().seed)
         if extra.validation_fraction is not None:
             split = replace(split, validation_fraction=extra.validation_fraction)
         source = extra.source or (DataSource.FILE if self.training_file else DataSource.CONVERSATIONS)
@@ -206,6 +217,12 @@ def job_object(job: TrainingJob) -> dict[str, Any]:
             "register": job.spec.register.value,
             "attempts": job.attempts,
             "hyperparameters": asdict(hp),
+            "started_at": _unix(job.started_at),
+            "since": job.spec.since.isoformat() if job.spec.since else None,
+            "quality": {**asdict(job.spec.quality), "statuses": [s.value for s in job.spec.quality.statuses]},
+            "validation_fraction": job.spec.split.validation_fraction,
+            "split_seed": job.spec.split.seed,
+            "outcome": {"adapter_dir": outcome.adapter_dir, "steps": outcome.steps} if outcome else None,
         },
     }
 

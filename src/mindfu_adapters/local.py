@@ -1,0 +1,273 @@
+"""The application of this process for one-off commands (the CLI without ``--server``): each part starts
+at its first call, so listing documents opens the vector store and the registry but never loads a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from mindfu_adapters.container import Container
+from mindfu_adapters.services import TRAINING_OFF, Services, resolve, start, stop
+from mindfu_core.application import ChatApi, Health, TrainingApi, TrainingUnavailable
+from mindfu_core.domain.chat import ChatRequest, ChatResult, ChatStream, GenerationRequest, ModelInfo
+from mindfu_core.domain.conversations import (
+    CallContext,
+    Conversation,
+    ConversationFilter,
+    ConversationPage,
+    Feedback,
+)
+from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
+from mindfu_core.domain.embeddings import Embeddings
+from mindfu_core.domain.pages import Page
+from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
+from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
+from mindfu_core.errors import NotFound
+from mindfu_core.services.chat import NO_CONTEXT
+from mindfu_core.services.conversations import ConversationService
+from mindfu_core.services.embeddings import EmbeddingService
+from mindfu_core.services.ingestion import IngestionService
+from mindfu_core.services.retrieval import Retriever
+
+T = TypeVar("T")
+
+
+class _Part(Generic[T]):
+    """One part of the application, started by ``start`` at its first use (once, however many ask)."""
+
+    def __init__(self, start: Callable[[], Awaitable[T]]) -> None:
+        self._start = start
+        self._value: T | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> T:
+        async with self._lock:
+            if self._value is None:
+                self._value = await self._start()
+            return self._value
+
+
+class LocalChat:
+    def __init__(self, part: _Part[ChatApi]) -> None:
+        self._part = part
+
+    async def list_models(self) -> list[ModelInfo]:
+        return await (await self._part()).list_models()
+
+    async def get_model(self, model_id: str) -> ModelInfo:
+        return await (await self._part()).get_model(model_id)
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        return await (await self._part()).count_tokens(request)
+
+    async def complete(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatResult:
+        return await (await self._part()).complete(request, context)
+
+    async def stream(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatStream:
+        return await (await self._part()).stream(request, context)
+
+
+class LocalDocuments:
+    def __init__(self, part: _Part[IngestionService], policy: ChunkingPolicy) -> None:
+        self._part = part
+        self._policy = policy
+
+    @property
+    def policy(self) -> ChunkingPolicy:
+        return self._policy
+
+    async def ingest(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        collection: str = "default",
+        metadata: Mapping[str, Any] | None = None,
+        policy: ChunkingPolicy | None = None,
+        chunk: bool = True,
+    ) -> IngestResult:
+        service = await self._part()
+        return await service.ingest(
+            data, filename=filename, collection=collection, metadata=metadata, policy=policy, chunk=chunk
+        )
+
+    async def ingest_text(
+        self,
+        content: str,
+        *,
+        name: str,
+        collection: str = "default",
+        metadata: Mapping[str, Any] | None = None,
+        policy: ChunkingPolicy | None = None,
+        chunk: bool = True,
+    ) -> IngestResult:
+        service = await self._part()
+        return await service.ingest_text(
+            content, name=name, collection=collection, metadata=metadata, policy=policy, chunk=chunk
+        )
+
+    async def get(self, document_id: str) -> Document:
+        return await (await self._part()).get(document_id)
+
+    async def list(
+        self, *, collection: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Document]:
+        return await (await self._part()).list(collection=collection, limit=limit, cursor=cursor)
+
+    async def delete(self, document_id: str) -> Document:
+        return await (await self._part()).delete(document_id)
+
+
+class LocalRetrieval:
+    def __init__(self, part: _Part[Retriever], defaults: RetrievalOptions) -> None:
+        self._part = part
+        self._defaults = defaults
+
+    @property
+    def defaults(self) -> RetrievalOptions:
+        return self._defaults
+
+    def options(self, overrides: RetrievalOverrides = NO_OVERRIDES) -> RetrievalOptions:
+        return overrides.apply(self._defaults)
+
+    async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
+        return await (await self._part()).search(query, options)
+
+
+class LocalEmbeddings:
+    def __init__(self, part: _Part[EmbeddingService]) -> None:
+        self._part = part
+
+    async def embed(self, model: str, texts: Sequence[str], *, dimensions: int | None = None) -> Embeddings:
+        return await (await self._part()).embed(model, texts, dimensions=dimensions)
+
+
+class LocalConversations:
+    def __init__(self, part: _Part[ConversationService]) -> None:
+        self._part = part
+
+    async def list(
+        self, where: ConversationFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> ConversationPage:
+        return await (await self._part()).list(where, limit=limit, cursor=cursor)
+
+    async def get(self, conversation_id: str) -> Conversation:
+        return await (await self._part()).get(conversation_id)
+
+    async def of_completion(self, completion_id: str) -> Conversation:
+        return await (await self._part()).of_completion(completion_id)
+
+    async def delete(self, conversation_id: str) -> None:
+        await (await self._part()).delete(conversation_id)
+
+    async def add_feedback(
+        self,
+        conversation_id: str,
+        *,
+        rating: int,
+        comment: str | None = None,
+        completion_id: str | None = None,
+    ) -> Feedback:
+        service = await self._part()
+        return await service.add_feedback(
+            conversation_id, rating=rating, comment=comment, completion_id=completion_id
+        )
+
+    async def export(self, where: ConversationFilter | None = None) -> AsyncIterator[Conversation]:
+        async for conversation in (await self._part()).export(where):
+            yield conversation
+
+    async def export_examples(self, where: ConversationFilter | None = None) -> AsyncIterator[dict[str, Any]]:
+        async for example in (await self._part()).export_examples(where):
+            yield example
+
+
+class LocalTraining:
+    """Fine-tuning in this process: jobs run here (the scheduler starts with the first call)."""
+
+    def __init__(self, part: _Part[TrainingApi]) -> None:
+        self._part = part
+
+    async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
+        return await (await self._part()).upload_file(data, filename=filename, purpose=purpose)
+
+    async def get_file(self, file_id: str) -> TrainingFile:
+        return await (await self._part()).get_file(file_id)
+
+    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
+        return await (await self._part()).list_files(limit=limit, cursor=cursor)
+
+    async def delete_file(self, file_id: str) -> TrainingFile:
+        return await (await self._part()).delete_file(file_id)
+
+    async def create_job(self, spec: JobSpec) -> TrainingJob:
+        return await (await self._part()).create_job(spec)
+
+    async def get_job(self, job_id: str) -> TrainingJob:
+        return await (await self._part()).get_job(job_id)
+
+    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
+        return await (await self._part()).list_jobs(limit=limit, cursor=cursor)
+
+    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
+        return await (await self._part()).events(job_id, limit=limit, cursor=cursor)
+
+    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
+        return await (await self._part()).checkpoints(job_id)
+
+    async def cancel_job(self, job_id: str) -> TrainingJob:
+        return await (await self._part()).cancel_job(job_id)
+
+
+class LocalApplication:
+    """``mindfu_core.application.Application`` in this process, started part by part as calls need them;
+    ``close`` releases whatever was started. Chat, health and training start the whole application (the
+    engine loads); documents, retrieval, embeddings and conversations open only their stores."""
+
+    def __init__(self, container: Container, *, training: bool = False) -> None:
+        self._container = container
+        self._services = _Part(self._start_all)
+        self._training = training
+        self.chat = LocalChat(_Part(self._chat))
+        self.documents = LocalDocuments(_Part(self._ingestion), container.chunking_policy())
+        self.retrieval = LocalRetrieval(_Part(self._retriever), container.retrieval_defaults())
+        self.embeddings = LocalEmbeddings(_Part(self._embeddings))
+        self.conversations = LocalConversations(_Part(self._conversations))
+        self.training = LocalTraining(_Part(self._training_api))
+
+    async def _start_all(self) -> Services:
+        return await start(self._container, training=self._training)
+
+    async def _chat(self) -> ChatApi:
+        return (await self._services()).chat
+
+    async def _training_api(self) -> TrainingApi:
+        if not self._training:
+            return TrainingUnavailable(NotFound(TRAINING_OFF))
+        return (await self._services()).training
+
+    async def _ingestion(self) -> IngestionService:
+        found = await resolve(self._container.ingestion_service)
+        assert isinstance(found, IngestionService)
+        return found
+
+    async def _retriever(self) -> Retriever:
+        found = await resolve(self._container.retriever)
+        assert isinstance(found, Retriever)
+        return found
+
+    async def _embeddings(self) -> EmbeddingService:
+        return EmbeddingService(await resolve(self._container.embedder))
+
+    async def _conversations(self) -> ConversationService:
+        found = await resolve(self._container.conversation_service)
+        assert isinstance(found, ConversationService)
+        return found
+
+    async def health(self) -> Health:
+        return await (await self._services()).health()
+
+    async def close(self) -> None:
+        await stop(self._container)
