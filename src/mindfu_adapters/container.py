@@ -21,7 +21,7 @@ from mindfu_core.errors import ConfigurationError
 from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
 from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
-from mindfu_core.ports.llm import LLMEngine
+from mindfu_core.ports.llm import LLMEngine, ServesAdapters, StartsOnLoop
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.conversations import ConversationRecorder, ConversationService
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService
@@ -47,9 +47,8 @@ def _with_adapters(engines: list[LLMEngine]) -> list[LLMEngine]:
     served: list[LLMEngine] = []
     for engine in engines:
         served.append(engine)
-        adapters = getattr(engine, "adapter_engines", None)
-        if adapters is not None:
-            served.extend(adapters())
+        if isinstance(engine, ServesAdapters):
+            served.extend(engine.adapter_engines())
     return served
 
 
@@ -121,10 +120,9 @@ async def _started(llm: LlmSettings, data_dir: Path) -> LLMEngine:
     """Build an engine off the event loop, then let it finish starting on the loop (vLLM loads its LoRA
     adapters there); closed again if that fails."""
     engine = await asyncio.to_thread(build_engine, llm, data_dir)
-    start = getattr(engine, "start", None)
-    if start is not None:
+    if isinstance(engine, StartsOnLoop):
         try:
-            await start()
+            await engine.start()
         except BaseException:
             await engine.aclose()
             raise

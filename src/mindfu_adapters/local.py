@@ -13,6 +13,7 @@ from mindfu_adapters.services import TRAINING_OFF, Services, resolve, start, sto
 from mindfu_core.application import ChatApi, Health, TrainingApi, TrainingUnavailable
 from mindfu_core.domain.chat import ChatRequest, ChatResult, ChatStream, GenerationRequest, ModelInfo
 from mindfu_core.domain.conversations import (
+    NO_CONTEXT,
     CallContext,
     Conversation,
     ConversationFilter,
@@ -25,7 +26,6 @@ from mindfu_core.domain.pages import Page
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import NotFound
-from mindfu_core.services.chat import NO_CONTEXT
 from mindfu_core.services.conversations import ConversationService
 from mindfu_core.services.embeddings import EmbeddingService
 from mindfu_core.services.ingestion import IngestionService

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mindfu_adapters.container import Container
+from mindfu_adapters.store.conversation_log import DurableCompletionLog
 from mindfu_core.application import Health, TrainingApi, TrainingUnavailable
 from mindfu_core.errors import NotFound
 from mindfu_core.ports.conversation_store import CompletionLog
@@ -40,9 +41,8 @@ class Services:
             {"model": engine.model_info().id, **asdict(engine.stats())} for engine in self.chat.engines()
         ]
         detail: dict[str, Any] = {"engines": engines}
-        stats = getattr(self.completion_log, "stats", None)
-        if stats is not None:
-            detail["conversation_log"] = asdict(stats())
+        if isinstance(self.completion_log, DurableCompletionLog):
+            detail["conversation_log"] = asdict(self.completion_log.stats())
         return Health(ready=all(entry["ready"] for entry in engines), detail=detail)
 
 

@@ -181,7 +181,7 @@ def conversations(action: str, options: Mapping[str, Any]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (MindFuError, OSError) as exc:
-        print(f"mindfu: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        print(f"mindfu: {exc.message if isinstance(exc, MindFuError) else exc}", file=sys.stderr)
         return 1
     if action == "export":
         if options.get("output") not in (None, "-"):

@@ -77,7 +77,7 @@ async def _ingest(
                     data, filename=path.name, collection=target, metadata={**metadata, "path": str(path)}
                 )
             except (MindFuError, OSError) as exc:
-                summary.failed.append((str(path), getattr(exc, "message", None) or str(exc)))
+                summary.failed.append((str(path), exc.message if isinstance(exc, MindFuError) else str(exc)))
             else:
                 document = result.document
                 label = f"{path} -> {document.id} ({document.chunk_count} chunks)"
@@ -116,7 +116,7 @@ def ingest(
     try:
         summary = asyncio.run(run())
     except MindFuError as exc:
-        print(f"mindfu: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        print(f"mindfu: {exc.message if isinstance(exc, MindFuError) else exc}", file=sys.stderr)
         return 2
     for label in summary.added:
         print(f"added      {label}")

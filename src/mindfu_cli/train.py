@@ -153,5 +153,5 @@ def train(action: str, args: dict[str, Any]) -> int:
     try:
         return asyncio.run(_run(action, args))
     except (MindFuError, OSError) as error:
-        print(f"mindfu: {getattr(error, 'message', None) or error}", file=sys.stderr)
+        print(f"mindfu: {error.message if isinstance(error, MindFuError) else error}", file=sys.stderr)
         return 1

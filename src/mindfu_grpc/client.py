@@ -26,10 +26,10 @@ from mindfu_core.domain.chat import (
     ModelInfo,
 )
 from mindfu_core.domain.conversations import (
+    NO_CONTEXT,
     CallContext,
 )
 from mindfu_core.errors import ConfigurationError, UpstreamUnavailable
-from mindfu_core.services.chat import NO_CONTEXT
 from mindfu_grpc._pb.mindfu.v1 import (
     chat_pb2,
     documents_pb2,

@@ -74,7 +74,7 @@ def code_for(error: MindFuError) -> grpc.StatusCode:
 
 
 def _retry_after(error: MindFuError) -> float | None:
-    value = getattr(error, "retry_after", None)
+    value = error.retry_after if isinstance(error, Overloaded | UpstreamUnavailable) else None
     return float(value) if value is not None else None
 
 

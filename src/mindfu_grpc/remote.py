@@ -14,10 +14,10 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
+from mindfu_core.domain.examples import finetuning_example
 from mindfu_core.domain.pages import Page
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
-from mindfu_core.services.conversations import finetuning_example
 from mindfu_grpc._pb.mindfu.v1 import (
     conversations_pb2,
     documents_pb2,

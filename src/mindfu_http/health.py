@@ -19,7 +19,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/health/ready", summary="Readiness: every engine is loaded (or the core answers)")
 async def ready(request: Request) -> JSONResponse:
-    application: Application | None = getattr(request.app.state, "services", None)
+    application: Application | None = request.app.state.services
     if application is None:
         return JSONResponse({"status": "starting"}, status_code=503)
     found = await application.health()

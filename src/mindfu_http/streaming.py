@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -15,6 +15,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from mindfu_core.domain.chat import ChatDelta
+from mindfu_core.domain.closing import aclose
 from mindfu_core.errors import MindFuError
 from mindfu_http.errors import domain_error_payload, error_body
 
@@ -73,10 +74,8 @@ class ClosingStreamingResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            aclose: Callable[[], Awaitable[Any]] | None = getattr(self._content, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):  # runs even when the send loop was cancelled
-                    await aclose()
+            with anyio.CancelScope(shield=True):  # runs even when the send loop was cancelled
+                await aclose(self._content)
 
 
 def event_stream(
@@ -97,9 +96,7 @@ async def first_and_rest(stream: AsyncIterator[T]) -> tuple[T | None, AsyncItera
     except StopAsyncIteration:
         return None, stream
     except BaseException:
-        aclose: Callable[[], Awaitable[Any]] | None = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(stream)
         raise
     return first, stream
 
@@ -144,8 +141,6 @@ async def relay(
             yield line
         return
     finally:
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(rest)
     for line in writer.finish():
         yield line

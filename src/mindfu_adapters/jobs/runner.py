@@ -15,10 +15,10 @@ from typing import Any
 
 from mindfu_adapters.export.awq import AwqExport
 from mindfu_adapters.jobs.worker import CANCEL, ERROR, EVENTS, JOB, OUTCOME
+from mindfu_core.domain.examples import openai_message
 from mindfu_core.domain.training import ChatExample, Checkpoint, Progress, TrainingJob, TrainingOutcome
 from mindfu_core.errors import EngineFailure, NotFound
 from mindfu_core.ports.training_runner import RunnerUpdate, RunResult
-from mindfu_core.services.conversations import openai_message
 from mindfu_core.services.training import fine_tuned_name
 
 POLL_S = 0.5

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mindfu_core.domain.training import TrainingJob
 from mindfu_core.errors import MindFuError
-from mindfu_core.ports.llm import LLMEngine
+from mindfu_core.ports.llm import LLMEngine, ServesAdapters
 from mindfu_core.services.chat import ChatService
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,14 @@ class Publisher:
             base = self.chat.engine_for(job.spec.base_model)
         except MindFuError:
             return False
-        add_adapter = getattr(base, "add_adapter", None)
-        if add_adapter is None:
+        if not isinstance(base, ServesAdapters):
             return False
-        kind = "adapter" if getattr(base, "adapter_format", "gguf") == "peft" else "lora_gguf"
+        kind = "adapter" if base.adapter_format == "peft" else "lora_gguf"
         lora = job.artifacts.get(kind)
         if not lora or not await asyncio.to_thread(Path(lora).exists):
             return False
         try:
-            engine: LLMEngine = await add_adapter(name, Path(lora))
+            engine: LLMEngine = await base.add_adapter(name, Path(lora))
         except MindFuError as error:
             log.warning(
                 "job %s: the adapter could not be served (%s); serving the merged model", job.id, error

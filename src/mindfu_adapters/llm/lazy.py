@@ -17,6 +17,7 @@ from mindfu_core.domain.chat import (
     ModelInfo,
     ToolSpec,
 )
+from mindfu_core.domain.closing import aclose
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.collect import collect
 
@@ -114,9 +115,7 @@ class LazyEngine:
                 async for delta in deltas:
                     yield delta
             finally:
-                aclose = getattr(deltas, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await aclose(deltas)
         finally:
             self._release()
 

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mindfu_adapters.llm.llama_batch import BatchScheduler
 from mindfu_adapters.llm.llama_plan import Cached, Closed, End, Event, Failed, Job, Prepared, SeqSlot, Text
@@ -242,6 +242,9 @@ class LlamaCppEngine:
                 "a LoRA GGUF at all)"
             )
         self._lora[name] = adapter
+
+    #: what ``add_adapter`` takes: a LoRA GGUF (vLLM takes a PEFT folder)
+    adapter_format: Literal["gguf", "peft"] = "gguf"
 
     def adapter_engines(self) -> list[LLMEngine]:
         """One engine per LoRA adapter, each serving its name on this engine's slots."""

@@ -20,6 +20,7 @@ from mindfu_core.domain.chat import (
     TopLogprob,
     Usage,
 )
+from mindfu_core.domain.examples import openai_message
 from mindfu_core.errors import (
     ContextLengthExceeded,
     EngineFailure,
@@ -28,7 +29,6 @@ from mindfu_core.errors import (
     Overloaded,
     UpstreamUnavailable,
 )
-from mindfu_core.services.conversations import openai_message
 from mindfu_core.services.tool_text import tool_schema
 
 _FINISH = {reason.value: reason for reason in FinishReason}

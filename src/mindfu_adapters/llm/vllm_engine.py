@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mindfu_adapters.llm.planning import (
     Constraint,
@@ -227,7 +227,7 @@ class VllmEngine:
     # -- adapters -----------------------------------------------------------------------------------
 
     #: what ``add_adapter`` takes: a PEFT LoRA folder (llama.cpp takes a LoRA GGUF)
-    adapter_format = "peft"
+    adapter_format: Literal["gguf", "peft"] = "peft"
 
     def adapter_engines(self) -> list[LLMEngine]:
         """One engine per LoRA adapter, each serving its name on this engine."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mindfu_adapters.settings import Settings
+from mindfu_core.domain.closing import aclose
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import ConfigurationError
 from mindfu_core.ports.embedder import Embedder
@@ -78,9 +79,7 @@ async def vector_store_resource(settings: Settings, embedder: Embedder) -> Async
     try:
         yield store
     finally:
-        aclose = getattr(store, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(store)
 
 
 def sparse_encoder(settings: Settings) -> SparseEncoder | None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mindfu_core.domain.closing import aclose
 from mindfu_core.domain.retrieval import RetrievalOptions, Source
 
 
@@ -312,6 +313,4 @@ class ChatStream:
         return await anext(self._deltas)
 
     async def aclose(self) -> None:
-        aclose = getattr(self._deltas, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(self._deltas)

@@ -82,6 +82,10 @@ class CallContext:
     previous_completion_id: str | None = None
 
 
+#: A call with nothing known about its caller or conversation
+NO_CONTEXT = CallContext()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Feedback:
     """A rating (-1 bad, 0 neutral, 1 good, or a 1..5 scale) and an optional comment."""
@@ -167,6 +171,8 @@ class ConversationFilter:
 
 #: A page of a conversation listing, newest first
 ConversationPage = Page[ConversationSummary]
+#: The longest page of a conversation listing
+MAX_PAGE = 200
 
 
 def message_fingerprint(message: Message) -> dict[str, Any]:

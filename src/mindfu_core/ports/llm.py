@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
 
 from mindfu_core.domain.chat import (
     ChatDelta,
@@ -55,4 +56,32 @@ class LLMEngine(Protocol):
 
     async def aclose(self) -> None:
         """Release the model and its threads."""
+        ...
+
+
+# --- what some engines can do beyond the port (checked with isinstance, never probed by name) -------------
+
+
+@runtime_checkable
+class StartsOnLoop(Protocol):
+    """An engine that finishes starting on the event loop after it is built (vLLM loads adapters there)."""
+
+    async def start(self) -> None: ...
+
+
+@runtime_checkable
+class ServesAdapters(Protocol):
+    """An engine that serves LoRA adapters of its model on its own slots, each under a model id of its own."""
+
+    @property
+    def adapter_format(self) -> Literal["gguf", "peft"]:
+        """What an adapter must be to load: a LoRA GGUF (llama.cpp) or a PEFT folder (vLLM)."""
+        ...
+
+    def adapter_engines(self) -> list[LLMEngine]:
+        """One engine per adapter configured at start-up."""
+        ...
+
+    async def add_adapter(self, name: str, path: Path) -> LLMEngine:
+        """Serve one more adapter while running; ``ConfigurationError`` when it does not fit the model."""
         ...

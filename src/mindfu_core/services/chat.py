@@ -23,7 +23,14 @@ from mindfu_core.domain.chat import (
     ToolChoiceMode,
     Usage,
 )
-from mindfu_core.domain.conversations import CallContext, CompletionRecord, CompletionStatus, RetrievedChunk
+from mindfu_core.domain.closing import aclose
+from mindfu_core.domain.conversations import (
+    NO_CONTEXT,
+    CallContext,
+    CompletionRecord,
+    CompletionStatus,
+    RetrievedChunk,
+)
 from mindfu_core.domain.retrieval import Source
 from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
 from mindfu_core.ports.llm import LLMEngine
@@ -31,8 +38,6 @@ from mindfu_core.services.conversations import ConversationRecorder, request_par
 from mindfu_core.services.prompt_layout import stable_messages
 from mindfu_core.services.retrieval import Retriever
 from mindfu_core.services.validation import validate_request
-
-NO_CONTEXT = CallContext()
 
 
 class ChatService:
@@ -318,9 +323,7 @@ async def _logged(deltas: AsyncIterator[ChatDelta], run: _Run) -> AsyncIterator[
         run.fail(error)
         raise
     finally:
-        aclose = getattr(deltas, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(deltas)
     await run.finish()
 
 
@@ -332,7 +335,5 @@ async def _with_sources(
         async for delta in deltas:
             yield delta
     finally:
-        aclose = getattr(deltas, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(deltas)
     yield ChatDelta(sources=sources)

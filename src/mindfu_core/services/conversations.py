@@ -15,6 +15,7 @@ from typing import Any
 
 from mindfu_core.domain.chat import ChatRequest, Message, Role
 from mindfu_core.domain.conversations import (
+    MAX_PAGE,
     CompletionRecord,
     CompletionStatus,
     Conversation,
@@ -23,6 +24,7 @@ from mindfu_core.domain.conversations import (
     Feedback,
     chain_hashes,
 )
+from mindfu_core.domain.examples import finetuning_example
 from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
 from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
 
@@ -30,7 +32,6 @@ log = logging.getLogger(__name__)
 
 #: Ids a client may choose for a conversation (the header or the extension field).
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-MAX_PAGE = 200
 RATING_RANGE = (-1, 5)
 MAX_COMMENT_CHARS = 10_000
 
@@ -202,30 +203,6 @@ class ConversationRecorder:
         """Wait for every hand-off in progress (at shutdown, before the log closes)."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
-
-
-def finetuning_example(conversation: Conversation) -> dict[str, Any]:
-    """One line of OpenAI's chat fine-tuning JSONL: ``{"messages": [...]}`` (tool calls kept, and the
-    tools offered in the latest completion as ``"tools"``)."""
-    example: dict[str, Any] = {"messages": [openai_message(m) for m in conversation.messages]}
-    if conversation.tools:
-        example["tools"] = [dict(tool) for tool in conversation.tools]
-    return example
-
-
-def openai_message(message: Message) -> dict[str, Any]:
-    """A message in the OpenAI chat format."""
-    out: dict[str, Any] = {"role": message.role.value, "content": message.content}
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        out["name"] = message.name
-    return out
 
 
 class ConversationService:

@@ -17,12 +17,11 @@ from mindfu_core.domain.chat import (
     ModelInfo,
     TextRequest,
 )
-from mindfu_core.domain.conversations import CallContext
+from mindfu_core.domain.conversations import NO_CONTEXT, CallContext
 from mindfu_http.client import parse
 from mindfu_http.client.requests import chat_body, generation_body
 from mindfu_http.client.transport import Transport, error_of
 
-NO_CONTEXT = CallContext()
 #: OpenAI error ``type`` -> the status the server answers it with (an error event in a stream has none).
 STATUS_OF_TYPE = {
     "invalid_request_error": 400,

@@ -16,9 +16,9 @@ from mindfu_core.domain.chat import (
 )
 from mindfu_core.domain.conversations import CallContext, ConversationFilter
 from mindfu_core.domain.documents import Filter
+from mindfu_core.domain.examples import openai_message
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.domain.training import JobSpec
-from mindfu_core.services.conversations import openai_message
 
 #: the fine-tuning API's base learning rate (``learning_rate_multiplier`` scales it)
 BASE_LEARNING_RATE = 2e-4

@@ -12,7 +12,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, StrictInt
 
+from mindfu_core.domain.closing import aclose
 from mindfu_core.domain.conversations import (
+    MAX_PAGE,
     CompletionStatus,
     Conversation,
     ConversationFilter,
@@ -20,7 +22,7 @@ from mindfu_core.domain.conversations import (
     Feedback,
     LoggedCompletion,
 )
-from mindfu_core.services.conversations import MAX_PAGE, openai_message
+from mindfu_core.domain.examples import openai_message
 from mindfu_http.deps import conversation_service
 from mindfu_http.openai.wire import usage_dict
 from mindfu_http.streaming import ClosingStreamingResponse, first_and_rest
@@ -205,9 +207,7 @@ async def _objects(conversations: AsyncIterator[Conversation]) -> AsyncIterator[
         async for conversation in conversations:
             yield conversation_object(conversation)
     finally:
-        aclose = getattr(conversations, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(conversations)
 
 
 @router.get(
@@ -225,9 +225,7 @@ async def _lines(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any
         async for example in rest:
             yield orjson.dumps(example) + b"\n"
     finally:
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose(rest)
 
 
 @router.get("/conversations/{conversation_id}", summary="One conversation: messages, completions, feedback")
