@@ -32,6 +32,10 @@ IMPLEMENTATIONS = ("in-process", "grpc", "http")
 #: what a run measures (equal runs differ in them)
 MEASURED = {"latency_ms", "ttft_ms", "tokens_per_s", "eta_s", "learning_rate_now"}
 #: ids the core makes up at random (the documents' and chunks' are derived from content, equal everywhere)
+#: a core's own data folder, in the paths of its artifacts
+OWN_FOLDER = re.compile(r"/(?:in-process|grpc|http)/")
+#: measurements written into messages (a training step's throughput)
+MEASURED_TEXT = re.compile(r"\b(tokens_per_s|eta_s)=[0-9.]+")
 RANDOM_ID = re.compile(
     r"\b(?:file|ftjob|ftevent|conv|fb|chatcmpl|cmpl|call)[-_][0-9a-f]{8,}\b|\b[0-9a-f]{32}\b"
 )
@@ -127,6 +131,7 @@ def plain(value: Any, ids: dict[str, str]) -> Any:
     if isinstance(value, float):
         return round(value, 5)
     if isinstance(value, str):
+        value = MEASURED_TEXT.sub(r"\1=<measured>", OWN_FOLDER.sub("/<own>/", value))
         return RANDOM_ID.sub(lambda m: ids.setdefault(m.group(0), f"<id{len(ids)}>"), value)
     return value
 

@@ -44,7 +44,7 @@ from mindfu_core.domain.conversations import (
 from mindfu_core.domain.documents import Chunk, ChunkingPolicy, Document, Filter, ScoredChunk
 from mindfu_core.domain.retrieval import RetrievalOptions, Source
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
-from mindfu_http.client import parse
+from mindfu_http.client import parse, parse_training
 from mindfu_http.client.requests import filter_params, generation_body, job_body
 from mindfu_http.conversations.routes import (
     conversation_object,
@@ -145,17 +145,17 @@ CASES: dict[str, Callable[[], Case]] = {
         conversation_object,
         parse.conversation_of,
     ),
-    "training file": lambda: (filled(TrainingFile), file_object, parse.file_of),
-    "job": lambda: (_job(), job_object, parse.job_of),
+    "training file": lambda: (filled(TrainingFile), file_object, parse_training.file_of),
+    "job": lambda: (_job(), job_object, parse_training.job_of),
     "job event": lambda: (
         filled(JobEvent, job_id="ftjob-1"),
         event_object,
-        lambda body: parse.event_of(body, "ftjob-1"),
+        lambda body: parse_training.event_of(body, "ftjob-1"),
     ),
     "checkpoint": lambda: (
         filled(Checkpoint, metrics={"loss": 0.5}),
         lambda c: checkpoint_object(_job(), c),
-        parse.checkpoint_of,
+        parse_training.checkpoint_of,
     ),
 }
 

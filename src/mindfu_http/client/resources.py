@@ -13,7 +13,7 @@ from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.pages import Page
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
-from mindfu_http.client import parse
+from mindfu_http.client import parse, parse_training
 from mindfu_http.client.requests import filter_params, job_body, rag_body
 from mindfu_http.client.transport import Transport
 
@@ -215,39 +215,41 @@ class HttpTraining:
         found = await self._http.json(
             "POST", "/v1/files", files={"file": (filename, data)}, data={"purpose": purpose}
         )
-        return parse.file_of(found)
+        return parse_training.file_of(found)
 
     async def get_file(self, file_id: str) -> TrainingFile:
-        return parse.file_of(await self._http.json("GET", f"/v1/files/{file_id}"))
+        return parse_training.file_of(await self._http.json("GET", f"/v1/files/{file_id}"))
 
     async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
         found = await self._http.json("GET", "/v1/files", params=_listing(limit, cursor))
-        return _page(found, tuple(parse.file_of(f) for f in found["data"]))
+        return _page(found, tuple(parse_training.file_of(f) for f in found["data"]))
 
     async def delete_file(self, file_id: str) -> TrainingFile:
-        return parse.file_of((await self._http.json("DELETE", f"/v1/files/{file_id}"))["file"])
+        return parse_training.file_of((await self._http.json("DELETE", f"/v1/files/{file_id}"))["file"])
 
     async def create_job(self, spec: JobSpec) -> TrainingJob:
-        return parse.job_of(await self._http.json("POST", "/v1/fine_tuning/jobs", json=job_body(spec)))
+        return parse_training.job_of(
+            await self._http.json("POST", "/v1/fine_tuning/jobs", json=job_body(spec))
+        )
 
     async def get_job(self, job_id: str) -> TrainingJob:
-        return parse.job_of(await self._http.json("GET", f"/v1/fine_tuning/jobs/{job_id}"))
+        return parse_training.job_of(await self._http.json("GET", f"/v1/fine_tuning/jobs/{job_id}"))
 
     async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
         found = await self._http.json("GET", "/v1/fine_tuning/jobs", params=_listing(limit, cursor))
-        return _page(found, tuple(parse.job_of(j) for j in found["data"]))
+        return _page(found, tuple(parse_training.job_of(j) for j in found["data"]))
 
     async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
         path = f"/v1/fine_tuning/jobs/{job_id}/events"
         found = await self._http.json("GET", path, params=_listing(limit, cursor))
-        return _page(found, tuple(parse.event_of(e, job_id) for e in found["data"]))
+        return _page(found, tuple(parse_training.event_of(e, job_id) for e in found["data"]))
 
     async def checkpoints(self, job_id: str) -> list[Checkpoint]:
         found = await self._http.json("GET", f"/v1/fine_tuning/jobs/{job_id}/checkpoints")
-        return [parse.checkpoint_of(c) for c in found["data"]]
+        return [parse_training.checkpoint_of(c) for c in found["data"]]
 
     async def cancel_job(self, job_id: str) -> TrainingJob:
-        return parse.job_of(await self._http.json("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel"))
+        return parse_training.job_of(await self._http.json("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel"))
 
 
 def _listing(limit: int, cursor: str | None) -> dict[str, Any]:
