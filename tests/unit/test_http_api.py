@@ -270,6 +270,42 @@ def test_openapi_docs_are_served(make_client: Any) -> None:
         assert "/v1/chat/completions" in client.get("/openapi.json").json()["paths"]
 
 
+#: (method, path, status) -> the wire model /openapi.json must name for that answer
+DOCUMENTED_RESPONSES = {
+    ("get", "/v1/models", "200"): "ModelList",
+    ("get", "/v1/models/{model_id}", "200"): "ModelObject",
+    ("post", "/v1/chat/completions/count_tokens", "200"): "TokenCount",
+    ("get", "/v1/documents", "200"): "DocumentList",
+    ("get", "/v1/documents/defaults", "200"): "DocumentDefaults",
+    ("post", "/v1/documents/upload", "201"): "DocumentIngested",
+    ("post", "/v1/documents", "200"): "DocumentIngested",
+    ("delete", "/v1/documents/{document_id}", "200"): "DocumentDeleted",
+    ("post", "/v1/retrieve", "200"): "ChunkList",
+    ("get", "/v1/conversations", "200"): "ConversationList",
+    ("get", "/v1/conversations/{conversation_id}", "200"): "ConversationObject",
+    ("post", "/v1/conversations/{conversation_id}/feedback", "200"): "FeedbackObject",
+    ("get", "/v1/files", "200"): "FileList",
+    ("delete", "/v1/files/{file_id}", "200"): "FileDeleted",
+    ("post", "/v1/fine_tuning/jobs", "200"): "JobObject",
+    ("get", "/v1/fine_tuning/jobs/{job_id}/events", "200"): "EventList",
+    ("get", "/v1/fine_tuning/jobs/{job_id}/checkpoints", "200"): "CheckpointList",
+}
+
+
+def test_openapi_documents_the_responses(make_client: Any) -> None:
+    """MindFu's own routes name their answers' wire models, whose fields the served objects have."""
+    with make_client() as client:
+        spec = client.get("/openapi.json").json()
+        schemas = spec["components"]["schemas"]
+        for (method, path, status), model in DOCUMENTED_RESPONSES.items():
+            content = spec["paths"][path][method]["responses"][status]["content"]["application/json"]
+            assert content["schema"]["$ref"] == f"#/components/schemas/{model}", (method, path)
+            assert schemas[model]["properties"], model
+        listed = client.get("/v1/models").json()
+        assert set(listed) == set(schemas["ModelList"]["properties"])
+        assert set(listed["data"][0]) == set(schemas["ModelObject"]["properties"])
+
+
 def test_llama_cpp_sampling_extensions_reach_the_engine(make_client: Any) -> None:
     engine = ScriptedEngine()
     with make_client(engine) as client:

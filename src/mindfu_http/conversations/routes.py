@@ -25,6 +25,14 @@ from mindfu_core.domain.conversations import (
 from mindfu_core.domain.examples import openai_message
 from mindfu_http.deps import conversation_service
 from mindfu_http.openai.wire import usage_dict
+from mindfu_http.responses import (
+    CompletionObject,
+    ConversationDeleted,
+    ConversationList,
+    ConversationObject,
+    ConversationSummaryObject,
+    FeedbackObject,
+)
 from mindfu_http.streaming import ClosingStreamingResponse, first_and_rest
 
 router = APIRouter(prefix="/v1", tags=["conversations"])
@@ -93,7 +101,7 @@ def export_filter(
     )
 
 
-def summary_object(summary: ConversationSummary) -> dict[str, Any]:
+def summary_object(summary: ConversationSummary) -> ConversationSummaryObject:
     return {
         "id": summary.id,
         "object": "conversation",
@@ -109,7 +117,7 @@ def summary_object(summary: ConversationSummary) -> dict[str, Any]:
     }
 
 
-def completion_object(completion: LoggedCompletion) -> dict[str, Any]:
+def completion_object(completion: LoggedCompletion) -> CompletionObject:
     reasons = [r.value if r is not None else None for r in completion.finish_reasons]
     return {
         "id": completion.id,
@@ -139,7 +147,7 @@ def completion_object(completion: LoggedCompletion) -> dict[str, Any]:
     }
 
 
-def feedback_object(feedback: Feedback) -> dict[str, Any]:
+def feedback_object(feedback: Feedback) -> FeedbackObject:
     return {
         "id": feedback.id,
         "object": "conversation.feedback",
@@ -151,7 +159,7 @@ def feedback_object(feedback: Feedback) -> dict[str, Any]:
     }
 
 
-def conversation_object(conversation: Conversation) -> dict[str, Any]:
+def conversation_object(conversation: Conversation) -> ConversationObject:
     return {
         **summary_object(conversation.summary),
         "messages": [openai_message(m) for m in conversation.messages],
@@ -167,7 +175,7 @@ async def list_conversations(
     where: Annotated[ConversationFilter, Depends(review_filter)],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     after: Annotated[str | None, Query(description="the `next_cursor` of the previous page")] = None,
-) -> dict[str, Any]:
+) -> ConversationList:
     page = await conversation_service(request).list(where, limit=limit, cursor=after)
     return {
         "object": "list",
@@ -205,7 +213,7 @@ async def export_conversations(
 async def _objects(conversations: AsyncIterator[Conversation]) -> AsyncIterator[dict[str, Any]]:
     try:
         async for conversation in conversations:
-            yield conversation_object(conversation)
+            yield dict(conversation_object(conversation))
     finally:
         await aclose(conversations)
 
@@ -213,7 +221,7 @@ async def _objects(conversations: AsyncIterator[Conversation]) -> AsyncIterator[
 @router.get(
     "/conversations/completions/{completion_id}", summary="The conversation that holds a logged completion"
 )
-async def conversation_of_completion(completion_id: str, request: Request) -> dict[str, Any]:
+async def conversation_of_completion(completion_id: str, request: Request) -> ConversationObject:
     return conversation_object(await conversation_service(request).of_completion(completion_id))
 
 
@@ -229,14 +237,14 @@ async def _lines(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any
 
 
 @router.get("/conversations/{conversation_id}", summary="One conversation: messages, completions, feedback")
-async def get_conversation(conversation_id: str, request: Request) -> dict[str, Any]:
+async def get_conversation(conversation_id: str, request: Request) -> ConversationObject:
     return conversation_object(await conversation_service(request).get(conversation_id))
 
 
 @router.delete(
     "/conversations/{conversation_id}", summary="Delete a conversation and everything logged with it"
 )
-async def delete_conversation(conversation_id: str, request: Request) -> dict[str, Any]:
+async def delete_conversation(conversation_id: str, request: Request) -> ConversationDeleted:
     await conversation_service(request).delete(conversation_id)
     return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
@@ -244,7 +252,7 @@ async def delete_conversation(conversation_id: str, request: Request) -> dict[st
 @router.post(
     "/conversations/{conversation_id}/feedback", summary="Rate a conversation or one of its completions"
 )
-async def add_feedback(conversation_id: str, body: FeedbackIn, request: Request) -> dict[str, Any]:
+async def add_feedback(conversation_id: str, body: FeedbackIn, request: Request) -> FeedbackObject:
     feedback = await conversation_service(request).add_feedback(
         conversation_id, rating=body.rating, comment=body.comment, completion_id=body.completion_id
     )

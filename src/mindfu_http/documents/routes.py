@@ -20,6 +20,16 @@ from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import InvalidRequest
 from mindfu_http.deps import ingestion_service, retriever
 from mindfu_http.openai.schemas import RagIn
+from mindfu_http.responses import (
+    ChunkHit,
+    ChunkList,
+    DocumentDefaults,
+    DocumentDeleted,
+    DocumentIngested,
+    DocumentList,
+    DocumentObject,
+    RagObject,
+)
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 
@@ -60,7 +70,7 @@ class RetrieveIn(RagIn):
     query: str = Field(min_length=1)
 
 
-def document_object(document: Document) -> dict[str, Any]:
+def document_object(document: Document) -> DocumentObject:
     return {
         "id": document.id,
         "object": "document",
@@ -109,7 +119,13 @@ def _metadata(raw: str | None) -> dict[str, Any]:
     return value
 
 
-@router.post("/documents/upload", summary="Upload a file (PDF, DOCX, Markdown, text, code) to index")
+@router.post(
+    "/documents/upload",
+    summary="Upload a file (PDF, DOCX, Markdown, text, code) to index",
+    status_code=201,
+    response_model=DocumentIngested,
+    responses={200: {"model": DocumentIngested, "description": "A duplicate of a stored document"}},
+)
 async def upload_document(
     request: Request,
     file: Annotated[UploadFile, File(description="The document")],
@@ -135,7 +151,13 @@ async def upload_document(
     return _ingested(result)
 
 
-@router.post("/documents", summary="Index text given in the request")
+@router.post(
+    "/documents",
+    summary="Index text given in the request",
+    status_code=201,
+    response_model=DocumentIngested,
+    responses={200: {"model": DocumentIngested, "description": "A duplicate of a stored document"}},
+)
 async def create_document(body: DocumentIn, request: Request) -> JSONResponse:
     service = ingestion_service(request)
     policy, chunk = body.chunking(service.policy)
@@ -157,7 +179,7 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     after: Annotated[str | None, Query(description="the `next_cursor` of the previous page")] = None,
-) -> dict[str, Any]:
+) -> DocumentList:
     cursor = after or (offset_cursor(offset) if offset else None)
     page = await ingestion_service(request).list(collection=collection, limit=limit, cursor=cursor)
     return {
@@ -171,7 +193,7 @@ async def list_documents(
 
 
 @router.get("/documents/defaults", summary="The server's chunking policy and retrieval options")
-async def document_defaults(request: Request) -> dict[str, Any]:
+async def document_defaults(request: Request) -> DocumentDefaults:
     """What an upload without ``chunk`` and a chat request without ``mindfu.rag`` get."""
     policy = ingestion_service(request).policy
     return {
@@ -181,7 +203,7 @@ async def document_defaults(request: Request) -> dict[str, Any]:
     }
 
 
-def rag_object(options: RetrievalOptions) -> dict[str, Any]:
+def rag_object(options: RetrievalOptions) -> RagObject:
     """Retrieval options in the shape of the ``mindfu.rag`` request extension."""
     where = options.where
     return {
@@ -199,12 +221,12 @@ def rag_object(options: RetrievalOptions) -> dict[str, Any]:
 
 
 @router.get("/documents/{document_id}", summary="One document")
-async def get_document(document_id: str, request: Request) -> dict[str, Any]:
+async def get_document(document_id: str, request: Request) -> DocumentObject:
     return document_object(await ingestion_service(request).get(document_id))
 
 
 @router.delete("/documents/{document_id}", summary="Delete a document and its chunks")
-async def delete_document(document_id: str, request: Request) -> dict[str, Any]:
+async def delete_document(document_id: str, request: Request) -> DocumentDeleted:
     document = await ingestion_service(request).delete(document_id)
     return {
         "id": document.id,
@@ -214,7 +236,7 @@ async def delete_document(document_id: str, request: Request) -> dict[str, Any]:
     }
 
 
-def _hit(hit: ScoredChunk) -> dict[str, Any]:
+def _hit(hit: ScoredChunk) -> ChunkHit:
     chunk = hit.chunk
     return {
         "object": "chunk",
@@ -230,7 +252,7 @@ def _hit(hit: ScoredChunk) -> dict[str, Any]:
 
 
 @router.post("/retrieve", summary="The chunks a chat query would be given (for debugging retrieval)")
-async def retrieve(body: RetrieveIn, request: Request) -> dict[str, Any]:
+async def retrieve(body: RetrieveIn, request: Request) -> ChunkList:
     found = retriever(request)
     options = found.options(body.overrides())
     hits = await found.search(body.query, options)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,6 +17,7 @@ from mindfu_http.deps import chat_service, retriever
 from mindfu_http.errors import request_id_of
 from mindfu_http.openai import wire
 from mindfu_http.openai.schemas import ChatCompletionIn, CompletionIn
+from mindfu_http.responses import TokenCount
 from mindfu_http.streaming import ClientGone, event_stream, first_and_rest, relay, unless_disconnected
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ async def chat_completions(body: ChatCompletionIn, request: Request) -> Response
 
 
 @router.post("/chat/completions/count_tokens", summary="Count the prompt tokens of a chat completion request")
-async def count_chat_tokens(body: ChatCompletionIn, request: Request) -> dict[str, Any]:
+async def count_chat_tokens(body: ChatCompletionIn, request: Request) -> TokenCount:
     """The tokens the model would read for this request (its messages and tools, in its chat template)."""
     return {
         "object": "chat.completion.count_tokens",

@@ -19,6 +19,7 @@ from mindfu_core.domain.chat import (
     Usage,
 )
 from mindfu_core.domain.retrieval import Source
+from mindfu_http.responses import ModelObject
 
 SYSTEM_FINGERPRINT = "mindfu"
 
@@ -265,7 +266,7 @@ class ChunkWriter:
         return [b"data: " + orjson.dumps(payload) + b"\n\n", self.DONE]
 
 
-def model_object(info: ModelInfo) -> dict[str, Any]:
+def model_object(info: ModelInfo) -> ModelObject:
     """OpenAI's model object, with Anthropic's fields beside it (type, display_name, created_at)."""
     created_at = datetime.fromtimestamp(info.created, UTC).isoformat().replace("+00:00", "Z")
     return {

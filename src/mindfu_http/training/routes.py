@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
@@ -10,6 +10,15 @@ from mindfu_core.application import TrainingApi
 from mindfu_core.errors import InvalidRequest, NotFound
 from mindfu_http.deps import application
 from mindfu_http.documents.routes import safe_name
+from mindfu_http.responses import (
+    CheckpointList,
+    EventList,
+    FileDeleted,
+    FileList,
+    FileObject,
+    JobList,
+    JobObject,
+)
 from mindfu_http.training.wire import (
     JobIn,
     MindfuJobIn,
@@ -38,7 +47,7 @@ async def upload_file(
     request: Request,
     file: Annotated[UploadFile, File(description="The JSONL file")],
     purpose: Annotated[str, Form()] = "fine-tune",
-) -> dict[str, Any]:
+) -> FileObject:
     try:
         data = await file.read()
     finally:
@@ -48,7 +57,7 @@ async def upload_file(
 
 
 @router.get("/v1/files", summary="List training files")
-async def list_files(request: Request, limit: int = 100, after: str | None = None) -> dict[str, Any]:
+async def list_files(request: Request, limit: int = 100, after: str | None = None) -> FileList:
     page = await training(request).list_files(limit=limit, cursor=after)
     return {
         "object": "list",
@@ -59,12 +68,12 @@ async def list_files(request: Request, limit: int = 100, after: str | None = Non
 
 
 @router.get("/v1/files/{file_id}", summary="One training file")
-async def get_file(file_id: str, request: Request) -> dict[str, Any]:
+async def get_file(file_id: str, request: Request) -> FileObject:
     return file_object(await training(request).get_file(file_id))
 
 
 @router.delete("/v1/files/{file_id}", summary="Delete a training file")
-async def delete_file(file_id: str, request: Request) -> dict[str, Any]:
+async def delete_file(file_id: str, request: Request) -> FileDeleted:
     deleted = await training(request).delete_file(file_id)
     return {"id": deleted.id, "object": "file", "deleted": True, "file": file_object(deleted)}
 
@@ -72,12 +81,12 @@ async def delete_file(file_id: str, request: Request) -> dict[str, Any]:
 @router.post(
     "/v1/fine_tuning/jobs", summary="Create a fine-tuning job (from a file or the logged conversations)"
 )
-async def create_job(body: JobIn, request: Request) -> dict[str, Any]:
+async def create_job(body: JobIn, request: Request) -> JobObject:
     return job_object(await training(request).create_job(body.to_spec(_experiment(request))))
 
 
 @router.get("/v1/fine_tuning/jobs", summary="List fine-tuning jobs, newest first")
-async def list_jobs(request: Request, limit: int = 20, after: str | None = None) -> dict[str, Any]:
+async def list_jobs(request: Request, limit: int = 20, after: str | None = None) -> JobList:
     page = await training(request).list_jobs(limit=limit, cursor=after)
     return {
         "object": "list",
@@ -88,14 +97,12 @@ async def list_jobs(request: Request, limit: int = 20, after: str | None = None)
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}", summary="One fine-tuning job, with its progress")
-async def get_job(job_id: str, request: Request) -> dict[str, Any]:
+async def get_job(job_id: str, request: Request) -> JobObject:
     return job_object(await training(request).get_job(job_id))
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/events", summary="A job's events, newest first")
-async def job_events(
-    job_id: str, request: Request, limit: int = 20, after: str | None = None
-) -> dict[str, Any]:
+async def job_events(job_id: str, request: Request, limit: int = 20, after: str | None = None) -> EventList:
     page = await training(request).events(job_id, limit=limit, cursor=after)
     return {
         "object": "list",
@@ -106,12 +113,12 @@ async def job_events(
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/cancel", summary="Cancel a job (it stops after its current step)")
-async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
+async def cancel_job(job_id: str, request: Request) -> JobObject:
     return job_object(await training(request).cancel_job(job_id))
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/checkpoints", summary="A job's saved checkpoints, newest first")
-async def job_checkpoints(job_id: str, request: Request) -> dict[str, Any]:
+async def job_checkpoints(job_id: str, request: Request) -> CheckpointList:
     service = training(request)
     job = await service.get_job(job_id)
     found = await service.checkpoints(job_id)
@@ -119,7 +126,7 @@ async def job_checkpoints(job_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/train/start", summary="Train on the logged conversations (the seed's route)")
-async def train_start(body: TrainStartIn, request: Request) -> dict[str, Any]:
+async def train_start(body: TrainStartIn, request: Request) -> JobObject:
     model = body.model or request.app.state.default_model
     if not model:
         raise InvalidRequest("no model to train: name one", param="model")
@@ -132,7 +139,7 @@ async def train_start(body: TrainStartIn, request: Request) -> dict[str, Any]:
 
 
 @router.get("/train/status", summary="The newest fine-tuning job (the seed's route)")
-async def train_status(request: Request) -> dict[str, Any]:
+async def train_status(request: Request) -> JobObject:
     newest = (await training(request).list_jobs(limit=1)).items
     if not newest:
         raise NotFound("no fine-tuning job has been started")

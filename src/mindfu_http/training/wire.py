@@ -22,6 +22,7 @@ from mindfu_core.domain.training import (
     TrainingFile,
     TrainingJob,
 )
+from mindfu_http.responses import CheckpointObject, EventObject, FileObject, JobObject
 
 #: OpenAI's learning_rate_multiplier scales this.
 BASE_LEARNING_RATE = 2e-4
@@ -152,7 +153,7 @@ def _unix(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
 
 
-def file_object(file: TrainingFile) -> dict[str, Any]:
+def file_object(file: TrainingFile) -> FileObject:
     return {
         "id": file.id,
         "object": "file",
@@ -166,7 +167,7 @@ def file_object(file: TrainingFile) -> dict[str, Any]:
     }
 
 
-def job_object(job: TrainingJob) -> dict[str, Any]:
+def job_object(job: TrainingJob) -> JobObject:
     hp = job.spec.hyperparameters
     hyperparameters = {
         "n_epochs": hp.epochs if not float(hp.epochs).is_integer() else int(hp.epochs),
@@ -227,7 +228,7 @@ def job_object(job: TrainingJob) -> dict[str, Any]:
     }
 
 
-def event_object(event: JobEvent) -> dict[str, Any]:
+def event_object(event: JobEvent) -> EventObject:
     data = dict(event.data)
     kind = data.pop("type", "message")
     return {
@@ -241,7 +242,7 @@ def event_object(event: JobEvent) -> dict[str, Any]:
     }
 
 
-def checkpoint_object(job: TrainingJob, checkpoint: Checkpoint) -> dict[str, Any]:
+def checkpoint_object(job: TrainingJob, checkpoint: Checkpoint) -> CheckpointObject:
     return {
         "id": f"ftckpt-{job.id.removeprefix('ftjob-')}-{checkpoint.step}",
         "object": "fine_tuning.job.checkpoint",
