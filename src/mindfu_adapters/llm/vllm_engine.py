@@ -19,101 +19,55 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from mindfu_adapters.llm.planning import (
-    Constraint,
-    ConstraintKind,
     SamplingDefaults,
     plan_output,
     plan_sampling,
 )
-from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
+from mindfu_adapters.llm.shaping import ToolMode
 from mindfu_adapters.llm.slots import SlotPool
 from mindfu_adapters.llm.tool_format import (
-    CALL_OPEN,
     template_messages,
     tool_schema,
     tools_system_block,
 )
-from mindfu_adapters.llm.vllm_lora import check_lora_adapter
-from mindfu_adapters.llm.vllm_wire import ParsedToolCalls, Shaped, mistral_messages
+from mindfu_adapters.llm.vllm_config import (
+    VllmConfig,
+    VllmPrepared,
+    as_mindfu_error,
+    engine_args,
+    finish_reason_of,
+    parser_request,
+    structured_outputs,
+    tool_parser_class,
+)
+from mindfu_adapters.llm.vllm_lora import check_lora_adapter, load_lora
+from mindfu_adapters.llm.vllm_wire import logprobs_of, mistral_messages, reader_for
 from mindfu_core.domain.chat import (
     ChatDelta,
     ChatRequest,
     ChatResult,
     EngineStats,
-    FinishReason,
     GenerationRequest,
     Message,
     ModelInfo,
-    TokenLogprob,
     ToolChoice,
     ToolSpec,
-    TopLogprob,
     Usage,
 )
 from mindfu_core.errors import (
     ConfigurationError,
-    ContextLengthExceeded,
     EngineFailure,
     InvalidRequest,
-    MindFuError,
 )
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.collect import collect
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VllmConfig:
-    """What the engine needs; the container fills it from settings."""
-
-    model: str  # a Hugging Face model folder (or a hub id where the hub is reachable)
-    model_id: str
-    context_length: int | None = None  # vLLM's max_model_len; None: the model's own
-    dtype: str = "auto"
-    tokenizer_mode: str = "auto"  # "mistral" for Mistral models (Devstral) with mistral_common
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    enforce_eager: bool | None = (
-        None  # None: eager on CPU (torch.compile's cache misses there), graphs on GPU
-    )
-    slots: int = 64  # requests handed to vLLM at once (its max_num_seqs)
-    max_queue: int = 256
-    chat_template: str | None = None
-    tool_call_parser: str | None = None  # one of vLLM's parsers; None: MindFu's Hermes-format reading
-    logprobs: bool = True
-    temperature: float = 1.0  # for requests that leave it unset
-    top_p: float = 1.0
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    clamp_max_tokens: bool = True
-    adapters: Mapping[str, Path] = field(default_factory=dict)  # served name -> a PEFT LoRA folder
-    enable_lora: bool = False  # also without adapters at start (fine-tuning jobs add theirs later)
-    max_loras: int = 4
-    max_lora_rank: int = 16
-    # vLLM's automatic prefix caching: an agent's next turn computes only what follows the prefix it shares
-    # with earlier requests (MindFu keeps that prefix stable: services/prompt_layout.py, retrieval.augment)
-    enable_prefix_caching: bool = True
-    engine_args: Mapping[str, Any] = field(default_factory=dict)  # any other AsyncEngineArgs field
-
-
-@dataclass(slots=True)
-class _Prepared:
-    prompt_ids: list[int]
-    params: Any  # vllm.SamplingParams
-    n: int
-    mode: ToolMode
-    tools: Sequence[ToolSpec]
-    echo: str
-    parser_request: Any = None  # a vLLM ChatCompletionRequest when a vLLM tool parser reads the output
-    copies: int = 1  # n for greedy requests: vLLM generates one choice, read as each of the n
 
 
 class VllmEngine:
@@ -132,16 +86,8 @@ class VllmEngine:
             ) from exc
         for name, path in config.adapters.items():
             check_lora_adapter(name, path, config.model, config.max_lora_rank)
-        if config.tool_call_parser is not None:
-            from vllm.tool_parsers import ToolParserManager
-
-            try:
-                self._parser_class: Any = ToolParserManager.get_tool_parser(config.tool_call_parser)
-            except KeyError as exc:
-                raise ConfigurationError(
-                    f"vLLM has no tool parser {config.tool_call_parser!r} (MINDFU_LLM__TOOL_CALL_PARSER); "
-                    f"it has {', '.join(sorted(ToolParserManager.list_registered()))}"
-                ) from exc
+        parser = config.tool_call_parser
+        self._parser_class: Any = tool_parser_class(parser) if parser is not None else None
         self._config = config
         self._created = int(time.time())
         self._requests = 0
@@ -150,29 +96,7 @@ class VllmEngine:
         self._cached_tokens = 0
         self._closed = False
         self._lock = threading.Lock()
-        enforce_eager = config.enforce_eager
-        if enforce_eager is None:
-            from vllm.platforms import current_platform
-
-            enforce_eager = current_platform.is_cpu()
-        args: dict[str, Any] = {
-            "model": config.model,
-            "served_model_name": [config.model_id],
-            "tokenizer_mode": config.tokenizer_mode,
-            "dtype": config.dtype,
-            "tensor_parallel_size": config.tensor_parallel_size,
-            "gpu_memory_utilization": config.gpu_memory_utilization,
-            "max_num_seqs": config.slots,
-            "enforce_eager": enforce_eager,
-            "disable_log_stats": True,
-            "max_logprobs": 20 if config.logprobs else 0,
-            "enable_prefix_caching": config.enable_prefix_caching,
-        }
-        if config.context_length is not None:
-            args["max_model_len"] = config.context_length
-        if config.adapters or config.enable_lora:
-            args.update(enable_lora=True, max_loras=config.max_loras, max_lora_rank=config.max_lora_rank)
-        args.update(config.engine_args)
+        args = engine_args(config)
         try:
             self._engine: Any = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**args))
         except (OSError, ValueError, RuntimeError, TypeError) as exc:
@@ -210,17 +134,8 @@ class VllmEngine:
         self._pending_adapters.clear()
 
     async def _register(self, name: str, path: Path) -> None:
-        from vllm.lora.request import LoRARequest
-
         lora_id = len(self._lora_ids) + 1
-        try:
-            loaded = await self._engine.add_lora(LoRARequest(name, lora_id, str(path)))
-        except Exception as exc:  # vLLM raises a bare Exception naming the worker's error
-            raise ConfigurationError(
-                f"vLLM refused the LoRA adapter {name!r} ({str(path)!r}) for {self._config.model_id!r}: {exc}"
-            ) from exc
-        if loaded is False:
-            raise ConfigurationError(f"vLLM did not load the LoRA adapter {name!r} ({str(path)!r})")
+        await load_lora(self._engine, name, lora_id, path, self._config.model_id)
         self._lora_ids[name] = lora_id
         self._adapters[name] = path
 
@@ -304,7 +219,7 @@ class VllmEngine:
         request_id = f"mindfu-{uuid.uuid4().hex}"
         with self._lock:
             self._requests += 1
-        readers = [self._reader(i, prepared) for i in range(prepared.n)]
+        readers = [reader_for(i, prepared, self._parser_class, self._tokenizer) for i in range(prepared.n)]
         completion_tokens = cached_tokens = 0
         want_logprobs = request.sampling.logprobs
         try:
@@ -326,7 +241,9 @@ class VllmEngine:
                         with self._lock:
                             self._tokens += produced
                         logprobs = (
-                            self._logprobs(choice, request.sampling.top_logprobs) if want_logprobs else ()
+                            logprobs_of(self._tokenizer, choice, request.sampling.top_logprobs)
+                            if want_logprobs
+                            else ()
                         )
                         # greedy choices are one generation, read once per choice
                         for index in range(choice.index, choice.index + prepared.copies):
@@ -336,7 +253,7 @@ class VllmEngine:
                             if choice.finish_reason is not None:
                                 # vLLM names the stop string that matched (a stop token is an int)
                                 matched = choice.stop_reason if isinstance(choice.stop_reason, str) else None
-                                reason = _finish_reason(choice.finish_reason)
+                                reason = finish_reason_of(choice.finish_reason)
                                 for end in readers[index].finish(reason, matched):
                                     yield end
             with self._lock:
@@ -351,7 +268,7 @@ class VllmEngine:
                 ),
             )
         except Exception as exc:
-            mapped = _as_mindfu_error(exc)
+            mapped = as_mindfu_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -411,7 +328,7 @@ class VllmEngine:
             return [int(token) for token in prompt]
         return self._encode(str(prompt), special=False)
 
-    def _prepare(self, request: GenerationRequest) -> _Prepared:
+    def _prepare(self, request: GenerationRequest) -> VllmPrepared:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -446,7 +363,7 @@ class VllmEngine:
             "frequency_penalty": sampling.frequency_penalty,
             "stop": list(sampling.stop),
             "seed": sampling.seed,
-            "structured_outputs": _structured(output.constraint),
+            "structured_outputs": structured_outputs(output.constraint),
             "output_kind": RequestOutputKind.DELTA,
         }
         if sampling.top_logprobs is not None:
@@ -457,98 +374,21 @@ class VllmEngine:
             params = SamplingParams(**kwargs)
         except ValueError as exc:  # vLLM's VLLMValidationError is a ValueError naming the parameter
             raise InvalidRequest(str(exc), param=getattr(exc, "parameter", None)) from exc
-        return _Prepared(
+        return VllmPrepared(
             prompt_ids, params, request.n, output.mode, output.tools, output.echo, parser_request, copies
         )
 
     def _parser_request(self, tools: Sequence[ToolSpec]) -> Any:
-        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
-
-        spec = [{"type": "function", "function": tool_schema(tool)["function"]} for tool in tools]
-        request = ChatCompletionRequest(messages=[], model=self._config.model_id, tools=spec)
-        try:
-            self._parser_class(self._tokenizer, request.tools).adjust_request(request)
-        except Exception as exc:  # a parser's request hook must not fail the chat
-            # vLLM 0.32's mistral parser calls mistral-common >= 1.13 without an argument it now requires
-            # (TypeError); what MindFu takes from the hook is that the parser sees the calls' special tokens
-            if not self._warned_parser_hook:
-                log.warning(
-                    "the %s tool parser could not adjust a request (%r): its output is read with special "
-                    "tokens kept",
-                    self._config.tool_call_parser,
-                    exc,
-                )
-                self._warned_parser_hook = True
-            request.skip_special_tokens = False
+        request, failure = parser_request(self._parser_class, self._tokenizer, self._config.model_id, tools)
+        if failure is not None and not self._warned_parser_hook:
+            log.warning(
+                "the %s tool parser could not adjust a request (%r): its output is read with special "
+                "tokens kept",
+                self._config.tool_call_parser,
+                failure,
+            )
+            self._warned_parser_hook = True
         return request
-
-    def _reader(self, index: int, prepared: _Prepared) -> ParsedToolCalls | Shaped:
-        if prepared.parser_request is not None:
-            request = prepared.parser_request
-            return ParsedToolCalls(index, lambda: self._parser_class(self._tokenizer, request.tools), request)
-        shaper = ChoiceShaper(index, prepared.mode, prepared.tools)
-        if prepared.mode is ToolMode.FORCED:
-            shaper.feed(CALL_OPEN)  # vLLM writes the call's JSON; MindFu's shaper reads the tagged form
-        return Shaped(shaper)
-
-    def _logprobs(self, choice: Any, top: int) -> tuple[TokenLogprob, ...]:
-        found = []
-        for token, ranked in zip(choice.token_ids, choice.logprobs or (), strict=False):
-            sampled = ranked.get(token)
-            alternatives = sorted(
-                (entry for entry in ranked.values() if entry.rank is not None and entry.rank <= top),
-                key=lambda entry: entry.rank,
-            )
-            found.append(
-                TokenLogprob(
-                    token=(sampled.decoded_token if sampled is not None else None)
-                    or self._tokenizer.decode([token]),
-                    logprob=float(sampled.logprob) if sampled is not None else 0.0,
-                    top=tuple(
-                        TopLogprob(token=entry.decoded_token or "", logprob=float(entry.logprob))
-                        for entry in alternatives
-                    ),
-                )
-            )
-        return tuple(found)
-
-
-def _structured(constraint: Constraint | None) -> Any:
-    """vLLM's structured outputs for a constraint (``None`` without one)."""
-    if constraint is None:
-        return None
-    from vllm.sampling_params import StructuredOutputsParams
-
-    if constraint.kind is ConstraintKind.JSON_OBJECT:
-        return StructuredOutputsParams(json_object=True)
-    return StructuredOutputsParams(json=dict(constraint.schema or {}))
-
-
-def _finish_reason(reason: str) -> FinishReason:
-    if reason == "length":
-        return FinishReason.LENGTH
-    if reason == "abort":
-        raise EngineFailure("vLLM aborted the request (the engine is shutting down)")
-    return FinishReason.STOP
-
-
-def _as_mindfu_error(exc: Exception) -> MindFuError | None:
-    """vLLM's errors as MindFu's (None: not one of vLLM's, or already MindFu's)."""
-    from vllm.exceptions import VLLMValidationError
-    from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
-
-    if isinstance(exc, MindFuError):
-        return None
-    if isinstance(exc, VLLMValidationError):
-        parameter = getattr(exc, "parameter", None)
-        if parameter == "input_tokens":
-            return ContextLengthExceeded(str(exc), param="messages")
-        if "grammar" in str(exc).lower() or "schema" in str(exc).lower():
-            return InvalidRequest(f"unsupported JSON schema: {exc}", param="response_format")
-        return InvalidRequest(str(exc), param=parameter)
-    if isinstance(exc, (EngineDeadError, EngineGenerateError)):
-        return EngineFailure(f"the vLLM engine failed: {exc}")
-    return None
 
 
 __all__ = ["VllmConfig", "VllmEngine", "check_lora_adapter", "mistral_messages"]

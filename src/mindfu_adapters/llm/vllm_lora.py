@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from mindfu_core.errors import ConfigurationError
 
@@ -78,3 +79,17 @@ def check_lora_adapter(name: str, path: Path, base: str, max_rank: int) -> None:
                     f"the LoRA adapter {name!r} does not fit the model {base!r}: {key} is {shape}, the "
                     f"layer is {found} (an adapter of another base model)"
                 )
+
+
+async def load_lora(engine: Any, name: str, lora_id: int, path: Path, model_id: str) -> None:
+    """Load a LoRA adapter into a running vLLM engine under ``lora_id``; ``ConfigurationError`` if refused."""
+    from vllm.lora.request import LoRARequest
+
+    try:
+        loaded = await engine.add_lora(LoRARequest(name, lora_id, str(path)))
+    except Exception as exc:  # vLLM raises a bare Exception naming the worker's error
+        raise ConfigurationError(
+            f"vLLM refused the LoRA adapter {name!r} ({str(path)!r}) for {model_id!r}: {exc}"
+        ) from exc
+    if loaded is False:
+        raise ConfigurationError(f"vLLM did not load the LoRA adapter {name!r} ({str(path)!r})")

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from mindfu_adapters.llm.shaping import ChoiceShaper
-from mindfu_adapters.llm.tool_format import new_call_id
-from mindfu_core.domain.chat import ChatDelta, FinishReason, TokenLogprob, ToolCallDelta
+from mindfu_adapters.llm.shaping import ChoiceShaper, ToolMode
+from mindfu_adapters.llm.tool_format import CALL_OPEN, new_call_id
+from mindfu_adapters.llm.vllm_config import VllmPrepared
+from mindfu_core.domain.chat import ChatDelta, FinishReason, TokenLogprob, ToolCallDelta, TopLogprob
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +120,39 @@ class Shaped:
 
     def finish(self, reason: FinishReason, stop_sequence: str | None = None) -> list[ChatDelta]:
         return self._shaper.finish(reason, stop_sequence)
+
+
+def logprobs_of(tokenizer: Any, choice: Any, top: int) -> tuple[TokenLogprob, ...]:
+    """The sampled tokens of one of vLLM's choices with their log-probabilities and the ``top`` best."""
+    found = []
+    for token, ranked in zip(choice.token_ids, choice.logprobs or (), strict=False):
+        sampled = ranked.get(token)
+        alternatives = sorted(
+            (entry for entry in ranked.values() if entry.rank is not None and entry.rank <= top),
+            key=lambda entry: entry.rank,
+        )
+        found.append(
+            TokenLogprob(
+                token=(sampled.decoded_token if sampled is not None else None) or tokenizer.decode([token]),
+                logprob=float(sampled.logprob) if sampled is not None else 0.0,
+                top=tuple(
+                    TopLogprob(token=entry.decoded_token or "", logprob=float(entry.logprob))
+                    for entry in alternatives
+                ),
+            )
+        )
+    return tuple(found)
+
+
+def reader_for(
+    index: int, prepared: VllmPrepared, parser_class: Any, tokenizer: Any
+) -> ParsedToolCalls | Shaped:
+    """What reads choice ``index`` of a prepared request: vLLM's tool parser when the request has one,
+    else MindFu's shaper (fed the opening tag first when vLLM writes a forced call's bare JSON)."""
+    if prepared.parser_request is not None:
+        request = prepared.parser_request
+        return ParsedToolCalls(index, lambda: parser_class(tokenizer, request.tools), request)
+    shaper = ChoiceShaper(index, prepared.mode, prepared.tools)
+    if prepared.mode is ToolMode.FORCED:
+        shaper.feed(CALL_OPEN)  # vLLM writes the call's JSON; MindFu's shaper reads the tagged form
+    return Shaped(shaper)

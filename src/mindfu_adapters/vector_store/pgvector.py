@@ -9,60 +9,35 @@ index on the terms.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
-import re
-from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from mindfu_adapters.vector_store.pg_sql import (
+    COLUMNS,
+    DIMENSION_SQL,
+    DSN,
+    EXTENSION_SQL,
+    IDENTIFIER,
+    MAX_DIMENSION,
+    MAX_EF_SEARCH,
+    MAX_HNSW_DIMENSION,
+    chunk_of,
+    guarded,
+    index_name,
+    quote,
+    version_of,
+    where_clause,
+)
 from mindfu_core.domain.documents import Chunk, Filter, ScoredChunk, SparseVector
-from mindfu_core.errors import ConfigurationError, InvalidRequest, MindFuError, UpstreamUnavailable
+from mindfu_core.errors import ConfigurationError, InvalidRequest, MindFuError
 
 _log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_DSN = re.compile(r"(postgresql|postgres)(\+asyncpg)?://", re.IGNORECASE)
-#: pgvector's limits: a ``vector`` column holds up to 16,000 dimensions, an HNSW index up to 2,000.
-_MAX_DIMENSION = 16_000
-_MAX_HNSW_DIMENSION = 2_000
-#: pgvector's ceiling for ``hnsw.ef_search``.
-_MAX_EF_SEARCH = 1_000
-_COLUMNS = "chunk_id, document_id, chunk_index, text, source, page, metadata"
-
-_EXTENSION_SQL = """
-SELECT n.nspname AS schema, e.extversion AS version
-FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE e.extname = 'vector'
-"""
-_DIMENSION_SQL = """
-SELECT to_regclass($1) IS NOT NULL AS present,
-       (SELECT atttypmod FROM pg_attribute
-        WHERE attrelid = to_regclass($1) AND attname = 'embedding' AND NOT attisdropped) AS dimension
-"""
-
-
-def _quote(identifier: str) -> str:
-    return f'"{identifier}"'
-
-
-def _index_name(table: str, suffix: str) -> str:
-    """``<table>_<suffix>``, shortened with a hash of the table name when it would pass 63 bytes."""
-    name = f"{table}_{suffix}"
-    if len(name) <= 63:
-        return _quote(name)
-    digest = hashlib.sha256(table.encode()).hexdigest()[:8]
-    return _quote(f"{table[: 63 - len(suffix) - 10]}_{digest}_{suffix}")
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 class PgVectorStore:
@@ -78,16 +53,16 @@ class PgVectorStore:
         connect_timeout: float = 10.0,
         command_timeout: float | None = 60.0,
     ) -> None:
-        match = _DSN.match(dsn)
+        match = DSN.match(dsn)
         if match is None:
             raise ConfigurationError("the pgvector store needs a postgresql:// URL")
-        if _IDENTIFIER.fullmatch(table) is None:
+        if IDENTIFIER.fullmatch(table) is None:
             raise ConfigurationError(
                 f"pgvector table name {table!r} is not an identifier (letters, digits, _; at most 63)"
             )
         self._dsn = "postgresql://" + dsn[match.end() :]
         self._table = table
-        self._sql_table = _quote(table)
+        self._sql_table = quote(table)
         self._pool_options: dict[str, Any] = {
             "min_size": min_connections,
             "max_size": max_connections,
@@ -104,7 +79,7 @@ class PgVectorStore:
 
     async def _init_connection(self, connection: Any) -> None:
         """Each new pooled connection: the extension exists (created on first use), its codec registered."""
-        row = await connection.fetchrow(_EXTENSION_SQL)
+        row = await connection.fetchrow(EXTENSION_SQL)
         if row is None:
             try:
                 async with connection.transaction():
@@ -117,9 +92,9 @@ class PgVectorStore:
                 raise
             except asyncpg.PostgresError as exc:
                 raise ConfigurationError(f"cannot create the pgvector extension: {exc}") from exc
-            row = await connection.fetchrow(_EXTENSION_SQL)
+            row = await connection.fetchrow(EXTENSION_SQL)
         await register_vector(connection, schema=str(row["schema"]))
-        self._iterative_scan = _version(str(row["version"])) >= (0, 8)
+        self._iterative_scan = version_of(str(row["version"])) >= (0, 8)
 
     async def _connections(self) -> Any:
         if self._pool is not None:
@@ -142,7 +117,7 @@ class PgVectorStore:
         if self._dimension is not None:
             return self._dimension
         pool = await self._connections()
-        row = await pool.fetchrow(_DIMENSION_SQL, self._sql_table)
+        row = await pool.fetchrow(DIMENSION_SQL, self._sql_table)
         if not row["present"]:
             return None
         if row["dimension"] is None or row["dimension"] < 1:
@@ -190,20 +165,20 @@ class PgVectorStore:
                 """
             )
             await connection.execute(
-                f"CREATE INDEX IF NOT EXISTS {_index_name(self._table, 'document')} "
+                f"CREATE INDEX IF NOT EXISTS {index_name(self._table, 'document')} "
                 f"ON {table} (collection, document_id)"
             )
             await connection.execute(
-                f"CREATE INDEX IF NOT EXISTS {_index_name(self._table, 'metadata')} "
+                f"CREATE INDEX IF NOT EXISTS {index_name(self._table, 'metadata')} "
                 f"ON {table} USING gin (metadata jsonb_path_ops)"
             )
             await connection.execute(
-                f"CREATE INDEX IF NOT EXISTS {_index_name(self._table, 'sparse')} "
+                f"CREATE INDEX IF NOT EXISTS {index_name(self._table, 'sparse')} "
                 f"ON {table} USING gin (sparse_indices)"
             )
-            if dimension <= _MAX_HNSW_DIMENSION:
+            if dimension <= MAX_HNSW_DIMENSION:
                 await connection.execute(
-                    f"CREATE INDEX IF NOT EXISTS {_index_name(self._table, 'embedding_hnsw')} "
+                    f"CREATE INDEX IF NOT EXISTS {index_name(self._table, 'embedding_hnsw')} "
                     f"ON {table} USING hnsw (embedding vector_cosine_ops)"
                 )
             else:
@@ -211,7 +186,7 @@ class PgVectorStore:
                     "pgvector cannot index %d-dimensional vectors with HNSW (at most %d): "
                     "searches of table %s scan it exactly",
                     dimension,
-                    _MAX_HNSW_DIMENSION,
+                    MAX_HNSW_DIMENSION,
                     self._table,
                 )
 
@@ -223,8 +198,8 @@ class PgVectorStore:
         dimension = len(chunks[0].vector)
         if not dimension or any(len(c.vector) != dimension for c in chunks):
             raise InvalidRequest("every chunk needs a vector, all of the same dimension")
-        if dimension > _MAX_DIMENSION:
-            raise InvalidRequest(f"pgvector stores at most {_MAX_DIMENSION} dimensions, not {dimension}")
+        if dimension > MAX_DIMENSION:
+            raise InvalidRequest(f"pgvector stores at most {MAX_DIMENSION} dimensions, not {dimension}")
         try:
             rows = [
                 (
@@ -244,8 +219,8 @@ class PgVectorStore:
             ]
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(f"chunk metadata must be JSON: {exc}") from exc
-        await self._guard(self._ensure(dimension))
-        await self._guard(self._write(rows))
+        await guarded(self._ensure(dimension))
+        await guarded(self._write(rows))
 
     async def _write(self, rows: list[tuple[Any, ...]]) -> None:
         pool = await self._connections()
@@ -274,17 +249,17 @@ class PgVectorStore:
         min_score: float | None = None,
         where: Filter | None = None,
     ) -> list[ScoredChunk]:
-        existing = await self._guard(self._existing_dimension())
+        existing = await guarded(self._existing_dimension())
         if existing is None or k <= 0:
             return []
         if len(vector) != existing:
             raise InvalidRequest(f"query of dimension {len(vector)} does not fit dimension {existing}")
-        conditions, arguments = _where(collection, where, first=3)
+        conditions, arguments = where_clause(collection, where, first=3)
         sql = (
-            f"SELECT {_COLUMNS}, embedding <=> $1 AS distance FROM {self._sql_table} "
+            f"SELECT {COLUMNS}, embedding <=> $1 AS distance FROM {self._sql_table} "
             f"WHERE {conditions} ORDER BY embedding <=> $1 LIMIT $2"
         )
-        rows = await self._guard(self._query(sql, [list(vector), k, *arguments], k))
+        rows = await guarded(self._query(sql, [list(vector), k, *arguments], k))
         hits: list[ScoredChunk] = []
         for row in rows:
             distance = float(row["distance"])
@@ -292,7 +267,7 @@ class PgVectorStore:
             score = 0.0 if math.isnan(distance) else 1.0 - distance
             if min_score is not None and score < min_score:
                 break  # rows come nearest first
-            hits.append(ScoredChunk(chunk=_chunk(collection, row), score=score))
+            hits.append(ScoredChunk(chunk=chunk_of(collection, row), score=score))
         return hits
 
     async def _query(self, sql: str, arguments: list[Any], k: int) -> list[Any]:
@@ -300,7 +275,7 @@ class PgVectorStore:
         async with pool.acquire() as connection, connection.transaction():
             # SET LOCAL, parametrised: the HNSW candidate list must hold at least k rows, and an iterative
             # scan keeps looking when the WHERE clause drops candidates (pgvector 0.8+)
-            ef_search = str(min(max(40, k), _MAX_EF_SEARCH))
+            ef_search = str(min(max(40, k), MAX_EF_SEARCH))
             if self._iterative_scan:
                 await connection.execute(
                     "SELECT set_config('hnsw.ef_search', $1, true), "
@@ -314,9 +289,9 @@ class PgVectorStore:
     async def search_sparse(
         self, collection: str, vector: SparseVector, *, k: int, where: Filter | None = None
     ) -> list[ScoredChunk]:
-        if k <= 0 or not vector.indices or await self._guard(self._existing_dimension()) is None:
+        if k <= 0 or not vector.indices or await guarded(self._existing_dimension()) is None:
             return []
-        conditions, arguments = _where(collection, where, first=4, alias="t")
+        conditions, arguments = where_clause(collection, where, first=4, alias="t")
         table = self._sql_table
         # idf = ln((N - n + 0.5) / (n + 0.5) + 1), the in-memory store's and Qdrant's formula, with N the
         # chunks of this collection that have terms and n those holding the term (per tenant, as in memory;
@@ -336,7 +311,7 @@ class PgVectorStore:
                     WHERE collection = $4 AND sparse_indices @> ARRAY[query.term]
                 ) AS holding
             )
-            SELECT {", ".join(f"t.{c}" for c in _COLUMNS.split(", "))},
+            SELECT {", ".join(f"t.{c}" for c in COLUMNS.split(", "))},
                    sum(term.value * idf.weight * idf.idf) AS score
             FROM {table} AS t
             CROSS JOIN LATERAL unnest(t.sparse_indices, t.sparse_values) AS term(term, value)
@@ -348,18 +323,18 @@ class PgVectorStore:
             LIMIT $3
         """
         arguments = [list(vector.indices), list(vector.values), k, *arguments]
-        rows = await self._guard(self._fetch(sql, arguments))
-        return [ScoredChunk(chunk=_chunk(collection, row), score=float(row["score"])) for row in rows]
+        rows = await guarded(self._fetch(sql, arguments))
+        return [ScoredChunk(chunk=chunk_of(collection, row), score=float(row["score"])) for row in rows]
 
     async def _fetch(self, sql: str, arguments: list[Any]) -> list[Any]:
         pool = await self._connections()
         return list(await pool.fetch(sql, *arguments))
 
     async def delete_document(self, collection: str, document_id: str) -> None:
-        if await self._guard(self._existing_dimension()) is None:
+        if await guarded(self._existing_dimension()) is None:
             return
-        pool = await self._guard(self._connections())
-        await self._guard(
+        pool = await guarded(self._connections())
+        await guarded(
             pool.execute(
                 f"DELETE FROM {self._sql_table} WHERE collection = $1 AND document_id = $2",
                 collection,
@@ -368,11 +343,11 @@ class PgVectorStore:
         )
 
     async def count(self, collection: str, where: Filter | None = None) -> int:
-        if await self._guard(self._existing_dimension()) is None:
+        if await guarded(self._existing_dimension()) is None:
             return 0
-        conditions, arguments = _where(collection, where, first=1)
-        pool = await self._guard(self._connections())
-        result = await self._guard(
+        conditions, arguments = where_clause(collection, where, first=1)
+        pool = await guarded(self._connections())
+        result = await guarded(
             pool.fetchval(f"SELECT count(*) FROM {self._sql_table} WHERE {conditions}", *arguments)
         )
         return int(result)
@@ -385,49 +360,3 @@ class PgVectorStore:
             await asyncio.wait_for(pool.close(), timeout=10)
         except Exception:  # a connection stuck in a query, or one already broken: drop them all
             pool.terminate()
-
-    async def _guard(self, call: Awaitable[T]) -> T:
-        """Await ``call``; asyncpg's errors leave this adapter as MindFu errors."""
-        try:
-            return await call
-        except MindFuError:
-            raise
-        except (OSError, TimeoutError) as exc:
-            raise UpstreamUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
-        except asyncpg.DataError as exc:  # the server's class 22: a value it cannot take (NaN, NUL byte...)
-            raise InvalidRequest(f"PostgreSQL rejected the request: {exc}") from exc
-        except asyncpg.InterfaceError as exc:
-            if isinstance(exc, ValueError):  # asyncpg's client-side data and configuration errors
-                raise InvalidRequest(f"PostgreSQL rejected the request: {exc}") from exc
-            raise UpstreamUnavailable(f"PostgreSQL failed: {exc}") from exc
-        except (asyncpg.PostgresError, asyncpg.InternalClientError) as exc:
-            raise UpstreamUnavailable(f"PostgreSQL failed: {exc}") from exc
-
-
-def _where(collection: str, where: Filter | None, *, first: int, alias: str = "") -> tuple[str, list[Any]]:
-    """The WHERE clause for ``collection`` and ``where``, its placeholders numbered from ``$first``."""
-    column = f"{alias}." if alias else ""
-    conditions = [f"{column}collection = ${first}"]
-    arguments: list[Any] = [collection]
-    if where is not None:
-        if where.document_ids:
-            arguments.append(list(where.document_ids))
-            conditions.append(f"{column}document_id = ANY(${first + len(arguments) - 1}::text[])")
-        if where.metadata:
-            # containment (@>) is what the GIN index answers; JSON keeps true apart from 1
-            arguments.append(json.dumps(dict(where.metadata)))
-            conditions.append(f"{column}metadata @> ${first + len(arguments) - 1}::jsonb")
-    return " AND ".join(conditions), arguments
-
-
-def _chunk(collection: str, row: Any) -> Chunk:
-    return Chunk(
-        id=str(row["chunk_id"]),
-        document_id=str(row["document_id"]),
-        collection=collection,
-        index=int(row["chunk_index"]),
-        text=str(row["text"]),
-        source=str(row["source"] or ""),
-        page=row["page"],
-        metadata=json.loads(row["metadata"]) if row["metadata"] else {},
-    )
