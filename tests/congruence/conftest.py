@@ -41,9 +41,9 @@ RANDOM_ID = re.compile(
 )
 
 
-def _container(root: Path, replies: Sequence[Reply], settings: Mapping[str, Any]) -> Container:
+def _container(root: Path, engine: ScriptedEngine, settings: Mapping[str, Any]) -> Container:
     container = build_container(Settings(data_dir=root, **settings))
-    container.llm_engine.override(providers.Object(ScriptedEngine(replies)))
+    container.llm_engine.override(providers.Object(engine))
     container.embedder.override(providers.Object(HashEmbedder()))
     container.vector_store.override(providers.Object(InMemoryVectorStore()))
     return container
@@ -99,13 +99,17 @@ _STARTERS: dict[str, Callable[[AsyncExitStack, Container], Awaitable[Application
 async def three(
     tmp_path: Path,
     replies: Sequence[Reply] = (Reply(text="Hello from the scripted engine."),),
+    *,
+    engine: Callable[[], ScriptedEngine] | None = None,
     **settings: Any,
 ) -> AsyncIterator[dict[str, Application]]:
-    """The three implementations, each over a core of its own with the same script and settings."""
+    """The three implementations, each over a core of its own with the same script (or a fresh ``engine()``
+    each) and settings."""
     async with AsyncExitStack() as stack:
         apps = {}
         for name in IMPLEMENTATIONS:
-            container = _container(tmp_path / name, replies, settings)
+            made = engine() if engine is not None else ScriptedEngine(replies)
+            container = _container(tmp_path / name, made, settings)
             apps[name] = await _STARTERS[name](stack, container)
         yield apps
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,10 @@ import pytest
 
 from mindfu_core.application import Application
 from mindfu_core.domain.chat import (
+    ChatDelta,
     ChatRequest,
+    ChatResult,
+    GenerationRequest,
     Message,
     Role,
     SamplingParams,
@@ -30,9 +33,9 @@ from mindfu_core.domain.conversations import CallContext, ConversationFilter
 from mindfu_core.domain.documents import ChunkingPolicy
 from mindfu_core.domain.retrieval import RetrievalOverrides
 from mindfu_core.domain.training import DataSource, Hyperparameters, JobSpec, JobStatus
-from mindfu_core.errors import MindFuError
+from mindfu_core.errors import EngineFailure, MindFuError, Overloaded
 from tests.congruence.conftest import assert_congruent, observe, three
-from tests.fakes import Reply
+from tests.fakes import Reply, ScriptedEngine
 from tests.fixtures.tiny_llama import write_tiny_llama
 
 FACT = "The lighthouse keeper of Ardnamurchan feeds the cat at seven. " * 4
@@ -127,6 +130,47 @@ async def test_errors_come_back_as_the_same_domain_errors(tmp_path: Path) -> Non
         seen = assert_congruent(await observe(apps, scenario))
     assert seen["too_long"]["error"] == "ContextLengthExceeded"
     assert seen["unknown_model"]["error"] == "NotFound" and seen["no_document"]["error"] == "NotFound"
+
+
+class FailsMidway(ScriptedEngine):
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[ChatDelta]:
+        yield ChatDelta(content="partial ")
+        raise EngineFailure("decode failed at step 3")
+
+
+class Busy(ScriptedEngine):
+    async def complete(self, request: GenerationRequest) -> ChatResult:
+        raise Overloaded("all slots busy", retry_after=2)
+
+
+async def test_engine_failures_reach_every_caller_alike(tmp_path: Path) -> None:
+    """A stream that fails after its first text, and a full engine; a server-side failure's message stays
+    on the server for remote callers (they get a request id), so only its class and code are compared."""
+
+    async def failing(app: Application) -> Any:
+        stream = await app.chat.stream(ask("Go on"))
+        text = []
+        try:
+            async for delta in stream:
+                text.append(delta.content)
+        except MindFuError as error:
+            return {"text": "".join(text), "error": type(error).__name__, "code": error.code}
+        return {"text": "".join(text), "error": None}
+
+    async with three(tmp_path / "midway", engine=FailsMidway) as apps:
+        seen = assert_congruent(await observe(apps, failing))
+    assert seen == {"text": "partial ", "error": "EngineFailure", "code": "engine_failure"}
+
+    async def busy(app: Application) -> Any:
+        try:
+            await app.chat.complete(ask("Now"))
+        except Overloaded as error:
+            return {"error": "Overloaded", "message": error.message, "retry_after": error.retry_after}
+        return None
+
+    async with three(tmp_path / "busy", engine=Busy) as apps:
+        seen = assert_congruent(await observe(apps, busy))
+    assert seen == {"error": "Overloaded", "message": "all slots busy", "retry_after": 2.0}
 
 
 async def test_documents_retrieval_and_embeddings(tmp_path: Path) -> None:
