@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="inspect the configured models")
     models_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
-    models_commands.add_parser("list", help="list the models MindFu serves")
+    models_commands.add_parser("list", help="list the models MindFu serves").add_argument(
+        "--server", metavar="URL", help="what a running server serves (default: what the settings configure)"
+    )
     prepare = models_commands.add_parser(
         "prepare", help="build the offline embedding model (all-MiniLM-L6-v2 as ONNX) in the data directory"
     )
@@ -183,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "models" and args.models_command == "list":
         from mindfu_cli.models import list_models
 
-        return list_models()
+        return list_models(args.server)
     if args.command == "models" and args.models_command == "prepare":
         from mindfu_cli.models import prepare_models
 

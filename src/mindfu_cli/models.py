@@ -77,9 +77,35 @@ def _model_rows(settings: Any) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def list_models() -> int:
-    """Every model the settings serve (MINDFU_LLM and MINDFU_MODELS), their LoRA adapters and aliases."""
+def list_served(server: str) -> int:
+    """The models a running server serves (fine-tuned ones included), as its application lists them."""
+    import asyncio
+
+    from mindfu_cli.connect import application
+    from mindfu_core.domain.chat import ModelInfo
+
+    async def run() -> list[ModelInfo]:
+        async with application(server) as app:
+            return await app.chat.list_models()
+
+    try:
+        served = asyncio.run(run())
+    except MindFuError as exc:
+        print(f"mindfu: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"{'ID':<40} {'ENGINE':<15} {'CONTEXT':>7}  SOURCE")
+    for info in served:
+        print(f"{info.id:<40} {info.engine:<15} {info.context_length:>7}  {info.source}")
+    return 0
+
+
+def list_models(server: str | None = None) -> int:
+    """Every model the settings serve (MINDFU_LLM and MINDFU_MODELS), their LoRA adapters and aliases,
+    without loading any; with ``server``, what that server serves."""
     from mindfu_adapters.settings import Settings
+
+    if server is not None:
+        return list_served(server)
 
     try:
         rows = _model_rows(Settings())

@@ -92,6 +92,8 @@ def test_ingest_through_a_running_server(tmp_path: Path) -> None:
             for url in (rest, grpc)
         ]
         assert all(c.returncode == 0 and c.stdout.strip() for c in chats), chats
+        models = [run("models", "list", "--server", url, data=tmp_path / "x").stdout for url in (rest, grpc)]
+        assert models[0] == models[1] and "smollm2-135m-instruct" in models[0] and "llama.cpp" in models[0]
         listed = run("conversations", "list", "--server", grpc, data=tmp_path / "x")
         assert listed.returncode == 0 and listed.stdout.count("Say hello") == 2, listed
         gone = run("documents", "delete", shown[0][0]["id"], "--server", grpc, data=tmp_path / "x")
