@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from dependency_injector import containers, providers
 
 from mindfu_adapters.llm.backends import backend_of, resolve_model
-from mindfu_adapters.settings import LlmSettings, Settings
+from mindfu_adapters.llm_settings import AnyLlmSettings, InProcessSettings
+from mindfu_adapters.settings import Settings
 from mindfu_adapters.wiring import rag as rag_wiring
 from mindfu_adapters.wiring import training as training_wiring
 from mindfu_core.domain.documents import ChunkingPolicy
@@ -31,12 +32,12 @@ if TYPE_CHECKING:
     from mindfu_adapters.store.sql import Database
 
 
-def build_engine(llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
+def build_engine(llm: AnyLlmSettings, data_dir: Path | None = None) -> LLMEngine:
     """The engine ``llm`` describes (its backend builds it)."""
     return backend_of(llm).build(llm, data_dir)
 
 
-def describe_model(llm: LlmSettings, data_dir: Path | None = None) -> tuple[str, str]:
+def describe_model(llm: AnyLlmSettings, data_dir: Path | None = None) -> tuple[str, str]:
     """(the id clients use, what the engine loads or reaches); ``ConfigurationError`` when unknown."""
     backend = backend_of(llm)
     return backend.model_id(llm), backend.source(llm, data_dir)
@@ -69,6 +70,8 @@ def prepare_trainable(settings: Settings, *, force: bool = False) -> Path | None
     configured = settings.training.base_models.get(served_model_id(settings) or "")
     if configured is not None:
         return configured.expanduser()
+    if not isinstance(settings.llm, InProcessSettings):
+        return None  # an upstream's weights are elsewhere: MINDFU_TRAINING__BASE_MODELS names them
     return training_wiring.prepare_trainable(settings, resolve_model(settings.llm), force=force)
 
 
@@ -116,7 +119,7 @@ def preflight(settings: Settings) -> None:
     model_aliases(settings)
 
 
-async def _started(llm: LlmSettings, data_dir: Path) -> LLMEngine:
+async def _started(llm: AnyLlmSettings, data_dir: Path) -> LLMEngine:
     """Build an engine off the event loop, then let it finish starting on the loop (vLLM loads its LoRA
     adapters there); closed again if that fails."""
     engine = await asyncio.to_thread(build_engine, llm, data_dir)
@@ -129,7 +132,7 @@ async def _started(llm: LlmSettings, data_dir: Path) -> LLMEngine:
     return engine
 
 
-async def _engine_resource(llm: LlmSettings, data_dir: Path) -> AsyncIterator[LLMEngine]:
+async def _engine_resource(llm: AnyLlmSettings, data_dir: Path) -> AsyncIterator[LLMEngine]:
     """Load the selected engine off the event loop; release it at shutdown."""
     backend_of(llm)  # an unknown backend fails here, before anything loads
     engine = await _started(llm, data_dir)

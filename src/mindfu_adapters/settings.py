@@ -16,7 +16,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mindfu_adapters.llm_settings import AnyLlmSettings as AnyLlmSettings
+from mindfu_adapters.llm_settings import LlamaCppSettings as LlamaCppSettings
 from mindfu_adapters.llm_settings import LlmSettings as LlmSettings
+from mindfu_adapters.llm_settings import UpstreamSettings as UpstreamSettings
+from mindfu_adapters.llm_settings import VllmSettings as VllmSettings
+from mindfu_adapters.llm_settings import llm_settings as llm_settings
 
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 
@@ -233,7 +238,7 @@ class Settings(BaseSettings):
     )
     api_keys_file: Path | None = Field(default=None, description="A file with one API key per line.")
     log_level: str = "INFO"
-    llm: LlmSettings = Field(default_factory=LlmSettings)
+    llm: LlmSettings = Field(default_factory=LlamaCppSettings)
     models: list[LlmSettings] = Field(
         default_factory=list,
         description="More models served beside llm, each with its own engine settings and a model_id "

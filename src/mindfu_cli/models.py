@@ -50,6 +50,7 @@ def _model_rows(settings: Any) -> list[tuple[str, str, str, str, str]]:
     from pathlib import Path
 
     from mindfu_adapters.container import describe_model
+    from mindfu_adapters.llm_settings import InProcessSettings
 
     rows: list[tuple[str, str, str, str, str]] = []
     for llm in (settings.llm, *settings.models):
@@ -66,13 +67,13 @@ def _model_rows(settings: Any) -> list[tuple[str, str, str, str, str]]:
         else:  # vLLM takes hub ids too
             state = "hub id" if llm.backend == "vllm" and not source.startswith("/") else "MISSING"
         rows.append((model_id, llm.backend, context, source, state))
-        for name, adapter in llm.lora_adapters.items():
+        adapters = llm.lora_adapters if isinstance(llm, InProcessSettings) else {}
+        for name, adapter in adapters.items():
             rows.append(
                 (name, f"{llm.backend} lora", context, str(adapter), "ok" if adapter.exists() else "MISSING")
             )
         rows.extend(
-            (alias, "alias", context, f"-> {rows[-1 - len(llm.lora_adapters)][0]}", "")
-            for alias in llm.aliases
+            (alias, "alias", context, f"-> {rows[-1 - len(adapters)][0]}", "") for alias in llm.aliases
         )
     return rows
 

