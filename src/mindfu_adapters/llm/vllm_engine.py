@@ -46,7 +46,7 @@ from mindfu_adapters.llm.vllm_config import (
     tool_parser_class,
 )
 from mindfu_adapters.llm.vllm_lora import check_lora_adapter, load_lora
-from mindfu_adapters.llm.vllm_wire import logprobs_of, mistral_messages, reader_for
+from mindfu_adapters.llm.vllm_wire import ParsedToolCalls, Shaped, logprobs_of, mistral_messages, reader_for
 from mindfu_core.domain.chat import (
     ChatDelta,
     ChatRequest,
@@ -219,7 +219,7 @@ class VllmEngine:
         request_id = f"mindfu-{uuid.uuid4().hex}"
         with self._lock:
             self._requests += 1
-        readers = [reader_for(i, prepared, self._parser_class, self._tokenizer) for i in range(prepared.n)]
+        readers = [self._reader(i, prepared) for i in range(prepared.n)]
         completion_tokens = cached_tokens = 0
         want_logprobs = request.sampling.logprobs
         try:
@@ -389,6 +389,9 @@ class VllmEngine:
             )
             self._warned_parser_hook = True
         return request
+
+    def _reader(self, index: int, prepared: VllmPrepared) -> ParsedToolCalls | Shaped:
+        return reader_for(index, prepared, self._parser_class, self._tokenizer)
 
 
 __all__ = ["VllmConfig", "VllmEngine", "check_lora_adapter", "mistral_messages"]
