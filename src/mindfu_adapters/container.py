@@ -281,6 +281,13 @@ class Container(containers.DeclarativeContainer):
         recorder=recorder,
         aliases=providers.Callable(model_aliases, settings),
     )
+    training_reader = providers.Singleton(
+        training_wiring.training_reader,
+        settings,
+        training_store,
+        conversation_service,
+        providers.Callable(served_model_id, settings),
+    )
     training_service = providers.Resource(
         training_wiring.training_resource,
         settings,

@@ -223,8 +223,10 @@ class LocalTraining:
 
 class LocalApplication:
     """``mindfu_core.application.Application`` in this process, started part by part as calls need them;
-    ``close`` releases whatever was started. Chat, health and training start the whole application (the
-    engine loads); documents, retrieval, embeddings and conversations open only their stores."""
+    ``close`` releases whatever was started. Chat and health start the whole application (the engine
+    loads); documents, retrieval, embeddings and conversations open only their stores; training reads and
+    writes jobs without running any, unless ``training`` is true (then this process's scheduler runs them,
+    sharing the database's jobs with any other scheduler by their leases)."""
 
     def __init__(self, container: Container, *, training: bool = False) -> None:
         self._container = container
@@ -244,9 +246,10 @@ class LocalApplication:
         return (await self._services()).chat
 
     async def _training_api(self) -> TrainingApi:
-        if not self._training:
-            return TrainingUnavailable(NotFound(TRAINING_OFF))
-        return (await self._services()).training
+        if self._training:  # jobs run here: the whole application starts, with the scheduler
+            return (await self._services()).training
+        reader = await resolve(self._container.training_reader)
+        return reader if reader is not None else TrainingUnavailable(NotFound(TRAINING_OFF))
 
     async def _ingestion(self) -> IngestionService:
         found = await resolve(self._container.ingestion_service)

@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         if action is not export:
             action.add_argument("--json", action="store_true", help="print JSON")
 
-    training = commands.add_parser("train", help="fine-tune a served model (through a running server)")
+    training = commands.add_parser("train", help="fine-tune a served model (here, or through a server)")
     train_commands = training.add_subparsers(dest="train_command", metavar="ACTION")
     start = train_commands.add_parser("start", help="start a job on the logged conversations or a JSONL file")
     start.add_argument("--model", required=True, help="the served model to tune")
@@ -140,8 +140,8 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument(
             "--server",
             metavar="URL",
-            help="the server: http://HOST:PORT or grpc://HOST:PORT (default "
-            "http://127.0.0.1:11434; its API key from MINDFU_API_KEY)",
+            help="a running server: http://HOST:PORT or grpc://HOST:PORT (its API key from MINDFU_API_KEY); "
+            "without it, `start` trains in this process",
         )
         action.add_argument("--json", action="store_true", help="print JSON")
 

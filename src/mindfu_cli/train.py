@@ -1,9 +1,9 @@
-"""``mindfu train start | status | cancel | list``: fine-tuning through a running MindFu server, over its
-HTTP or gRPC API (training runs beside the engine, in the server's worker processes); ``--follow`` shows a
-progress bar.
+"""``mindfu train start | status | cancel | list``: fine-tuning in this process, or through a running MindFu
+server (``--server``, over its HTTP or gRPC API); ``--follow`` shows a progress bar.
 
-There is no in-process mode yet: a second process running the training scheduler on the server's database
-would take the server's running job for an interrupted one and queue it again.
+Without ``--server``, ``start`` runs the job here and follows it to its end (its worker is this process's);
+the other actions read and change the data directory's jobs without running any. Schedulers that share a
+database (a server's, this one) hold jobs by leases, so none runs a job twice or takes over a running one.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from mindfu_core.domain.training import (
 )
 from mindfu_core.errors import MindFuError, NotFound
 
-DEFAULT_SERVER = "http://127.0.0.1:11434"
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -100,7 +99,9 @@ def _event_line(event: JobEvent) -> str:
 async def _run(action: str, args: dict[str, Any]) -> int:
     from mindfu_http.training.wire import job_object  # the API's JSON shape for --json
 
-    async with application(args.get("server") or DEFAULT_SERVER) as app:
+    server = args.get("server")
+    here = server is None and action == "start"  # the job runs in this process
+    async with application(server, training=here) as app:
         if action == "start":
             training_file = None
             if args.get("file"):
@@ -114,7 +115,7 @@ async def _run(action: str, args: dict[str, Any]) -> int:
             if job.status is JobStatus.FAILED:
                 print(f"mindfu: {job.error}", file=sys.stderr)
                 return 1
-            if args.get("follow"):
+            if args.get("follow") or here:  # a job run here ends with this process: it is followed
                 job = await _follow(app, job, bool(args.get("quiet")))
                 print(_line(job))
             return 1 if job.status is JobStatus.FAILED else 0

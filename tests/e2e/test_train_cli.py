@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import MINDFU, running_server
+from tests.e2e.server import MINDFU, data_env, running_server
 from tests.fixtures.tiny_llama import write_tiny_llama
 
 pytestmark = pytest.mark.slow
@@ -62,3 +62,32 @@ def test_train_start_follow_status_and_list(tmp_path: Path) -> None:
         assert [j["id"] for j in json.loads(listed.stdout)["data"]] == [job_id]
         missing = mindfu("train", "cancel", "ftjob-nope", "--server", server.url)
         assert missing.returncode == 1 and "No fine-tuning job" in missing.stderr
+
+
+def test_train_start_runs_in_this_process_without_a_server(tmp_path: Path) -> None:
+    """No --server: the job runs in the command's own process, followed to its end; list, status and cancel
+    then read the data directory's jobs without running any."""
+    tiny = write_tiny_llama(tmp_path / "tiny")
+    data = tmp_path / "train.jsonl"
+    reply = {"role": "assistant", "content": "ok"}
+    lines = [{"messages": [{"role": "user", "content": f"Say {i}"}, reply]} for i in range(12)]
+    data.write_text("\n".join(json.dumps(line) for line in lines))
+    env = {
+        **data_env(tmp_path / "data"),
+        "MINDFU_TRAINING__BASE_MODELS": json.dumps({MODEL: str(tiny)}),
+        "MINDFU_TRAINING__EXPORT_GGUF": "",
+    }
+    args = ["train", "start", "--model", MODEL, "--file", str(data), "--max-steps", "2", "--suffix", "here"]
+    started = mindfu(*args, env=env)
+    assert started.returncode == 0, started.stderr
+    final = started.stdout.strip().splitlines()[-1]
+    assert " succeeded " in final and f"ft:{MODEL}:here:" in final, started.stdout
+    assert "step" in started.stderr  # followed with a progress bar though --follow was not given
+    job_id = final.split()[0]
+    listed = mindfu("train", "list", "--json", env=env)
+    (job,) = json.loads(listed.stdout)["data"]
+    assert job["id"] == job_id and job["status"] == "succeeded" and job["mindfu"]["attempts"] == 1
+    status = mindfu("train", "status", env=env)
+    assert status.returncode == 0 and "The job has successfully completed" in status.stdout
+    done = mindfu("train", "cancel", job_id, env=env)
+    assert done.returncode == 1 and "already succeeded" in done.stderr

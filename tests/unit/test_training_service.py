@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -271,3 +272,67 @@ async def test_jobs_and_events_come_in_pages_whose_cursor_continues_them() -> No
     assert events.has_more and rest.items and events.items[0].id not in {e.id for e in rest.items}
     first_file = await svc.list_files(limit=1)
     assert first_file.items == (file,) and first_file.next_cursor is None
+
+
+def sharing(store: InMemoryTrainingJobStore, runner: ScriptedRunner, lease_s: float) -> TrainingService:
+    """A second scheduler on the same store (another core process, or a local `mindfu train`)."""
+    return TrainingService(store, runner, Blobs(), no_conversations, lease_s=lease_s)
+
+
+async def test_schedulers_sharing_a_store_run_each_job_once() -> None:
+    store, runner = InMemoryTrainingJobStore(), ScriptedRunner()
+    first, second = sharing(store, runner, 5.0), sharing(store, runner, 5.0)
+    file = await first.upload_file(GOOD, filename="t.jsonl")
+    jobs = [await first.create_job(spec(file.id)) for _ in range(3)]
+    await asyncio.gather(first.start(), second.start())
+    finished = [await settled(first, j.id) for j in jobs]
+    assert [j.status for j in finished] == [JobStatus.SUCCEEDED] * 3
+    assert sorted(runner.runs) == sorted(j.id for j in jobs)  # each ran once, whichever scheduler took it
+    await asyncio.gather(first.aclose(), second.aclose())
+
+
+async def test_a_job_cancelled_through_another_process_stops_where_it_runs() -> None:
+    store, runner = InMemoryTrainingJobStore(), ScriptedRunner()
+    runner.gate.clear()  # the job holds after its first step
+    owner, other = sharing(store, runner, 0.3), sharing(store, runner, 0.3)
+    file = await owner.upload_file(GOOD, filename="t.jsonl")
+    job = await owner.create_job(spec(file.id))
+    await owner.start()
+    while (await other.get_job(job.id)).progress.step < 1:
+        await asyncio.sleep(0.01)
+    cancelled = await other.cancel_job(job.id)  # `other` does not run it: the record says cancelled now
+    assert cancelled.status is JobStatus.CANCELLED
+    for _ in range(200):  # the owner finds its lease gone at its next renewal and stops the worker
+        if job.id in runner.cancelled:
+            break
+        await asyncio.sleep(0.01)
+    assert job.id in runner.cancelled
+    await asyncio.sleep(0.1)
+    assert (await other.get_job(job.id)).status is JobStatus.CANCELLED  # the owner wrote nothing over it
+    await owner.aclose()
+
+
+async def test_a_job_whose_scheduler_died_is_resumed_once_its_lease_runs_out() -> None:
+    store, runner = InMemoryTrainingJobStore(), ScriptedRunner()
+    survivor = sharing(store, runner, 0.3)
+    file = await survivor.upload_file(GOOD, filename="t.jsonl")
+    job = await survivor.create_job(spec(file.id))
+    assert await store.claim(job.id, "a process that died", datetime.now(UTC) + timedelta(seconds=0.5))
+    await survivor.start()
+    assert (await survivor.get_job(job.id)).status is JobStatus.RUNNING  # its lease still holds
+    assert runner.runs == []
+    done = await settled_within(survivor, job.id, 5.0)
+    assert done.status is JobStatus.SUCCEEDED and runner.runs == [job.id]
+    messages = [e.message for e in (await survivor.events(job.id, limit=50)).items]
+    assert any("Interrupted by a server restart" in m for m in messages)
+    await survivor.aclose()
+
+
+async def settled_within(svc: TrainingService, job_id: str, seconds: float) -> TrainingJob:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        job = await svc.get_job(job_id)
+        if job.status.finished:
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} did not finish within {seconds} s: {await svc.get_job(job_id)}")

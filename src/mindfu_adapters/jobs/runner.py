@@ -19,7 +19,7 @@ from mindfu_core.domain.examples import openai_message
 from mindfu_core.domain.training import ChatExample, Checkpoint, Progress, TrainingJob, TrainingOutcome
 from mindfu_core.errors import EngineFailure, NotFound
 from mindfu_core.ports.training_runner import RunnerUpdate, RunResult
-from mindfu_core.services.training import fine_tuned_name
+from mindfu_core.services.training_record import fine_tuned_name
 
 POLL_S = 0.5
 #: How long a stopping server waits for a running worker to checkpoint.

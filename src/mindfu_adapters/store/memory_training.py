@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+
 from mindfu_core.domain.training import JobEvent, JobStatus, TrainingFile, TrainingJob
 from mindfu_core.errors import Conflict, NotFound
 
@@ -14,6 +17,7 @@ class InMemoryTrainingJobStore:
         self._jobs: dict[str, TrainingJob] = {}
         self._order: list[str] = []
         self._events: list[JobEvent] = []
+        self._leases: dict[str, tuple[str, datetime]] = {}  # job id -> (owner, until)
 
     async def add_file(self, file: TrainingFile) -> None:
         if file.id in self._files:
@@ -61,6 +65,33 @@ class InMemoryTrainingJobStore:
         if job.id not in self._jobs:
             raise NotFound(f"no training job {job.id!r}")
         self._jobs[job.id] = job
+
+    async def claim(self, job_id: str, owner: str, until: datetime) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None or job.status is not JobStatus.QUEUED:
+            return False
+        self._jobs[job_id] = replace(job, status=JobStatus.RUNNING)
+        self._leases[job_id] = (owner, until)
+        return True
+
+    async def renew(self, job_id: str, owner: str, until: datetime) -> bool:
+        job = self._jobs.get(job_id)
+        lease = self._leases.get(job_id)
+        if job is None or job.status is not JobStatus.RUNNING or lease is None or lease[0] != owner:
+            return False
+        self._leases[job_id] = (owner, until)
+        return True
+
+    async def give_up(self, job_id: str) -> None:
+        self._leases.pop(job_id, None)
+
+    async def abandoned(self, now: datetime) -> list[TrainingJob]:
+        def lapsed(job: TrainingJob) -> bool:
+            lease = self._leases.get(job.id)
+            return lease is None or lease[1] < now
+
+        running = [j for j in self._jobs.values() if j.status is JobStatus.RUNNING and lapsed(j)]
+        return sorted(running, key=lambda j: (j.created_at, j.id))
 
     async def add_event(self, event: JobEvent) -> None:
         self._events.append(event)

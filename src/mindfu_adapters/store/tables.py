@@ -189,6 +189,9 @@ training_jobs = sa.Table(
     sa.Column("fine_tuned_model", sa.String(255), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False),
+    # the scheduler running the job, and until when (it renews the lease while the job runs)
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_until", UtcDateTime, nullable=True),
     sa.Index(None, "created_at", "id"),
     sa.Index(None, "status"),
 )

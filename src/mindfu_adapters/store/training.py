@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -104,6 +105,41 @@ class SqlTrainingJobStore:
             )
         if not result.rowcount:
             raise NotFound(f"no training job {job.id!r}")
+
+    async def claim(self, job_id: str, owner: str, until: datetime) -> bool:
+        queued = sa.and_(training_jobs.c.id == job_id, training_jobs.c.status == JobStatus.QUEUED.value)
+        values = {"status": JobStatus.RUNNING.value, "lease_owner": owner, "lease_until": until}
+        async with self._db.transaction(f"claiming training job {job_id}") as connection:
+            result = await connection.execute(training_jobs.update().where(queued).values(**values))
+        return bool(result.rowcount)
+
+    async def renew(self, job_id: str, owner: str, until: datetime) -> bool:
+        mine = sa.and_(
+            training_jobs.c.id == job_id,
+            training_jobs.c.status == JobStatus.RUNNING.value,
+            training_jobs.c.lease_owner == owner,
+        )
+        async with self._db.transaction(f"renewing the lease of job {job_id}") as connection:
+            result = await connection.execute(training_jobs.update().where(mine).values(lease_until=until))
+        return bool(result.rowcount)
+
+    async def give_up(self, job_id: str) -> None:
+        async with self._db.transaction(f"ending the lease of job {job_id}") as connection:
+            await connection.execute(
+                training_jobs.update()
+                .where(training_jobs.c.id == job_id)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    async def abandoned(self, now: datetime) -> list[TrainingJob]:
+        lapsed = sa.and_(
+            training_jobs.c.status == JobStatus.RUNNING.value,
+            sa.or_(training_jobs.c.lease_until.is_(None), training_jobs.c.lease_until < now),
+        )
+        query = training_jobs.select().where(lapsed).order_by(training_jobs.c.created_at, training_jobs.c.id)
+        async with self._db.connection("finding abandoned training jobs") as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [_job(row) for row in rows]
 
     async def add_event(self, event: JobEvent) -> None:
         async with self._db.transaction(f"recording an event of job {event.job_id}") as connection:

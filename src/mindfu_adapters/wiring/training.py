@@ -121,3 +121,25 @@ async def training_resource(
     finally:
         await service.aclose()
         await publisher.aclose()
+
+
+def training_reader(
+    settings: Settings,
+    store: TrainingJobStore,
+    conversations: ConversationService,
+    served_model_id: str | None,
+) -> TrainingService | None:
+    """The fine-tuning service without its scheduler (``None`` with training off): files and jobs are read,
+    created and cancelled, and whichever scheduler shares the database runs them. For one-off commands;
+    no engine is loaded."""
+    if not settings.training.enabled:
+        return None
+    from mindfu_adapters.store.blobs import LocalBlobStore
+
+    return TrainingService(
+        store,
+        training_runner(settings, served_model_id),
+        LocalBlobStore(settings.data_dir.expanduser() / "files"),
+        conversations.export,
+        max_file_bytes=settings.training.max_file_bytes,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from mindfu_core.domain.training import JobEvent, JobStatus, TrainingFile, TrainingJob
@@ -32,6 +33,25 @@ class TrainingJobStore(Protocol):
 
     async def update(self, job: TrainingJob) -> None:
         """Replace the stored record of ``job.id`` (``NotFound`` when there is none)."""
+        ...
+
+    async def claim(self, job_id: str, owner: str, until: datetime) -> bool:
+        """Take the queued job ``job_id`` for the scheduler ``owner`` until ``until``, atomically: its status
+        becomes running; false when it is not queued any more (another scheduler took it, or it was
+        cancelled)."""
+        ...
+
+    async def renew(self, job_id: str, owner: str, until: datetime) -> bool:
+        """Extend ``owner``'s lease of a running job; false when the job is not ``owner``'s any more (it
+        finished, was given up, or its cancellation was asked for by another process)."""
+        ...
+
+    async def give_up(self, job_id: str) -> None:
+        """End the lease of a running job, whoever holds it (its owner stops it at its next renewal)."""
+        ...
+
+    async def abandoned(self, now: datetime) -> list[TrainingJob]:
+        """Running jobs whose lease ran out before ``now``: their scheduler stopped without finishing them."""
         ...
 
     async def add_event(self, event: JobEvent) -> None: ...

@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mindfu_core.domain.conversations import Conversation, ConversationFilter
@@ -27,35 +28,23 @@ from mindfu_core.domain.training import (
     JobEvent,
     JobSpec,
     JobStatus,
-    RegisterPolicy,
     TrainingFile,
     TrainingJob,
 )
 from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
 from mindfu_core.ports.blob_store import BlobStore
 from mindfu_core.ports.training_jobs import TrainingJobStore
-from mindfu_core.ports.training_runner import RunnerUpdate, RunResult, TrainingRunner
+from mindfu_core.ports.training_runner import RunnerUpdate, TrainingRunner
 from mindfu_core.services.dataset import read_chat_jsonl
 from mindfu_core.services.training_data import PreparedDataset, prepare_examples, prepare_from_conversations
+from mindfu_core.services.training_record import JobRecord, utc_now
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 100
 MAX_FILES_PAGE = 1000
+#: how long a scheduler holds a job without renewing it (it renews every third of that while it runs)
+LEASE_S = 60.0
 ConversationSource = Callable[[ConversationFilter | None], AsyncIterable[Conversation]]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def perplexity(loss: float) -> float:
-    """The exponential of a mean token loss (capped so a diverged run reads as huge, not as an error)."""
-    return math.exp(min(loss, 50.0))
-
-
-def fine_tuned_name(job: TrainingJob) -> str:
-    """The served name of a job's model, in OpenAI's shape: ``ft:<base>:<suffix>:<job id>``."""
-    return f"ft:{job.spec.base_model}:{job.spec.suffix or 'mindfu'}:{job.id}"
 
 
 class TrainingService:
@@ -71,9 +60,15 @@ class TrainingService:
         max_file_bytes: int = 512 * 1024 * 1024,
         catch_up: Callable[[], Awaitable[object]] | None = None,
         publish: Callable[[TrainingJob], Awaitable[bool]] | None = None,
+        lease_s: float = LEASE_S,
     ) -> None:
         """``catch_up`` lets the conversation log write what it holds before a dataset is read from it;
-        ``publish`` serves a finished job's model under its ``fine_tuned_model`` name (true when it did)."""
+        ``publish`` serves a finished job's model under its ``fine_tuned_model`` name (true when it did).
+
+        Several services may share one store (core processes, a local ``mindfu train``): a scheduler claims
+        a queued job atomically and holds it by a lease of ``lease_s`` seconds that it renews while the job
+        runs; a job whose lease ran out (its process stopped or died) is queued again by the next scheduler
+        that looks, and resumes from its last checkpoint."""
         self._store = store
         self._runner = runner
         self._files = files
@@ -84,6 +79,9 @@ class TrainingService:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running: str | None = None
+        self._lease_s = lease_s
+        self._record = JobRecord(store, publish)
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
     def max_file_bytes(self) -> int:
@@ -107,7 +105,7 @@ class TrainingService:
             bytes=len(data),
             examples=examples,
             sha256=hashlib.sha256(data).hexdigest(),
-            created_at=_now(),
+            created_at=utc_now(),
         )
         self._files.put(file.id, data)
         await self._store.add_file(file)
@@ -146,19 +144,19 @@ class TrainingService:
         if spec.suffix is not None and (len(spec.suffix) > 64 or not spec.suffix.replace("-", "").isalnum()):
             raise InvalidRequest("suffix: up to 64 letters, digits and dashes", param="suffix")
         job = TrainingJob(
-            id=f"ftjob-{uuid.uuid4().hex[:24]}", spec=spec, status=JobStatus.QUEUED, created_at=_now()
+            id=f"ftjob-{uuid.uuid4().hex[:24]}", spec=spec, status=JobStatus.QUEUED, created_at=utc_now()
         )
         await self._store.create(job)
-        await self._event(job, "Created the fine-tuning job")
+        await self._record.event(job, "Created the fine-tuning job")
         try:
             prepared = await self._prepare(spec)
         except InvalidRequest as error:
-            return await self._finish(job, JobStatus.FAILED, error=error.message)
+            return await self._record.finish(job, JobStatus.FAILED, error=error.message)
         self._runner.store_dataset(job.id, prepared.train, prepared.validation)
         job = replace(job, stats=prepared.stats)
         await self._store.update(job)
         stats = prepared.stats
-        await self._event(
+        await self._record.event(
             job,
             f"Dataset ready: {stats.train} training and {stats.validation} validation examples "
             f"({stats.kept} of {stats.seen} kept)",
@@ -214,20 +212,20 @@ class TrainingService:
         if job.status.finished:
             raise InvalidRequest(f"the job is already {job.status.value}", param="fine_tuning_job_id")
         if job.status is JobStatus.QUEUED:
-            return await self._finish(job, JobStatus.CANCELLED)
+            return await self._record.finish(job, JobStatus.CANCELLED)
+        if self._running != job_id:
+            # running in another process: the record says cancelled now, and that scheduler, finding its
+            # lease gone at its next renewal, stops the worker
+            return await self._record.finish(job, JobStatus.CANCELLED)
         self._runner.cancel(job_id)
-        await self._event(job, "Cancellation requested; the job stops after its current step")
+        await self._record.event(job, "Cancellation requested; the job stops after its current step")
         return job
 
     # --- the scheduler ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Re-queue jobs a restart interrupted, then run queued jobs one at a time."""
-        for job in await self._store.list_jobs(limit=MAX_PAGE, statuses=(JobStatus.RUNNING,)):
-            await self._store.update(replace(job, status=JobStatus.QUEUED))
-            await self._event(
-                job, "Interrupted by a server restart; queued to resume from its last checkpoint", "warn"
-            )
+        await self._recover()
         if self._publish is not None:  # the models of finished jobs are served again after a restart
             for done in await self._store.list_jobs(limit=MAX_PAGE, statuses=(JobStatus.SUCCEEDED,)):
                 if done.fine_tuned_model:
@@ -237,24 +235,46 @@ class TrainingService:
                         log.warning("cannot serve %s again: %s", done.fine_tuned_model, error.message)
         self._task = asyncio.create_task(self._schedule(), name="mindfu-training-scheduler")
 
+    async def _recover(self) -> None:
+        """Queue again the running jobs whose scheduler stopped without finishing them (lease ran out)."""
+        for job in await self._store.abandoned(utc_now()):
+            await self._store.update(replace(job, status=JobStatus.QUEUED))
+            await self._record.event(
+                job,
+                "Interrupted by a server restart (or its process stopped); queued to resume from its last "
+                "checkpoint",
+                "warn",
+            )
+
     async def aclose(self) -> None:
-        """Stop scheduling; a running job's worker is asked to stop (it resumes at the next start)."""
-        if self._running is not None:
-            self._runner.cancel(self._running)
+        """Stop scheduling; a running job's worker is asked to stop, and its lease given up so that the next
+        scheduler to start resumes it."""
+        running = self._running
+        if running is not None:
+            self._runner.cancel(running)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if running is not None:
+            await self._store.give_up(running)
+
+    def _lease_end(self) -> datetime:
+        return utc_now() + timedelta(seconds=self._lease_s)
 
     async def _schedule(self) -> None:
         while True:
             queued = await self._store.list_jobs(limit=MAX_PAGE, statuses=(JobStatus.QUEUED,))
             if not queued:
                 self._wake.clear()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._lease_s)
+                await self._recover()  # another process's job may have been left behind meanwhile
                 continue
             job = queued[-1]  # the oldest
+            if not await self._store.claim(job.id, self._owner, self._lease_end()):
+                continue  # another scheduler took it first
             try:
                 await self._run(job)
             except asyncio.CancelledError:
@@ -263,22 +283,41 @@ class TrainingService:
                 log.exception("training job %s failed in the scheduler", job.id)
 
     async def _run(self, job: TrainingJob) -> None:
+        self._running = job.id
+        try:
+            await self._run_claimed(job)
+        finally:
+            self._running = None
+
+    async def _keep_lease(self, job_id: str, state: dict[str, Any]) -> None:
+        """Renew the job's lease while it runs; a lease this scheduler lost (the job was cancelled by another
+        process, or taken for abandoned) stops the worker, and nothing more is written for the job here."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            if not await self._store.renew(job_id, self._owner, self._lease_end()):
+                log.warning("job %s is not this scheduler's any more: its worker stops", job_id)
+                state["lost"] = True
+                self._runner.cancel(job_id)
+                return
+
+    async def _run_claimed(self, job: TrainingJob) -> None:
         if not self._runner.has_dataset(job.id):
             try:
                 prepared = await self._prepare(job.spec)
             except InvalidRequest as error:
-                await self._finish(job, JobStatus.FAILED, error=error.message)
+                await self._record.finish(job, JobStatus.FAILED, error=error.message)
                 return
             self._runner.store_dataset(job.id, prepared.train, prepared.validation)
         job = replace(
-            job, status=JobStatus.RUNNING, started_at=job.started_at or _now(), attempts=job.attempts + 1
+            job, status=JobStatus.RUNNING, started_at=job.started_at or utc_now(), attempts=job.attempts + 1
         )
         await self._store.update(job)
-        await self._event(job, f"Training started (attempt {job.attempts})")
-        self._running = job.id
-        state = {"job": job}
+        await self._record.event(job, f"Training started (attempt {job.attempts})")
+        state: dict[str, Any] = {"job": job, "lost": False}
 
         async def report(update: RunnerUpdate) -> None:
+            if state["lost"]:
+                return  # the record is another process's now (or says cancelled): leave it as it is
             current = state["job"]
             if update.progress is not None:
                 current = replace(current, progress=update.progress)
@@ -290,89 +329,31 @@ class TrainingService:
             if update.metrics and "loss" in update.metrics:
                 total = current.progress.total_steps
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(update.metrics.items()))
-                await self._event(
+                await self._record.event(
                     current, f"Step {update.step}/{total}: {shown}", data=dict(update.metrics), kind="metrics"
                 )
             if update.message:
-                await self._event(current, update.message, update.level)
+                await self._record.event(current, update.message, update.level)
 
+        lease = asyncio.create_task(self._keep_lease(job.id, state), name=f"mindfu-lease-{job.id}")
         try:
             result = await self._runner.run(job, report)
         except MindFuError as error:
-            await self._finish(state["job"], JobStatus.FAILED, error=error.message)
+            if not state["lost"]:
+                await self._record.finish(state["job"], JobStatus.FAILED, error=error.message)
             return
         finally:
-            self._running = None
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
+        if state["lost"]:
+            return
         if result.cancelled or result.outcome is None:
             if self._task is not None and self._task.cancelling():
                 return  # shutting down: the job stays running in the record, resumed at the next start
-            await self._finish(state["job"], JobStatus.CANCELLED)
+            await self._record.finish(state["job"], JobStatus.CANCELLED)
             return
-        await self._succeed(state["job"], result)
-
-    async def _succeed(self, job: TrainingJob, result: RunResult) -> None:
-        outcome = result.outcome
-        assert outcome is not None
-        job = replace(job, outcome=outcome, artifacts={**job.artifacts, **result.artifacts})
-        for note in outcome.notes:
-            await self._event(job, note, "warn")
-        better = (
-            outcome.eval_loss is not None
-            and outcome.base_eval_loss is not None
-            and outcome.eval_loss < outcome.base_eval_loss
-        )
-        policy = job.spec.register
-        if policy is RegisterPolicy.ALWAYS or (policy is RegisterPolicy.IF_BETTER and better):
-            job = replace(job, fine_tuned_model=fine_tuned_name(job))
-        if outcome.eval_loss is not None and outcome.base_eval_loss is not None:
-            tuned, base = outcome.eval_loss, outcome.base_eval_loss
-            await self._event(
-                job,
-                f"Validation loss {tuned:.4f} (perplexity {perplexity(tuned):.2f}) against the base model's "
-                f"{base:.4f} (perplexity {perplexity(base):.2f})",
-                data={"eval_loss": tuned, "base_eval_loss": base},
-            )
-        if policy is RegisterPolicy.IF_BETTER and not better:
-            await self._event(job, "Not registered: the tuned model does not beat the base model", "warn")
-        if job.fine_tuned_model and self._publish is not None:
-            try:
-                if await self._publish(job):
-                    await self._event(job, f"Serving the tuned model as {job.fine_tuned_model}")
-            except MindFuError as error:
-                await self._event(job, f"The tuned model could not be served: {error.message}", "error")
-        await self._finish(job, JobStatus.SUCCEEDED)
-
-    async def _finish(self, job: TrainingJob, status: JobStatus, *, error: str | None = None) -> TrainingJob:
-        job = replace(job, status=status, finished_at=_now(), error=error)
-        await self._store.update(job)
-        messages = {
-            JobStatus.SUCCEEDED: "The job has successfully completed",
-            JobStatus.CANCELLED: "The job was cancelled",
-            JobStatus.FAILED: f"The job failed: {error}",
-        }
-        await self._event(
-            job, messages.get(status, status.value), "error" if status is JobStatus.FAILED else "info"
-        )
-        return job
-
-    async def _event(
-        self,
-        job: TrainingJob,
-        message: str,
-        level: str = "info",
-        *,
-        data: dict[str, Any] | None = None,
-        kind: str = "message",
-    ) -> None:
-        event = JobEvent(
-            id=f"ftevent-{uuid.uuid4().hex[:24]}",
-            job_id=job.id,
-            created_at=_now(),
-            level=level,
-            message=message,
-            data={"type": kind, **(data or {})},
-        )
-        await self._store.add_event(event)
+        await self._record.succeed(state["job"], result)
 
 
 def _check_limit(limit: int) -> None:

@@ -159,3 +159,34 @@ async def test_training_files(store: TrainingJobStore) -> None:
         await store.list_files(after="file-missing")
     assert await store.delete_file("file-1") and not await store.delete_file("file-1")
     assert await store.get_file("file-1") is None
+
+
+async def test_a_queued_job_is_claimed_once_and_held_by_its_lease(store: TrainingJobStore) -> None:
+    """Two schedulers on one store: the claim is atomic, only the owner renews, and a job is abandoned
+    when its lease runs out (or was ended), never while it is held."""
+    await store.create(job(1))
+    now = datetime.now(UTC)
+    assert await store.claim("ftjob-0001", "a", now + timedelta(seconds=60))
+    assert not await store.claim("ftjob-0001", "b", now + timedelta(seconds=60))
+    claimed = await store.get("ftjob-0001")
+    assert claimed is not None and claimed.status is JobStatus.RUNNING
+    assert await store.abandoned(now) == []
+    assert await store.renew("ftjob-0001", "a", now + timedelta(seconds=120))
+    assert not await store.renew("ftjob-0001", "b", now + timedelta(seconds=120))
+    assert await store.abandoned(now + timedelta(seconds=90)) == []
+    assert [j.id for j in await store.abandoned(now + timedelta(seconds=121))] == ["ftjob-0001"]
+    await store.update(replace(claimed, attempts=3))  # progress writes keep the lease
+    assert await store.renew("ftjob-0001", "a", now + timedelta(seconds=60))
+    await store.give_up("ftjob-0001")
+    assert not await store.renew("ftjob-0001", "a", now + timedelta(seconds=60))
+    assert [j.id for j in await store.abandoned(now)] == ["ftjob-0001"]
+    await store.update(replace(claimed, status=JobStatus.CANCELLED))
+    assert await store.abandoned(now + timedelta(days=1)) == []  # finished jobs are nobody's concern
+    assert not await store.claim("ftjob-0001", "b", now + timedelta(seconds=60))
+    assert not await store.claim("ftjob-nope", "b", now + timedelta(seconds=60))
+
+
+async def test_a_job_running_without_a_lease_is_abandoned(store: TrainingJobStore) -> None:
+    """Jobs recorded running before leases existed (or written so by hand) count as interrupted."""
+    await store.create(job(2, status=JobStatus.RUNNING))
+    assert [j.id for j in await store.abandoned(datetime.now(UTC))] == ["ftjob-0002"]
