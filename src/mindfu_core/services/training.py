@@ -308,6 +308,9 @@ class TrainingService:
                 await self._record.finish(job, JobStatus.FAILED, error=error.message)
                 return
             self._runner.store_dataset(job.id, prepared.train, prepared.validation)
+        claimed = await self._store.get(job.id)
+        if claimed is None or claimed.status is not JobStatus.RUNNING:
+            return  # cancelled (from another process) while its dataset was being prepared
         job = replace(
             job, status=JobStatus.RUNNING, started_at=job.started_at or utc_now(), attempts=job.attempts + 1
         )
