@@ -349,3 +349,17 @@ def test_the_routes_need_an_api_key(api: Api) -> None:
     response = api.client.get("/v1/conversations", headers={"Authorization": "Bearer wrong"})
     assert response.status_code == 401
     assert api.client.get("/v1/conversations/export", headers={"Authorization": ""}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["min_rating=9999999999999999999", "max_rating=-9999999999999999999", "min_turns=99999999999999"],
+)
+def test_a_number_no_database_holds_is_a_400_naming_it(make_client: Any, query: str) -> None:
+    """Filters are compared in SQL: a number past its integers is the client's mistake, not an overflow."""
+    paths = ["/v1/conversations/export"] + ([] if query.startswith("min_turns") else ["/v1/conversations"])
+    with make_client() as client:
+        for path in paths:
+            response = client.get(f"{path}?{query}")
+            assert response.status_code == 400, (path, response.text)
+            assert response.json()["error"]["param"] == query.split("=")[0]

@@ -41,6 +41,13 @@ def chat(**kwargs: object) -> ChatRequest:
         (SamplingParams(top_k=-1), "top_k"),
         (SamplingParams(min_p=1.5), "min_p"),
         (SamplingParams(repeat_penalty=0), "repeat_penalty"),
+        (SamplingParams(repeat_penalty=float("nan")), "repeat_penalty"),
+        (SamplingParams(repeat_penalty=float("inf")), "repeat_penalty"),
+        (SamplingParams(temperature=float("nan")), "temperature"),
+        (SamplingParams(min_p=float("nan")), "min_p"),
+        (SamplingParams(seed=2**64), "seed"),
+        (SamplingParams(seed=-(2**63) - 1), "seed"),
+        (SamplingParams(top_k=2**40), "top_k"),
     ],
 )
 def test_sampling_out_of_range_names_the_parameter(sampling: SamplingParams, param: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from mindfu_core.domain.chat import FinishReason, Message, Usage
 from mindfu_core.domain.pages import Page
+from mindfu_core.errors import InvalidRequest
 
 
 class CompletionStatus(enum.StrEnum):
@@ -167,6 +168,28 @@ class ConversationFilter:
     max_response_chars: int | None = None  # every assistant message at most this long
     api_key_id: str | None = None
     user: str | None = None
+
+
+#: the numbers of a filter are compared in the database: they must fit its integers
+FILTER_INT_RANGE = (-(2**31), 2**31 - 1)
+
+
+def check_filter(where: ConversationFilter | None) -> None:
+    """``InvalidRequest`` naming the field for a number no database column can hold (a SQLite overflow
+    would otherwise be a server error)."""
+    if where is None:
+        return
+    low, high = FILTER_INT_RANGE
+    numbers = {
+        "min_rating": where.min_rating,
+        "max_rating": where.max_rating,
+        "min_turns": where.min_turns,
+        "min_response_chars": where.min_response_chars,
+        "max_response_chars": where.max_response_chars,
+    }
+    for name, value in numbers.items():
+        if value is not None and not low <= value <= high:
+            raise InvalidRequest(f"{name} must be between {low} and {high}, got {value}", param=name)
 
 
 #: A page of a conversation listing, newest first

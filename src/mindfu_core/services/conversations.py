@@ -23,6 +23,7 @@ from mindfu_core.domain.conversations import (
     ConversationPage,
     Feedback,
     chain_hashes,
+    check_filter,
 )
 from mindfu_core.domain.examples import finetuning_example
 from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
@@ -227,6 +228,7 @@ class ConversationService:
     ) -> ConversationPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+        check_filter(where)
         await self._settle()
         return await self._store.list(where, limit=limit, cursor=cursor)
 
@@ -294,12 +296,14 @@ class ConversationService:
         return feedback
 
     async def export(self, where: ConversationFilter | None = None) -> AsyncIterator[Conversation]:
+        check_filter(where)
         await self._settle()
         async for conversation in self._store.export(where):
             yield conversation
 
     async def export_examples(self, where: ConversationFilter | None = None) -> AsyncIterator[dict[str, Any]]:
         """Fine-tuning examples, one per conversation that has at least one assistant message."""
+        check_filter(where)
         await self._settle()
         async for conversation in self._store.export(where):
             if any(m.role is Role.ASSISTANT for m in conversation.messages):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from mindfu_core.domain.chat import (
     ChatRequest,
     GenerationRequest,
@@ -14,6 +16,10 @@ from mindfu_core.errors import InvalidRequest
 
 MAX_STOP_SEQUENCES = 4
 MAX_TOP_LOGPROBS = 20
+#: what engines take as a seed (a signed 64-bit integer) and as top_k (a C int)
+SEED_RANGE = (-(2**63), 2**63 - 1)
+MAX_TOP_K = 2**31 - 1
+MAX_REPEAT_PENALTY = 10.0
 
 
 def _check_range(value: float, low: float, high: float, param: str) -> None:
@@ -37,12 +43,21 @@ def validate_sampling(sampling: SamplingParams) -> None:
         raise InvalidRequest("stop sequences must not be empty", param="stop")
     if not 0 <= sampling.top_logprobs <= MAX_TOP_LOGPROBS:
         raise InvalidRequest(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", param="top_logprobs")
-    if sampling.top_k is not None and sampling.top_k < 0:
-        raise InvalidRequest(f"top_k must be 0 (off) or more, got {sampling.top_k}", param="top_k")
+    if sampling.top_k is not None and not 0 <= sampling.top_k <= MAX_TOP_K:
+        raise InvalidRequest(
+            f"top_k must be between 0 (off) and {MAX_TOP_K}, got {sampling.top_k}", param="top_k"
+        )
     if sampling.min_p is not None:
         _check_range(sampling.min_p, 0.0, 1.0, "min_p")
-    if sampling.repeat_penalty is not None and sampling.repeat_penalty <= 0:
-        raise InvalidRequest("repeat_penalty must be greater than 0", param="repeat_penalty")
+    penalty = sampling.repeat_penalty
+    if penalty is not None and not (math.isfinite(penalty) and 0 < penalty <= MAX_REPEAT_PENALTY):
+        raise InvalidRequest(
+            f"repeat_penalty must be greater than 0 and at most {MAX_REPEAT_PENALTY:g}, got {penalty}",
+            param="repeat_penalty",
+        )
+    low, high = SEED_RANGE
+    if sampling.seed is not None and not low <= sampling.seed <= high:
+        raise InvalidRequest("seed must fit in a signed 64-bit integer", param="seed")
     if sampling.top_logprobs and not sampling.logprobs:
         raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
 

@@ -13,6 +13,7 @@ from mindfu_core.domain.conversations import (
     Feedback,
     LoggedCompletion,
     RetrievedChunk,
+    check_filter,
 )
 from mindfu_core.errors import InvalidRequest
 from mindfu_grpc._pb.mindfu.v1 import chat_pb2
@@ -58,6 +59,7 @@ def filter_to_pb(where: ConversationFilter | None) -> pb.ConversationFilter:
     out = pb.ConversationFilter()
     if where is None:
         return out
+    check_filter(where)  # the message's int32 fields cannot carry more
     if where.since is not None:
         out.since.CopyFrom(timestamp(where.since))
     if where.until is not None:
