@@ -271,3 +271,20 @@ def test_a_streamed_delta_survives_the_wire() -> None:
     assert [d.sources for d in back if d.sources] == [delta.sources]
     assert [d.logprobs for d in back if d.logprobs] == [delta.logprobs]
     assert {d.index for d in back if d.content} == {delta.index}
+
+
+def test_every_error_class_comes_back_from_its_error_object() -> None:
+    """The client's tables are the inverse of the server's: each domain error, answered as the server
+    answers it, is read back as the same class (a class added on one side only fails here)."""
+    from mindfu_core.errors import ALL_ERRORS, MindFuError
+    from mindfu_http.client.transport import STATUS_OF_TYPE, error_of
+    from mindfu_http.errors import HTTP_ERRORS, error_body
+
+    for cls in ALL_ERRORS:
+        status, kind = HTTP_ERRORS[cls]
+        body = error_body("why", kind, param="field", code=cls.code)
+        back = error_of(status, body, {"retry-after": "3"})
+        assert type(back) is cls, (cls, back)
+        assert isinstance(back, MindFuError) and back.message == "why"
+        # a stream's error event carries no status: the status its type suggests, and its code, give it
+        assert type(error_of(STATUS_OF_TYPE.get(kind, 500), body)) is cls, (cls, kind)

@@ -20,18 +20,7 @@ from mindfu_core.domain.chat import (
 from mindfu_core.domain.conversations import NO_CONTEXT, CallContext
 from mindfu_http.client import parse
 from mindfu_http.client.requests import chat_body, generation_body
-from mindfu_http.client.transport import Transport, error_of
-
-#: OpenAI error ``type`` -> the status the server answers it with (an error event in a stream has none).
-STATUS_OF_TYPE = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "conflict_error": 409,
-    "rate_limit_error": 429,
-    "service_unavailable_error": 503,
-}
+from mindfu_http.client.transport import STATUS_OF_TYPE, Transport, error_of
 
 
 class HttpChat:

@@ -20,9 +20,6 @@ from mindfu_core.domain.examples import openai_message
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.domain.training import JobSpec
 
-#: the fine-tuning API's base learning rate (``learning_rate_multiplier`` scales it)
-BASE_LEARNING_RATE = 2e-4
-
 
 def _sampling(sampling: SamplingParams, *, chat: bool) -> dict[str, Any]:
     body: dict[str, Any] = {}

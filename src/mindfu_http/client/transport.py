@@ -11,10 +11,8 @@ from typing import Any
 import httpx
 
 from mindfu_core.errors import (
-    ConfigurationError,
+    ALL_ERRORS,
     Conflict,
-    ContextLengthExceeded,
-    EngineFailure,
     InvalidRequest,
     MindFuError,
     NotFound,
@@ -41,12 +39,20 @@ BY_STATUS: dict[int, type[MindFuError]] = {
     429: Overloaded,
     503: UpstreamUnavailable,
 }
-#: Classes that share a status with another, told apart by their error ``code``.
-BY_CODE: dict[str, type[MindFuError]] = {
-    ContextLengthExceeded.code: ContextLengthExceeded,
-    EngineFailure.code: EngineFailure,
-    ConfigurationError.code: ConfigurationError,
+#: OpenAI error ``type`` -> the status the server answers it with (an error event in a stream has none).
+STATUS_OF_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "conflict_error": 409,
+    "rate_limit_error": 429,
+    "service_unavailable_error": 503,
 }
+#: Every class by its own ``code`` (codes are distinct): the code decides first, since one status serves
+#: several classes (400, 413, 415 and 422 are all ``invalid_request_error``); the status is the fallback
+#: for a code an error was raised with in place of its class's.
+BY_CODE: dict[str, type[MindFuError]] = {cls.code: cls for cls in ALL_ERRORS}
 
 
 def error_of(
