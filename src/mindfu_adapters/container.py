@@ -15,6 +15,7 @@ from dependency_injector import containers, providers
 from mindfu_adapters.llm.backends import backend_of, resolve_model
 from mindfu_adapters.llm_settings import AnyLlmSettings, InProcessSettings
 from mindfu_adapters.settings import Settings
+from mindfu_adapters.wiring import auth as auth_wiring
 from mindfu_adapters.wiring import rag as rag_wiring
 from mindfu_adapters.wiring import training as training_wiring
 from mindfu_core.domain.documents import ChunkingPolicy
@@ -231,6 +232,7 @@ class Container(containers.DeclarativeContainer):
     more_engines = providers.Resource(_more_engines_resource, settings)
     database = providers.Resource(_database_resource, settings)
     document_registry = providers.Singleton(_document_registry, database)
+    key_service = providers.Singleton(auth_wiring.key_service, settings, database)
     embedder = providers.Singleton(_embedder, settings)
     vector_store = providers.Resource(rag_wiring.vector_store_resource, settings, embedder)
     parser = providers.Singleton(rag_wiring.parser)
@@ -276,7 +278,7 @@ class Container(containers.DeclarativeContainer):
         engines=providers.Callable(
             lambda main, more: _with_adapters([main, *more]), llm_engine, more_engines
         ),
-        max_n=providers.Callable(lambda s: s.http.max_n, settings),
+        limits=providers.Callable(lambda s: s.request_limits(), settings),
         retriever=retriever,
         recorder=recorder,
         aliases=providers.Callable(model_aliases, settings),

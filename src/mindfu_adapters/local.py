@@ -5,7 +5,7 @@ at its first call, so listing documents opens the vector store and the registry 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from mindfu_adapters.container import Container
@@ -23,9 +23,11 @@ from mindfu_core.domain.conversations import (
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.pages import Page
+from mindfu_core.domain.principals import ApiKey, NewApiKey, Principal
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import NotFound
+from mindfu_core.services.auth import KeyService
 from mindfu_core.services.conversations import ConversationService
 from mindfu_core.services.embeddings import EmbeddingService
 from mindfu_core.services.ingestion import IngestionService
@@ -144,6 +146,25 @@ class LocalEmbeddings:
         return await (await self._part()).embed(model, texts, dimensions=dimensions)
 
 
+class LocalKeys:
+    def __init__(self, part: _Part[KeyService]) -> None:
+        self._part = part
+
+    async def whoami(self, credentials: str | None) -> Principal:
+        return await (await self._part()).whoami(credentials)
+
+    async def create(
+        self, caller: Principal, *, tenant: str, scopes: Iterable[str], name: str | None = None
+    ) -> NewApiKey:
+        return await (await self._part()).create(caller, tenant=tenant, scopes=scopes, name=name)
+
+    async def list(self, caller: Principal, *, tenant: str | None = None) -> list[ApiKey]:
+        return await (await self._part()).list(caller, tenant=tenant)
+
+    async def revoke(self, caller: Principal, key_id: str) -> ApiKey:
+        return await (await self._part()).revoke(caller, key_id)
+
+
 class LocalConversations:
     def __init__(self, part: _Part[ConversationService]) -> None:
         self._part = part
@@ -238,6 +259,7 @@ class LocalApplication:
         self.embeddings = LocalEmbeddings(_Part(self._embeddings))
         self.conversations = LocalConversations(_Part(self._conversations))
         self.training = LocalTraining(_Part(self._training_api))
+        self.keys = LocalKeys(_Part(self._keys))
 
     async def _start_all(self) -> Services:
         return await start(self._container, training=self._training)
@@ -267,6 +289,11 @@ class LocalApplication:
     async def _conversations(self) -> ConversationService:
         found = await resolve(self._container.conversation_service)
         assert isinstance(found, ConversationService)
+        return found
+
+    async def _keys(self) -> KeyService:
+        found = await resolve(self._container.key_service)
+        assert isinstance(found, KeyService)
         return found
 
     async def health(self) -> Health:

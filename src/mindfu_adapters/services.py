@@ -12,6 +12,7 @@ from mindfu_adapters.store.conversation_log import DurableCompletionLog
 from mindfu_core.application import Health, TrainingApi, TrainingUnavailable
 from mindfu_core.errors import NotFound
 from mindfu_core.ports.conversation_store import CompletionLog
+from mindfu_core.services.auth import KeyService
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.conversations import ConversationService
 from mindfu_core.services.embeddings import EmbeddingService
@@ -31,6 +32,7 @@ class Services:
     retrieval: Retriever
     embeddings: EmbeddingService
     conversations: ConversationService
+    keys: KeyService
     completion_log: CompletionLog | None = None  # for health detail (queue depth, failures)
     # fine-tuning runs in the process that holds the engine
     training: TrainingApi = field(default_factory=lambda: TrainingUnavailable(NotFound(TRAINING_OFF)))
@@ -69,6 +71,7 @@ async def start(container: Container, *, training: bool = True) -> Services:
         retrieval=await resolve(container.retriever),
         embeddings=EmbeddingService(await resolve(container.embedder)),
         conversations=await resolve(container.served_conversations),
+        keys=await resolve(container.key_service),
         completion_log=await resolve(container.completion_log),
         training=service if service is not None else TrainingUnavailable(NotFound(why)),
     )

@@ -22,6 +22,7 @@ from mindfu_adapters.llm_settings import LlmSettings as LlmSettings
 from mindfu_adapters.llm_settings import UpstreamSettings as UpstreamSettings
 from mindfu_adapters.llm_settings import VllmSettings as VllmSettings
 from mindfu_adapters.llm_settings import llm_settings as llm_settings
+from mindfu_core.domain.limits import RequestLimits
 
 DEFAULT_MODEL_ID = "smollm2-135m-instruct"
 
@@ -38,6 +39,42 @@ class HttpSettings(BaseModel):
     port: int = Field(default=11434, ge=0, le=65535)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_n: int = Field(default=8, ge=1, description="Largest n a request may ask for.")
+
+
+class LimitsSettings(BaseModel):
+    """``MINDFU_LIMITS__...``: what one generation request may cost, on every API (refused with 400)."""
+
+    max_messages: int = Field(default=4096, ge=1, description="Messages in one request.")
+    max_message_chars: int = Field(default=1 << 20, ge=1, description="Characters in one message.")
+    max_prompt_chars: int = Field(
+        default=4 << 20, ge=1, description="Characters of all messages together (or of a text prompt)."
+    )
+    max_tools: int = Field(default=128, ge=0, description="Tools in one request.")
+    max_tool_schema_depth: int = Field(default=32, ge=1, description="How deep a tool's schema nests.")
+    max_stop: int = Field(default=4, ge=0, description="Stop sequences in one request.")
+    max_stop_chars: int = Field(default=256, ge=1, description="Characters in one stop sequence.")
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens of one answer: the length of answers whose request names none, and a larger "
+        "max_tokens is lowered to it (llama-server's --n-predict); unset: what the context window leaves.",
+    )
+
+
+class AuthSettings(BaseModel):
+    """``MINDFU_AUTH__...``: how stored keys are kept (the settings' own keys are ``MINDFU_API_KEYS``)."""
+
+    secret: SecretStr | None = Field(
+        default=None,
+        description="The secret keys are stored under (HMAC-SHA256); unset: a random one made once in "
+        "secret_file. Every process sharing the database needs the same one.",
+    )
+    secret_file: Path | None = Field(default=None, description="Default <data_dir>/server.secret.")
+    cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a looked-up key is trusted (a revoke elsewhere takes this long).",
+    )
 
 
 class GrpcSettings(BaseModel):
@@ -245,6 +282,8 @@ class Settings(BaseSettings):
         '(JSON in MINDFU_MODELS: [{"model_id": "coder", "model_path": "/models/coder.gguf"}]).',
     )
     http: HttpSettings = Field(default_factory=HttpSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     grpc: GrpcSettings = Field(default_factory=GrpcSettings)
     core: CoreSettings = Field(default_factory=CoreSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -288,6 +327,10 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         """The MLflow tracking store."""
         return self.training.tracking_uri or f"sqlite:///{self.data_dir.expanduser() / 'mlflow.db'}"
+
+    def request_limits(self) -> RequestLimits:
+        """What one generation request may cost."""
+        return RequestLimits(max_n=self.http.max_n, **self.limits.model_dump())
 
     def all_api_keys(self) -> list[str]:
         """Configured keys from the setting and the keys file (blank lines and ``#`` comments skipped)."""

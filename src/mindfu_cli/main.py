@@ -1,4 +1,4 @@
-"""``mindfu``: serve, chat, models, ingest, documents, conversations, db (imports happen in commands)."""
+"""``mindfu``: serve, chat, models, ingest, documents, conversations, train, keys, db (lazy imports)."""
 
 from __future__ import annotations
 
@@ -145,6 +145,31 @@ def _parser() -> argparse.ArgumentParser:
         )
         action.add_argument("--json", action="store_true", help="print JSON")
 
+    api_keys = commands.add_parser("keys", help="create, list and revoke API keys (tenants and scopes)")
+    keys_commands = api_keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    create = keys_commands.add_parser("create", help="a new key; its secret alone on the last line")
+    create.add_argument("--tenant", required=True, help="the tenant its calls act for")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        help="chat, documents:read, documents:write, conversations:read, training, admin or metrics "
+        "(repeatable)",
+    )
+    create.add_argument("--name", help="a name to recognise it by")
+    keys_commands.add_parser("list", help="every key, revoked ones included").add_argument(
+        "--tenant", help="only this tenant's"
+    )
+    keys_commands.add_parser("revoke", help="revoke a key at once").add_argument("key_id", metavar="ID")
+    for action in keys_commands.choices.values():
+        action.add_argument(
+            "--server",
+            metavar="URL",
+            help="a running server (http:// or grpc://) and the admin key in MINDFU_API_KEY; without it, "
+            "this data directory's database",
+        )
+        action.add_argument("--json", action="store_true", help="print JSON")
+
     database = commands.add_parser("db", help="migrate the database schema (alembic)")
     db_commands = database.add_subparsers(dest="db_command", metavar="ACTION")
     db_commands.add_parser("upgrade", help="to the newest schema").add_argument("revision", nargs="?")
@@ -226,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mindfu_cli.train import train
 
         return train(args.train_command, vars(args))
+    if args.command == "keys" and args.keys_command:
+        from mindfu_cli.keys import keys
+
+        return keys(args.keys_command, vars(args))
     if args.command == "db" and args.db_command:
         from mindfu_cli.db import db
 

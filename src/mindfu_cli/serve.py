@@ -137,6 +137,7 @@ def _serve_http(
             timeout=settings.core.timeout_s,
             connect_timeout=settings.core.connect_timeout_s,
             max_message_bytes=settings.grpc.max_message_bytes,
+            anonymous_as_own_key=not keys,
         )
     else:
         preflight(settings)

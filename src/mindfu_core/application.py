@@ -7,7 +7,7 @@ serves either one unchanged (``mindfu serve`` or ``mindfu serve --role gateway``
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from mindfu_core.domain.conversations import (
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.pages import Page
+from mindfu_core.domain.principals import ApiKey, NewApiKey, Principal
 from mindfu_core.domain.retrieval import RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import MindFuError
@@ -144,6 +145,21 @@ class TrainingApi(Protocol):
     async def cancel_job(self, job_id: str) -> TrainingJob: ...
 
 
+class KeyApi(Protocol):
+    """Who calls, and the API keys (``KeyService``). ``caller`` is the principal an edge authenticated; a
+    client of a remote server leaves it to the server, which knows the caller from its credentials."""
+
+    async def whoami(self, credentials: str | None) -> Principal: ...
+
+    async def create(
+        self, caller: Principal, *, tenant: str, scopes: Iterable[str], name: str | None = ...
+    ) -> NewApiKey: ...
+
+    async def list(self, caller: Principal, *, tenant: str | None = ...) -> list[ApiKey]: ...
+
+    async def revoke(self, caller: Principal, key_id: str) -> ApiKey: ...
+
+
 class TrainingUnavailable:
     """The ``TrainingApi`` of an application that does not fine-tune: every call raises ``error`` (such as
     ``NotFound`` when fine-tuning is turned off), which the edges answer as they answer any error."""
@@ -214,5 +230,8 @@ class Application(Protocol):
 
     @property
     def training(self) -> TrainingApi: ...
+
+    @property
+    def keys(self) -> KeyApi: ...
 
     async def health(self) -> Health: ...

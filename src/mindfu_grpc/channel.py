@@ -11,6 +11,7 @@ from mindfu_core.services.auth import presented_credentials
 from mindfu_grpc.errors import error_from_rpc
 
 T = TypeVar("T")
+Metadata = tuple[tuple[str, str], ...]
 
 
 class Channel:
@@ -33,14 +34,21 @@ class Channel:
         )
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The credentials a call presents: those the edge's caller presented, else the gateway's own key."""
         authorization = presented_credentials.get()
         if authorization is None and self._api_key:
             authorization = f"Bearer {self._api_key}"
         return (("authorization", authorization),) if authorization else ()
 
-    async def call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+    async def call(
+        self, method: Callable[..., Awaitable[T]], request: Any, *, metadata: Metadata | None = None
+    ) -> T:
+        """``method(request)`` presenting ``metadata`` (default: ``metadata()``); a failure raises the
+        domain error it stands for."""
         try:
-            return await method(request, metadata=self.metadata(), timeout=self.timeout)
+            return await method(
+                request, metadata=self.metadata() if metadata is None else metadata, timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as error:
             raise error_from_rpc(error, target=self.target) from None
 

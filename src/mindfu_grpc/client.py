@@ -50,6 +50,7 @@ from mindfu_grpc.remote import (
     RemoteRetrieval,
     RemoteTraining,
 )
+from mindfu_grpc.remote_keys import RemoteKeys
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def _chat_message(kind: Any, request: ChatRequest, context: CallContext) -> Any:
 class RemoteApplication:
     """The application of a remote core (``mindfu_core.application.Application``)."""
 
-    def __init__(self, channel: Channel, defaults: Defaults) -> None:
+    def __init__(self, channel: Channel, defaults: Defaults, *, anonymous_as_own_key: bool = False) -> None:
         self._channel = channel
         self.chat = RemoteChat(channel)
         self.documents = RemoteDocuments(channel, defaults)
@@ -157,6 +158,7 @@ class RemoteApplication:
         self.embeddings = RemoteEmbeddings(channel)
         self.conversations = RemoteConversations(channel)
         self.training = RemoteTraining(channel)
+        self.keys = RemoteKeys(channel, anonymous_as_own_key=anonymous_as_own_key)
         self._models = ModelServiceStub(channel.channel)
 
     async def health(self) -> Health:
@@ -185,7 +187,10 @@ def _integral(value: Any) -> Any:
 
 
 class RemoteCore:
-    """Connects to a core at start-up (waiting up to ``connect_timeout`` for it) and closes at shutdown."""
+    """Connects to a core at start-up (waiting up to ``connect_timeout`` for it) and closes at shutdown.
+
+    ``api_key`` is presented when the edge's caller presents none; with ``anonymous_as_own_key`` (a gateway
+    whose edge takes no keys of its own) such a caller also acts as that key."""
 
     def __init__(
         self,
@@ -195,8 +200,10 @@ class RemoteCore:
         timeout: float = 600.0,
         connect_timeout: float = 30.0,
         max_message_bytes: int = 8 * 1024 * 1024,
+        anonymous_as_own_key: bool = False,
     ) -> None:
         self._target = target
+        self._anonymous_as_own_key = anonymous_as_own_key
         self._api_key = api_key
         self._timeout = timeout
         self._connect_timeout = connect_timeout
@@ -237,7 +244,9 @@ class RemoteCore:
                     ) from None
         retrieval, policy = document_mapping.defaults_from_pb(found)
         log.info("gateway connected to the core at %s", self._target)
-        return RemoteApplication(channel, Defaults(retrieval, policy))
+        return RemoteApplication(
+            channel, Defaults(retrieval, policy), anonymous_as_own_key=self._anonymous_as_own_key
+        )
 
     async def stop(self) -> None:
         if self._channel is not None:

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 import grpc
+from mindfu_core.domain.principals import Principal
 from mindfu_core.errors import (
     ALL_ERRORS,
     ConfigurationError,
@@ -36,7 +37,7 @@ from mindfu_core.errors import (
     UnsupportedMediaType,
     UpstreamUnavailable,
 )
-from mindfu_core.services.auth import ApiKeys
+from mindfu_grpc.auth import scope_of, set_caller
 
 log = logging.getLogger(__name__)
 if TYPE_CHECKING:
@@ -132,12 +133,16 @@ def authorization_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     return found
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Every call gets a request id; calls to MindFu's services need an API key when keys are configured;
-    domain errors become statuses (the table above), anything else INTERNAL without its details."""
+Authenticate = Callable[[str | None], Awaitable[Principal]]
 
-    def __init__(self, keys: ApiKeys) -> None:
-        self._keys = keys
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Every call gets a request id; calls to MindFu's services are authenticated by ``authenticate`` (an
+    API key when the server takes keys) and need their method's scope; domain errors become statuses (the
+    table above), anything else INTERNAL without its details."""
+
+    def __init__(self, authenticate: Authenticate) -> None:
+        self._authenticate = authenticate
 
     async def intercept_service(
         self,
@@ -147,23 +152,35 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return None
-        open_ = details.method.startswith(OPEN_SERVICES)
-        return _wrap(handler, None if open_ else self._keys)
+        if details.method.startswith(OPEN_SERVICES):
+            return _wrap(handler, None)
+        authenticate, scope = self._authenticate, scope_of(details.method)
+
+        async def authorize(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            principal = await authenticate(authorization_of(context))
+            if scope is not None:
+                principal.require(scope)
+            set_caller(principal)
+
+        return _wrap(handler, authorize)
 
 
-def _wrap(handler: Handler, keys: ApiKeys | None) -> Handler:
-    def prologue(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+Authorize = Callable[[grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
+
+
+def _wrap(handler: Handler, authorize: Authorize | None) -> Handler:
+    async def prologue(context: grpc.aio.ServicerContext[Any, Any]) -> str:
         request_id = metadata_value(context, REQUEST_ID_KEY) or f"req_{uuid.uuid4().hex}"
         context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-        if keys is not None:
-            keys.check(authorization_of(context))
+        if authorize is not None:
+            await authorize(context)
         return request_id
 
     def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             request_id = "unknown"
             try:
-                request_id = prologue(context)
+                request_id = await prologue(context)
                 return await behavior(request, context)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
@@ -176,7 +193,7 @@ def _wrap(handler: Handler, keys: ApiKeys | None) -> Handler:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             request_id = "unknown"
             try:
-                request_id = prologue(context)
+                request_id = await prologue(context)
                 async for response in behavior(request, context):
                     yield response
             except (asyncio.CancelledError, grpc.aio.AbortError):

@@ -12,7 +12,6 @@ import grpc
 from mindfu_adapters.settings import Settings
 from mindfu_core.application import Application
 from mindfu_core.errors import ConfigurationError
-from mindfu_core.services.auth import ApiKeys
 from mindfu_grpc._pb.mindfu.v1 import (
     chat_pb2,
     chat_pb2_grpc,
@@ -22,6 +21,8 @@ from mindfu_grpc._pb.mindfu.v1 import (
     documents_pb2_grpc,
     embeddings_pb2,
     embeddings_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     models_pb2,
     models_pb2_grpc,
     training_pb2,
@@ -31,6 +32,7 @@ from mindfu_grpc.errors import ErrorInterceptor
 from mindfu_grpc.servicers.chat import ChatServicer, ModelServicer
 from mindfu_grpc.servicers.conversations import ConversationServicer
 from mindfu_grpc.servicers.documents import DocumentServicer, EmbeddingServicer
+from mindfu_grpc.servicers.keys import KeyServicer
 from mindfu_grpc.servicers.training import TrainingServicer
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ SERVICE_NAMES = tuple(
         (documents_pb2, "DocumentService"),
         (conversations_pb2, "ConversationService"),
         (training_pb2, "TrainingService"),
+        (keys_pb2, "KeyService"),
     )
 )
 
@@ -53,7 +56,6 @@ SERVICE_NAMES = tuple(
 class GrpcOptions:
     """What the server needs beyond the application: keys, bind address and size limits."""
 
-    api_keys: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 50051
     max_message_bytes: int = 8 * 1024 * 1024
@@ -66,7 +68,6 @@ class GrpcOptions:
         cls, settings: Settings, *, host: str | None = None, port: int | None = None
     ) -> GrpcOptions:
         return cls(
-            api_keys=tuple(settings.all_api_keys()),
             host=host or settings.grpc.host,
             port=settings.grpc.port if port is None else port,
             max_message_bytes=settings.grpc.max_message_bytes,
@@ -81,13 +82,14 @@ class GrpcServer:
 
     def __init__(self, application: Application, options: GrpcOptions) -> None:
         self._options = options
-        keys = ApiKeys(options.api_keys)
         limits = [
             ("grpc.max_receive_message_length", options.max_message_bytes),
             ("grpc.max_send_message_length", options.max_message_bytes),
         ]
-        self._server = grpc.aio.server(interceptors=[ErrorInterceptor(keys)], options=limits)
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(application, keys), self._server)
+        self._server = grpc.aio.server(
+            interceptors=[ErrorInterceptor(application.keys.whoami)], options=limits
+        )
+        chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(application), self._server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(application), self._server)
         embeddings_pb2_grpc.add_EmbeddingServiceServicer_to_server(
             EmbeddingServicer(application), self._server
@@ -104,6 +106,7 @@ class GrpcServer:
             ),
             self._server,
         )
+        keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyServicer(application), self._server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(

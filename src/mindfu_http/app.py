@@ -7,16 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 import mindfu_core
 from mindfu_adapters.container import Container, served_model_id
 from mindfu_adapters.services import start, stop
 from mindfu_adapters.settings import DEFAULT_MODEL_ID
 from mindfu_core.application import Application
+from mindfu_core.domain.principals import Scope
 from mindfu_http import health
+from mindfu_http.admin import routes as admin
 from mindfu_http.anthropic import routes as anthropic
-from mindfu_http.auth import ApiKeys, require_api_key
+from mindfu_http.auth import authorized
 from mindfu_http.conversations import routes as conversations
 from mindfu_http.documents import routes as documents
 from mindfu_http.errors import install_error_handlers
@@ -73,24 +75,24 @@ def create_app(container: Container, *, runtime: Runtime | None = None) -> FastA
         summary="Self-hosted LLM platform with an OpenAI-compatible API",
         lifespan=lifespan,
     )
-    app.state.api_keys = ApiKeys(settings.all_api_keys())
     app.state.services = None
     app.state.runtime = lifetime
     app.state.training_experiment = settings.training.experiment
     app.state.default_model = served_model_id(settings) or DEFAULT_MODEL_ID
     app.state.anthropic_models = dict(settings.anthropic.model_map)
     install_error_handlers(app)
-    protected = [Depends(require_api_key)]
+    generation = [authorized(Scope.CHAT)]
     app.include_router(health.router)
-    app.include_router(chat.router, dependencies=protected)
-    app.include_router(responses.router, dependencies=protected)
-    app.include_router(responses_stored.router, dependencies=protected)
-    app.include_router(anthropic.router, dependencies=protected)
-    app.include_router(models.router, dependencies=protected)
-    app.include_router(embeddings.router, dependencies=protected)
-    app.include_router(documents.router, dependencies=protected)
-    app.include_router(conversations.router, dependencies=protected)
-    app.include_router(training.router, dependencies=protected)
+    app.include_router(chat.router, dependencies=generation)
+    app.include_router(responses.router, dependencies=generation)
+    app.include_router(responses_stored.router, dependencies=generation)
+    app.include_router(anthropic.router, dependencies=generation)
+    app.include_router(models.router, dependencies=generation)
+    app.include_router(embeddings.router, dependencies=generation)
+    app.include_router(documents.router)  # each route names its scope: reading or writing
+    app.include_router(conversations.router, dependencies=[authorized(Scope.CONVERSATIONS_READ)])
+    app.include_router(training.router, dependencies=[authorized(Scope.TRAINING)])
+    app.include_router(admin.router)
     # uploads may be as large as the ingestion limit, plus the multipart or JSON envelope around them
     upload_limit = max(settings.http.max_body_bytes, settings.rag.max_upload_bytes + 1024 * 1024)
     app.add_middleware(

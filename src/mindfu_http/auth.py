@@ -1,12 +1,17 @@
-"""Bearer API keys: when any are configured, every route but the health checks requires one."""
+"""Who calls: each route names the scope it needs; the caller comes from the key the request presents
+(``Authorization: Bearer <key>``, or Anthropic's ``x-api-key``), as the application's ``KeyApi`` knows it."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Any
 
-from mindfu_core.services.auth import ApiKeys, presented_credentials
+from fastapi import Depends, Request
 
-__all__ = ["ApiKeys", "credentials", "require_api_key"]
+from mindfu_core.domain.principals import Principal, Scope
+from mindfu_core.services.auth import presented_credentials
+from mindfu_http.deps import application
+
+__all__ = ["authorized", "caller", "credentials"]
 
 
 def credentials(request: Request) -> str | None:
@@ -17,9 +22,25 @@ def credentials(request: Request) -> str | None:
     return authorization
 
 
-async def require_api_key(request: Request) -> None:
-    """FastAPI dependency for protected routers."""
-    keys: ApiKeys = request.app.state.api_keys
-    authorization = credentials(request)
-    keys.check(authorization)
-    presented_credentials.set(authorization)  # a gateway presents the same key to its core
+async def caller(request: Request) -> Principal:
+    """The request's caller, authenticated once per request (``Unauthenticated`` without a valid key when
+    the server takes keys)."""
+    found: Principal | None = getattr(request.state, "principal", None)
+    if found is None:
+        authorization = credentials(request)
+        found = await application(request).keys.whoami(authorization)
+        request.state.principal = found
+        presented_credentials.set(authorization)  # a gateway presents the same key to its core
+    return found
+
+
+def authorized(scope: Scope | None) -> Any:
+    """A dependency: the caller, who must hold ``scope`` (``None``: any caller with a valid key)."""
+
+    async def check(request: Request) -> Principal:
+        principal = await caller(request)
+        if scope is not None:
+            principal.require(scope)
+        return principal
+
+    return Depends(check)

@@ -37,7 +37,7 @@ OWN_FOLDER = re.compile(r"/(?:in-process|grpc|http)/")
 #: measurements written into messages (a training step's throughput)
 MEASURED_TEXT = re.compile(r"\b(tokens_per_s|eta_s)=[0-9.]+")
 RANDOM_ID = re.compile(
-    r"\b(?:file|ftjob|ftevent|conv|fb|chatcmpl|cmpl|call)[-_][0-9a-f]{8,}\b|\b[0-9a-f]{32}\b"
+    r"\b(?:file|ftjob|ftevent|conv|fb|chatcmpl|cmpl|call|key)[-_][0-9a-f]{8,}\b|\b[0-9a-f]{32}\b"
 )
 
 
@@ -47,6 +47,12 @@ def _container(root: Path, engine: ScriptedEngine, settings: Mapping[str, Any]) 
     container.embedder.override(providers.Object(HashEmbedder()))
     container.vector_store.override(providers.Object(InMemoryVectorStore()))
     return container
+
+
+def _client_key(container: Container) -> str | None:
+    """The key a remote client presents: the server's first settings key (an admin), if it takes keys."""
+    keys = container.settings().all_api_keys()
+    return keys[0] if keys else None
 
 
 async def _in_process(stack: AsyncExitStack, container: Container) -> Application:
@@ -61,7 +67,7 @@ async def _grpc(stack: AsyncExitStack, container: Container) -> Application:
     server = GrpcServer(services, GrpcOptions.from_settings(container.settings(), host="127.0.0.1", port=0))
     port = await server.start()
     stack.push_async_callback(server.stop, 0)
-    core = RemoteCore(f"127.0.0.1:{port}", connect_timeout=10.0)
+    core = RemoteCore(f"127.0.0.1:{port}", api_key=_client_key(container), connect_timeout=10.0)
     application = await core.start()
     stack.push_async_callback(core.stop)
     return application
@@ -83,7 +89,7 @@ async def _http(stack: AsyncExitStack, container: Container) -> Application:
             raise RuntimeError("the HTTP server stopped while starting")
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    application = await connect(f"http://127.0.0.1:{port}")
+    application = await connect(f"http://127.0.0.1:{port}", api_key=_client_key(container))
     stack.push_async_callback(application.aclose)
     return application
 

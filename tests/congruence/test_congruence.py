@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +309,34 @@ async def test_a_fine_tuning_job_on_the_tiny_model(tmp_path: Path, tiny: Path) -
     assert seen["finished"]["status"] == "succeeded", seen["finished"]["error"]
     assert seen["finished"]["progress"]["step"] == 2 and seen["checkpoints"]
     assert seen["refused"]["error"] == "InvalidRequest" and seen["cancel_done"]["error"] == "InvalidRequest"
+
+
+async def test_keys_who_calls_and_what_they_may_do(tmp_path: Path) -> None:
+    async def scenario(app: Application) -> Any:
+        root = await app.keys.whoami("Bearer root-key")
+        made = await app.keys.create(root, tenant="acme", scopes=["chat", "training"], name="ci")
+        caller = await app.keys.whoami(f"Bearer {made.secret}")
+        listed = await app.keys.list(root)
+        revoked = await app.keys.revoke(root, made.key.id)
+        return {
+            "root": root,
+            "made": replace(made.key, prefix=made.key.prefix[:3]),  # the rest of the prefix is random
+            "secret": made.secret[:3] + str(len(made.secret)),
+            "prefix_is_the_secrets": made.secret.startswith(made.key.prefix),
+            "caller": caller,
+            "listed": [replace(key, prefix=key.prefix[:3]) for key in listed],
+            "revoked": revoked.revoked_at is not None,
+            "revoked_key": await outcome(app.keys.whoami(f"Bearer {made.secret}")),
+            "no_key": await outcome(app.keys.whoami(None)),
+            "wrong_key": await outcome(app.keys.whoami("Bearer wrong")),
+            "bad_scope": await outcome(app.keys.create(root, tenant="acme", scopes=["root"])),
+            "bad_tenant": await outcome(app.keys.create(root, tenant="a b", scopes=["chat"])),
+            "no_such_key": await outcome(app.keys.revoke(root, "key_0000000000000000")),
+        }
+
+    async with three(tmp_path, api_keys="root-key", auth={"secret": "a-secret-of-sixteen-or-more"}) as apps:
+        seen = assert_congruent(await observe(apps, scenario))
+    assert seen["caller"]["tenant"] == "acme" and set(seen["caller"]["scopes"]) == {"chat", "training"}
+    assert seen["prefix_is_the_secrets"] and seen["listed"] == [seen["made"]]
+    assert seen["revoked_key"]["code"] == "revoked_api_key" and seen["no_key"]["code"] == "missing_api_key"
+    assert seen["bad_scope"]["error"] == "InvalidRequest" and seen["no_such_key"]["error"] == "NotFound"

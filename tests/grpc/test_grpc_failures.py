@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import grpc
+from mindfu_core.domain.principals import ANONYMOUS, Principal
 from mindfu_core.errors import ALL_ERRORS, MindFuError, Overloaded, UpstreamUnavailable
 from mindfu_grpc._pb.mindfu.v1 import chat_pb2, models_pb2
 from mindfu_grpc.client import RemoteCore
@@ -49,7 +50,10 @@ class Failing:
     def __init__(self, error: BaseException) -> None:
         self.error = error
         self.chat = self
-        self.documents = self.retrieval = self.embeddings = self.conversations = self
+        self.documents = self.retrieval = self.embeddings = self.conversations = self.keys = self
+
+    async def whoami(self, credentials: str | None) -> Principal:
+        return ANONYMOUS
 
     async def list_models(self) -> Any:
         raise self.error

@@ -19,6 +19,7 @@ from mindfu_core import (
     ToolChoiceMode,
     ToolSpec,
 )
+from mindfu_core.domain.limits import RequestLimits
 from tests.fakes import Reply, ScriptedEngine
 
 USER = (Message(role=Role.USER, content="hi there"),)
@@ -77,7 +78,7 @@ async def test_stream_validates_before_the_first_delta() -> None:
 
 
 async def test_n_choices_and_limits() -> None:
-    chat = ChatService([ScriptedEngine([Reply(text="x"), Reply(text="y")])], max_n=2)
+    chat = ChatService([ScriptedEngine([Reply(text="x"), Reply(text="y")])], limits=RequestLimits(max_n=2))
     result = await chat.complete(ChatRequest(model="scripted", messages=USER, n=2))
     assert [c.message.content for c in result.choices] == ["x", "y"]
     with pytest.raises(InvalidRequest) as raised:
@@ -92,6 +93,17 @@ async def test_max_tokens_cuts_with_length() -> None:
     )
     assert result.choices[0].message.content == "a b"
     assert result.choices[0].finish_reason is FinishReason.LENGTH
+
+
+async def test_the_limits_bound_every_answer_and_give_a_length_to_those_naming_none() -> None:
+    engine = ScriptedEngine([Reply(text="a b c d e")] * 3)
+    chat = ChatService([engine], limits=RequestLimits(max_tokens=3))
+    for asked, sent in ((None, 3), (10, 3), (2, 2)):
+        result = await chat.complete(
+            ChatRequest(model="scripted", messages=USER, sampling=SamplingParams(max_tokens=asked))
+        )
+        assert engine.requests[-1].sampling.max_tokens == sent
+        assert result.choices[0].finish_reason is FinishReason.LENGTH
 
 
 async def test_tool_calls_come_back_whole() -> None:

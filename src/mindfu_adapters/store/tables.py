@@ -208,3 +208,33 @@ training_events = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Index(None, "job_id", "seq"),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    # HMAC-SHA256 of the secret under the server's secret: a stolen table gives no key
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("scopes", Json, nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Index(None, "tenant", "created_at"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(255), nullable=True),
+    sa.Column("detail", Json, nullable=False),
+    sa.Index(None, "tenant", "seq"),
+)

@@ -31,13 +31,14 @@ from mindfu_core.domain.conversations import (
     CompletionStatus,
     RetrievedChunk,
 )
+from mindfu_core.domain.limits import DEFAULT_LIMITS, RequestLimits
 from mindfu_core.domain.retrieval import Source
 from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.conversations import ConversationRecorder, request_parameters
 from mindfu_core.services.prompt_layout import stable_messages
 from mindfu_core.services.retrieval import Retriever
-from mindfu_core.services.validation import validate_request
+from mindfu_core.services.validation import check_size, validate_request
 
 
 class ChatService:
@@ -51,7 +52,7 @@ class ChatService:
         self,
         engines: Iterable[LLMEngine],
         *,
-        max_n: int = 8,
+        limits: RequestLimits = DEFAULT_LIMITS,
         retriever: Retriever | None = None,
         recorder: ConversationRecorder | None = None,
         aliases: Mapping[str, str] | None = None,
@@ -69,7 +70,7 @@ class ChatService:
                     f"the alias {alias!r} names a served model itself, or {model_id!r} is not served"
                 )
             self._aliases[alias] = model_id
-        self._max_n = max_n
+        self._limits = limits
         self._retriever = retriever
         self._recorder = recorder
 
@@ -111,6 +112,7 @@ class ChatService:
         """Prompt tokens ``request`` would use: its messages in the model's chat template, with its tools
         (retrieved context is not counted: it depends on the query and is reported in each usage)."""
         engine = self.engine_for(request.model)
+        check_size(request, self._limits)
         tools = request.tools if request.tool_choice.mode is not ToolChoiceMode.NONE else ()
         return await engine.count_tokens(stable_messages(request.messages), tools)
 
@@ -118,13 +120,21 @@ class ChatService:
         """Every engine, for health checks and shutdown."""
         return list(self._engines.values())
 
+    def _bounded(self, request: GenerationRequest) -> GenerationRequest:
+        """``request`` with its answer no longer than the limits allow (their default when it names none)."""
+        most, asked = self._limits.max_tokens, request.sampling.max_tokens
+        if most is None or (asked is not None and asked <= most):
+            return request
+        return replace(request, sampling=replace(request.sampling, max_tokens=most))
+
     async def _prepare(
         self, request: GenerationRequest
     ) -> tuple[LLMEngine, GenerationRequest, tuple[Source, ...]]:
         engine = self.engine_for(request.model)
         if request.model in self._aliases:
             request = replace(request, model=self._aliases[request.model])
-        validate_request(request, max_n=self._max_n)
+        validate_request(request, self._limits)
+        request = self._bounded(request)
         if not isinstance(request, ChatRequest):
             return engine, request, ()
         request = replace(request, messages=stable_messages(request.messages))

@@ -12,9 +12,9 @@ from mindfu_core.domain.chat import (
     SamplingParams,
     ToolChoiceMode,
 )
+from mindfu_core.domain.limits import DEFAULT_LIMITS, RequestLimits
 from mindfu_core.errors import InvalidRequest
 
-MAX_STOP_SEQUENCES = 4
 MAX_TOP_LOGPROBS = 20
 #: what engines take as a seed (a signed 64-bit integer) and as top_k (a C int)
 SEED_RANGE = (-(2**63), 2**63 - 1)
@@ -27,7 +27,7 @@ def _check_range(value: float, low: float, high: float, param: str) -> None:
         raise InvalidRequest(f"{param} must be between {low:g} and {high:g}, got {value:g}", param=param)
 
 
-def validate_sampling(sampling: SamplingParams) -> None:
+def validate_sampling(sampling: SamplingParams, limits: RequestLimits = DEFAULT_LIMITS) -> None:
     """Reject sampling parameters outside the ranges the OpenAI API documents."""
     if sampling.max_tokens is not None and sampling.max_tokens < 1:
         raise InvalidRequest(f"max_tokens must be at least 1, got {sampling.max_tokens}", param="max_tokens")
@@ -37,10 +37,14 @@ def validate_sampling(sampling: SamplingParams) -> None:
         _check_range(sampling.top_p, 0.0, 1.0, "top_p")
     _check_range(sampling.presence_penalty, -2.0, 2.0, "presence_penalty")
     _check_range(sampling.frequency_penalty, -2.0, 2.0, "frequency_penalty")
-    if len(sampling.stop) > MAX_STOP_SEQUENCES:
-        raise InvalidRequest(f"stop takes at most {MAX_STOP_SEQUENCES} sequences", param="stop")
+    if len(sampling.stop) > limits.max_stop:
+        raise InvalidRequest(f"stop takes at most {limits.max_stop} sequences", param="stop")
     if any(not s for s in sampling.stop):
         raise InvalidRequest("stop sequences must not be empty", param="stop")
+    if any(len(s) > limits.max_stop_chars for s in sampling.stop):
+        raise InvalidRequest(
+            f"a stop sequence may have at most {limits.max_stop_chars} characters", param="stop"
+        )
     if not 0 <= sampling.top_logprobs <= MAX_TOP_LOGPROBS:
         raise InvalidRequest(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", param="top_logprobs")
     if sampling.top_k is not None and not 0 <= sampling.top_k <= MAX_TOP_K:
@@ -60,6 +64,57 @@ def validate_sampling(sampling: SamplingParams) -> None:
         raise InvalidRequest("seed must fit in a signed 64-bit integer", param="seed")
     if sampling.top_logprobs and not sampling.logprobs:
         raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
+
+
+def schema_depth(schema: object) -> int:
+    """How deep JSON values nest in ``schema`` (a scalar: 0), walked without recursion."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(schema, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: list[object] = list(value.values())
+        elif isinstance(value, (list, tuple)):
+            children = list(value)
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_size(request: GenerationRequest, limits: RequestLimits) -> None:
+    """Refuse at once what would cost minutes to render and tokenize only to be refused then."""
+    if isinstance(request, ChatRequest):
+        if len(request.messages) > limits.max_messages:
+            raise InvalidRequest(
+                f"messages may hold at most {limits.max_messages} messages, got {len(request.messages)}",
+                param="messages",
+            )
+        total = 0
+        for position, message in enumerate(request.messages):
+            size = len(message.content or "") + sum(len(c.arguments) for c in message.tool_calls)
+            if size > limits.max_message_chars:
+                raise InvalidRequest(
+                    f"a message may have at most {limits.max_message_chars} characters, got {size}",
+                    param=f"messages[{position}].content",
+                )
+            total += size
+        param = "messages"
+        if len(request.tools) > limits.max_tools:
+            raise InvalidRequest(f"tools may hold at most {limits.max_tools} tools", param="tools")
+        for position, tool in enumerate(request.tools):
+            if schema_depth(tool.parameters) > limits.max_tool_schema_depth:
+                raise InvalidRequest(
+                    f"a tool's parameters may nest at most {limits.max_tool_schema_depth} deep",
+                    param=f"tools[{position}].function.parameters",
+                )
+    else:
+        total, param = len(request.prompt), "prompt"
+    if total > limits.max_prompt_chars:
+        raise InvalidRequest(
+            f"the prompt may have at most {limits.max_prompt_chars} characters, got {total}", param=param
+        )
 
 
 def _validate_chat(request: ChatRequest) -> None:
@@ -83,10 +138,12 @@ def _validate_chat(request: ChatRequest) -> None:
             )
 
 
-def validate_request(request: GenerationRequest, *, max_n: int) -> None:
-    """Raise ``InvalidRequest`` if ``request`` cannot be served as asked."""
-    if not 1 <= request.n <= max_n:
-        raise InvalidRequest(f"n must be between 1 and {max_n}, got {request.n}", param="n")
-    validate_sampling(request.sampling)
+def validate_request(request: GenerationRequest, limits: RequestLimits = DEFAULT_LIMITS) -> None:
+    """Raise ``InvalidRequest`` if ``request`` cannot be served as asked, or costs more than ``limits``
+    let one request cost."""
+    if not 1 <= request.n <= limits.max_n:
+        raise InvalidRequest(f"n must be between 1 and {limits.max_n}, got {request.n}", param="n")
+    check_size(request, limits)
+    validate_sampling(request.sampling, limits)
     if isinstance(request, ChatRequest):
         _validate_chat(request)

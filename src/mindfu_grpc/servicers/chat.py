@@ -12,10 +12,9 @@ from google.protobuf.struct_pb2 import Struct
 import grpc
 from mindfu_core.application import Application
 from mindfu_core.domain.conversations import CallContext
-from mindfu_core.services.auth import ApiKeys
 from mindfu_grpc._pb.mindfu.v1 import chat_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import chat_pb2_grpc, models_pb2, models_pb2_grpc
-from mindfu_grpc.errors import authorization_of
+from mindfu_grpc.auth import caller
 from mindfu_grpc.mapping import chat as mapping
 from mindfu_grpc.mapping import results as results_mapping
 from mindfu_grpc.mapping.common import optional
@@ -26,14 +25,13 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     """Completions; a cancelled call or a passed deadline closes the stream, which stops the engine."""
 
-    def __init__(self, application: Application, keys: ApiKeys) -> None:
+    def __init__(self, application: Application) -> None:
         self._app = application
-        self._keys = keys
 
     def _call_context(self, options: pb.CompletionOptions, context: Context) -> CallContext:
         return CallContext(
             conversation_id=optional(options, "conversation_id"),
-            api_key_id=self._keys.key_id(authorization_of(context)),
+            api_key_id=caller().key_id,
             user=optional(options, "user"),
             previous_completion_id=optional(options, "previous_completion_id"),
             log=optional(options, "store") is not False,

@@ -9,6 +9,7 @@ import httpx
 from mindfu_core.application import Health
 from mindfu_http.client import parse
 from mindfu_http.client.chat import HttpChat
+from mindfu_http.client.keys import HttpKeys
 from mindfu_http.client.resources import (
     Defaults,
     HttpConversations,
@@ -32,6 +33,7 @@ class HttpApplication:
         self.embeddings = HttpEmbeddings(transport)
         self.conversations = HttpConversations(transport)
         self.training = HttpTraining(transport)
+        self.keys = HttpKeys(transport)
 
     async def health(self) -> Health:
         """``GET /health/ready``: ready, and the server's detail (engines, queues, its core)."""

@@ -85,6 +85,13 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
         return None
 
 
+class Default:
+    """The credentials a call presents when it names none: the caller's, else the client's own key."""
+
+
+DEFAULT = Default()
+
+
 class Transport:
     """One HTTP client for a MindFu server; each call presents the credentials of the request being served
     (as a gateway would) or the client's own key."""
@@ -108,9 +115,17 @@ class Transport:
         found = {"Authorization": authorization} if authorization else {}
         return {**found, **(extra or {})}
 
-    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The response to one request; an error status raises the domain error it stands for."""
-        headers = self.headers(kwargs.pop("headers", None))
+    async def call(
+        self, method: str, path: str, *, presenting: str | Default | None = DEFAULT, **kwargs: Any
+    ) -> httpx.Response:
+        """The response to one request; an error status raises the domain error it stands for.
+
+        ``presenting``: exactly these credentials (``None``: none) instead of the caller's or the client's.
+        """
+        if isinstance(presenting, Default):
+            headers = self.headers(kwargs.pop("headers", None))
+        else:
+            headers = {"Authorization": presenting} if presenting else {}
         try:
             response = await self._http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
@@ -124,6 +139,7 @@ class Transport:
         return await self._http.request(method, path, headers=self.headers())
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON body of ``call``'s response."""
         return (await self.call(method, path, **kwargs)).json()
 
     @asynccontextmanager

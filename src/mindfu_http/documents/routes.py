@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.pages import offset_cursor
+from mindfu_core.domain.principals import Scope
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import InvalidRequest
+from mindfu_http.auth import authorized
 from mindfu_http.deps import ingestion_service, retriever
 from mindfu_http.openai.schemas import RagIn
 from mindfu_http.responses import (
@@ -121,6 +123,7 @@ def _metadata(raw: str | None) -> dict[str, Any]:
 
 @router.post(
     "/documents/upload",
+    dependencies=[authorized(Scope.DOCUMENTS_WRITE)],
     summary="Upload a file (PDF, DOCX, Markdown, text, code) to index",
     status_code=201,
     response_model=DocumentIngested,
@@ -153,6 +156,7 @@ async def upload_document(
 
 @router.post(
     "/documents",
+    dependencies=[authorized(Scope.DOCUMENTS_WRITE)],
     summary="Index text given in the request",
     status_code=201,
     response_model=DocumentIngested,
@@ -172,7 +176,9 @@ async def create_document(body: DocumentIn, request: Request) -> JSONResponse:
     return _ingested(result)
 
 
-@router.get("/documents", summary="List documents, newest first")
+@router.get(
+    "/documents", dependencies=[authorized(Scope.DOCUMENTS_READ)], summary="List documents, newest first"
+)
 async def list_documents(
     request: Request,
     collection: str | None = None,
@@ -192,7 +198,11 @@ async def list_documents(
     }
 
 
-@router.get("/documents/defaults", summary="The server's chunking policy and retrieval options")
+@router.get(
+    "/documents/defaults",
+    dependencies=[authorized(None)],
+    summary="The server's chunking policy and retrieval options",
+)
 async def document_defaults(request: Request) -> DocumentDefaults:
     """What an upload without ``chunk`` and a chat request without ``mindfu.rag`` get."""
     policy = ingestion_service(request).policy
@@ -220,12 +230,18 @@ def rag_object(options: RetrievalOptions) -> RagObject:
     }
 
 
-@router.get("/documents/{document_id}", summary="One document")
+@router.get(
+    "/documents/{document_id}", dependencies=[authorized(Scope.DOCUMENTS_READ)], summary="One document"
+)
 async def get_document(document_id: str, request: Request) -> DocumentObject:
     return document_object(await ingestion_service(request).get(document_id))
 
 
-@router.delete("/documents/{document_id}", summary="Delete a document and its chunks")
+@router.delete(
+    "/documents/{document_id}",
+    dependencies=[authorized(Scope.DOCUMENTS_WRITE)],
+    summary="Delete a document and its chunks",
+)
 async def delete_document(document_id: str, request: Request) -> DocumentDeleted:
     document = await ingestion_service(request).delete(document_id)
     return {
@@ -251,7 +267,11 @@ def _hit(hit: ScoredChunk) -> ChunkHit:
     }
 
 
-@router.post("/retrieve", summary="The chunks a chat query would be given (for debugging retrieval)")
+@router.post(
+    "/retrieve",
+    dependencies=[authorized(Scope.DOCUMENTS_READ)],
+    summary="The chunks a chat query would be given (for debugging retrieval)",
+)
 async def retrieve(body: RetrieveIn, request: Request) -> ChunkList:
     found = retriever(request)
     options = found.options(body.overrides())

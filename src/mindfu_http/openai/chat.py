@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 
 from mindfu_core.domain.chat import GenerationRequest
 from mindfu_core.domain.conversations import CallContext
+from mindfu_core.domain.principals import Principal
 from mindfu_core.errors import InvalidRequest
-from mindfu_http.auth import ApiKeys, credentials
 from mindfu_http.deps import chat_service, retriever
 from mindfu_http.errors import request_id_of
 from mindfu_http.openai import wire
@@ -61,10 +61,10 @@ def call_context(request: Request, conversation_id: str | None, user: str | None
             f"the {CONVERSATION_HEADER} header and mindfu.conversation_id name different conversations",
             param="mindfu.conversation_id",
         )
-    keys: ApiKeys = request.app.state.api_keys
+    principal: Principal | None = getattr(request.state, "principal", None)
     return CallContext(
         conversation_id=conversation_id or header or None,
-        api_key_id=keys.key_id(credentials(request)),
+        api_key_id=principal.key_id if principal is not None else None,
         user=user,
     )
 
