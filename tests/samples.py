@@ -25,6 +25,8 @@ DOMAIN_ONLY: dict[tuple[type, str], str] = {
     (ConversationSummary, "api_key_id"): "the key's fingerprint is not shown to clients (HTTP neither)",
     (ConversationFilter, "api_key_id"): "filtering by a key's fingerprint is the server's own",
     (LoggedCompletion, "api_key_id"): "the key's fingerprint is not shown to clients (HTTP neither)",
+    (ConversationSummary, "tenant"): "the server knows the caller's tenant from its key, and keeps to it",
+    (ConversationFilter, "tenant"): "the server sets it to the caller's tenant, whatever a client sends",
     (Chunk, "vector"): "the embedding is the index's, not a search result's",
     (Chunk, "sparse"): "the BM25 terms are the index's, not a search result's",
 }

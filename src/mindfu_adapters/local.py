@@ -174,14 +174,14 @@ class LocalConversations:
     ) -> ConversationPage:
         return await (await self._part()).list(where, limit=limit, cursor=cursor)
 
-    async def get(self, conversation_id: str) -> Conversation:
-        return await (await self._part()).get(conversation_id)
+    async def get(self, conversation_id: str, *, tenant: str | None = None) -> Conversation:
+        return await (await self._part()).get(conversation_id, tenant=tenant)
 
-    async def of_completion(self, completion_id: str) -> Conversation:
-        return await (await self._part()).of_completion(completion_id)
+    async def of_completion(self, completion_id: str, *, tenant: str | None = None) -> Conversation:
+        return await (await self._part()).of_completion(completion_id, tenant=tenant)
 
-    async def delete(self, conversation_id: str) -> None:
-        await (await self._part()).delete(conversation_id)
+    async def delete(self, conversation_id: str, *, tenant: str | None = None) -> None:
+        await (await self._part()).delete(conversation_id, tenant=tenant)
 
     async def add_feedback(
         self,
@@ -190,10 +190,11 @@ class LocalConversations:
         rating: int,
         comment: str | None = None,
         completion_id: str | None = None,
+        tenant: str | None = None,
     ) -> Feedback:
         service = await self._part()
         return await service.add_feedback(
-            conversation_id, rating=rating, comment=comment, completion_id=completion_id
+            conversation_id, rating=rating, comment=comment, completion_id=completion_id, tenant=tenant
         )
 
     async def export(self, where: ConversationFilter | None = None) -> AsyncIterator[Conversation]:

@@ -99,20 +99,31 @@ class EmbeddingApi(Protocol):
 
 
 class ConversationApi(Protocol):
-    """Review of the logged conversations (``ConversationService``)."""
+    """Review of the logged conversations (``ConversationService``).
+
+    ``tenant`` (and a filter's ``tenant``) keeps a caller to its own tenant's conversations: another
+    tenant's are not found. ``None`` is every tenant's, for the operator's own tools. A client of a remote
+    server leaves it to the server, which knows the caller's tenant from its credentials.
+    """
 
     async def list(
         self, where: ConversationFilter | None = ..., *, limit: int = ..., cursor: str | None = ...
     ) -> ConversationPage: ...
 
-    async def get(self, conversation_id: str) -> Conversation: ...
+    async def get(self, conversation_id: str, *, tenant: str | None = ...) -> Conversation: ...
 
-    async def of_completion(self, completion_id: str) -> Conversation: ...
+    async def of_completion(self, completion_id: str, *, tenant: str | None = ...) -> Conversation: ...
 
-    async def delete(self, conversation_id: str) -> None: ...
+    async def delete(self, conversation_id: str, *, tenant: str | None = ...) -> None: ...
 
     async def add_feedback(
-        self, conversation_id: str, *, rating: int, comment: str | None = ..., completion_id: str | None = ...
+        self,
+        conversation_id: str,
+        *,
+        rating: int,
+        comment: str | None = ...,
+        completion_id: str | None = ...,
+        tenant: str | None = ...,
     ) -> Feedback: ...
 
     def export(self, where: ConversationFilter | None = ...) -> AsyncIterator[Conversation]: ...

@@ -192,17 +192,17 @@ class RemoteConversations:
             next_cursor=found.next_cursor or None,
         )
 
-    async def get(self, conversation_id: str) -> Conversation:
+    async def get(self, conversation_id: str, *, tenant: str | None = None) -> Conversation:
         request = conversations_pb2.GetConversationRequest(id=conversation_id)
         found = await self._channel.call(self._stub.GetConversation, request)
         return conversation_mapping.conversation_from_pb(found.conversation)
 
-    async def of_completion(self, completion_id: str) -> Conversation:
+    async def of_completion(self, completion_id: str, *, tenant: str | None = None) -> Conversation:
         request = conversations_pb2.GetConversationRequest(completion_id=completion_id)
         found = await self._channel.call(self._stub.GetConversation, request)
         return conversation_mapping.conversation_from_pb(found.conversation)
 
-    async def delete(self, conversation_id: str) -> None:
+    async def delete(self, conversation_id: str, *, tenant: str | None = None) -> None:
         request = conversations_pb2.DeleteConversationRequest(id=conversation_id)
         await self._channel.call(self._stub.DeleteConversation, request)
 
@@ -213,6 +213,7 @@ class RemoteConversations:
         rating: int,
         comment: str | None = None,
         completion_id: str | None = None,
+        tenant: str | None = None,
     ) -> Feedback:
         request = conversations_pb2.AddFeedbackRequest(conversation_id=conversation_id, rating=rating)
         if comment is not None:

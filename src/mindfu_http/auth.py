@@ -11,7 +11,7 @@ from mindfu_core.domain.principals import Principal, Scope
 from mindfu_core.services.auth import presented_credentials
 from mindfu_http.deps import application
 
-__all__ = ["authorized", "caller", "credentials"]
+__all__ = ["authorized", "caller", "credentials", "tenant_of"]
 
 
 def credentials(request: Request) -> str | None:
@@ -32,6 +32,11 @@ async def caller(request: Request) -> Principal:
         request.state.principal = found
         presented_credentials.set(authorization)  # a gateway presents the same key to its core
     return found
+
+
+async def tenant_of(request: Request) -> str:
+    """The caller's tenant: what its reads and writes are kept to."""
+    return (await caller(request)).tenant
 
 
 def authorized(scope: Scope | None) -> Any:

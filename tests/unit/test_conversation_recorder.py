@@ -32,7 +32,7 @@ class SlowLookups:
         self.answer = answer
         self.asked = 0
 
-    async def find_by_head(self, head_hash: str) -> str | None:
+    async def find_by_head(self, head_hash: str, tenant: str) -> str | None:
         self.asked += 1
         await asyncio.sleep(5)
         return self.answer

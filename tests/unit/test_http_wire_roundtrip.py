@@ -42,6 +42,7 @@ from mindfu_core.domain.conversations import (
     LoggedCompletion,
 )
 from mindfu_core.domain.documents import Chunk, ChunkingPolicy, Document, Filter, ScoredChunk
+from mindfu_core.domain.principals import DEFAULT_TENANT, Principal, Scope
 from mindfu_core.domain.retrieval import RetrievalOptions, Source
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_http.client import parse, parse_training
@@ -203,7 +204,7 @@ def test_a_chat_request_and_its_context_reach_the_edge_whole(flip: bool) -> None
             retrieval=filled(RetrievalOptions, enabled=True, where=filled(Filter)),
             sampling=filled(SamplingParams, logprobs=True),
         )
-        context = filled(CallContext, api_key_id=None)
+        context = filled(CallContext, api_key_id=None, tenant=DEFAULT_TENANT)  # the server's, from the key
     finally:
         FLIP_BOOLS.reset(token)
     path, body = generation_body(request, context, stream=False)
@@ -232,8 +233,19 @@ def test_a_job_spec_reaches_the_edge_whole(flip: bool) -> None:
     assert JobIn.model_validate(_travel(job_body(spec))).to_spec("the server's default") == spec
 
 
+class Caller:
+    """An application whose every caller is of tenant acme (the edge keeps filters to it)."""
+
+    def __init__(self) -> None:
+        self.keys = self
+
+    async def whoami(self, credentials: str | None) -> Principal:
+        return Principal(key_id=None, tenant="acme", scopes=frozenset(Scope))
+
+
 def test_a_conversation_filter_reaches_the_edge_whole() -> None:
     app = FastAPI()
+    app.state.services = Caller()
     seen: list[ConversationFilter] = []
 
     @app.get("/filter")
@@ -243,7 +255,8 @@ def test_a_conversation_filter_reaches_the_edge_whole() -> None:
     where = filled(ConversationFilter)
     with TestClient(app) as client:
         assert client.get("/filter", params=filter_params(where)).status_code == 200
-    assert seen == [where]
+        assert client.get("/filter", params={**filter_params(where), "tenant": "globex"}).status_code == 200
+    assert seen == [dataclasses.replace(where, tenant="acme")] * 2  # the caller's tenant, whatever is asked
 
 
 def test_a_streamed_delta_survives_the_wire() -> None:

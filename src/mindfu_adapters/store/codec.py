@@ -7,6 +7,7 @@ from typing import Any
 
 from mindfu_core.domain.chat import FinishReason, Message, Role, ToolCall, Usage
 from mindfu_core.domain.conversations import CompletionRecord, CompletionStatus, RetrievedChunk
+from mindfu_core.domain.principals import DEFAULT_TENANT
 
 #: Bumped when the queued form of a record changes; older entries are still read.
 RECORD_VERSION = 1
@@ -60,6 +61,7 @@ def record_to_dict(record: CompletionRecord) -> dict[str, Any]:
         "error": record.error,
         "api_key_id": record.api_key_id,
         "user": record.user,
+        "tenant": record.tenant,
     }
 
 
@@ -90,4 +92,5 @@ def record_from_dict(value: dict[str, Any]) -> CompletionRecord:
         error=value["error"],
         api_key_id=value["api_key_id"],
         user=value["user"],
+        tenant=str(value.get("tenant", DEFAULT_TENANT)),  # records spooled before tenants: the default's
     )

@@ -50,6 +50,7 @@ def new_conversation(record: CompletionRecord) -> dict[str, Any]:
         "api_key_id": record.api_key_id,
         "user_name": record.user,
         "tools": None,
+        "tenant": record.tenant,
     }
 
 
@@ -170,6 +171,7 @@ def summary_of(row: Mapping[str, Any]) -> ConversationSummary:
         api_key_id=row["api_key_id"],
         user=row["user_name"],
         title=row["title"],
+        tenant=row["tenant"],
     )
 
 
@@ -202,6 +204,8 @@ def conditions(where: ConversationFilter | None) -> list[Any]:
         conditions.append(c.api_key_id == where.api_key_id)
     if where.user is not None:
         conditions.append(c.user_name == where.user)
+    if where.tenant is not None:
+        conditions.append(c.tenant == where.tenant)
     return conditions
 
 

@@ -7,7 +7,7 @@ statements whatever its size (existing ids, conversation states, then bulk inser
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from mindfu_core.domain.conversations import (
     ConversationPage,
     Feedback,
     chain_hashes,
+    foreign_branch,
 )
 from mindfu_core.errors import NotFound
 
@@ -101,6 +102,12 @@ class SqlConversationStore:
         transcript = record.transcript
         hashes = chain_hashes(transcript)
         state = batch.states.get(record.conversation_id)
+        if state is not None and state.row["tenant"] != record.tenant:
+            # another tenant's conversation is never written to: the record starts one of its own
+            record = replace(record, conversation_id=foreign_branch(record))
+            if record.conversation_id not in batch.states:  # a branch an earlier batch started
+                await self._load_states(connection, {record.conversation_id}, batch)
+            state = batch.states.get(record.conversation_id)
         if state is None:
             state = batch.states[record.conversation_id] = _State(
                 row=rowmap.new_conversation(record), new=True, known=[]
@@ -202,8 +209,12 @@ class SqlConversationStore:
 
     # --- reading -------------------------------------------------------------------------------------
 
-    async def find_by_head(self, head_hash: str) -> str | None:
-        query = sa.select(conversations.c.id).where(conversations.c.head_hash == head_hash).limit(1)
+    async def find_by_head(self, head_hash: str, tenant: str) -> str | None:
+        query = (
+            sa.select(conversations.c.id)
+            .where(conversations.c.head_hash == head_hash, conversations.c.tenant == tenant)
+            .limit(1)
+        )
         async with self._db.connection("finding a conversation") as connection:
             found: str | None = (await connection.execute(query)).scalar()
         return found

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from mindfu_core.domain.conversations import (
     Feedback,
     LoggedCompletion,
     chain_hashes,
+    foreign_branch,
 )
 from mindfu_core.errors import InvalidRequest, NotFound
 
@@ -37,6 +38,7 @@ class _Entry:
     last_status: CompletionStatus
     api_key_id: str | None
     user: str | None
+    tenant: str
     title: str = ""
     tools: tuple[Mapping[str, Any], ...] = ()
     messages: list[Message] = field(default_factory=list)
@@ -67,6 +69,7 @@ class _Entry:
             api_key_id=self.api_key_id,
             user=self.user,
             title=self.title,
+            tenant=self.tenant,
         )
 
     def conversation(self, *, details: bool = True) -> Conversation:
@@ -121,6 +124,7 @@ class _Entry:
             or (replies.max_chars is not None and replies.max_chars <= where.max_response_chars),
             where.api_key_id is None or self.api_key_id == where.api_key_id,
             where.user is None or self.user == where.user,
+            where.tenant is None or self.tenant == where.tenant,
         )
         return all(checks)
 
@@ -142,6 +146,9 @@ class InMemoryConversationStore:
             if record.id in self._completion_ids:
                 continue
             entry = self._entries.get(record.conversation_id)
+            if entry is not None and entry.tenant != record.tenant:  # never written to: one of its own
+                record = replace(record, conversation_id=foreign_branch(record))
+                entry = self._entries.get(record.conversation_id)
             if entry is None:
                 entry = self._entries[record.conversation_id] = _Entry(
                     id=record.conversation_id,
@@ -151,14 +158,17 @@ class InMemoryConversationStore:
                     last_status=record.status,
                     api_key_id=record.api_key_id,
                     user=record.user,
+                    tenant=record.tenant,
                 )
             entry.apply(record)
             self._completion_ids[record.id] = record.conversation_id
             fresh += 1
         return fresh
 
-    async def find_by_head(self, head_hash: str) -> str | None:
-        found = [e for e in self._entries.values() if e.hashes and e.hashes[-1] == head_hash]
+    async def find_by_head(self, head_hash: str, tenant: str) -> str | None:
+        found = [
+            e for e in self._entries.values() if e.hashes and e.hashes[-1] == head_hash and e.tenant == tenant
+        ]
         return max(found, key=lambda e: e.key).id if found else None
 
     async def find_completion(self, completion_id: str) -> str | None:

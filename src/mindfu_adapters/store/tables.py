@@ -83,9 +83,12 @@ conversations = sa.Table(
     sa.Column("api_key_id", sa.String(64), nullable=True),
     sa.Column("user_name", sa.String(255), nullable=True),
     sa.Column("tools", Json, nullable=True),  # offered in the latest completion
+    # whose conversation it is; a completion of another tenant naming it starts a conversation of its own
+    sa.Column("tenant", sa.String(64), nullable=False, server_default=sa.text("'default'")),
     sa.CheckConstraint(STATUSES.replace("status", "last_status", 1), name="last_status"),
     sa.Index(None, "updated_at", "id"),
     sa.Index(None, "head_hash"),
+    sa.Index(None, "tenant", "updated_at", "id"),
 )
 
 messages = sa.Table(

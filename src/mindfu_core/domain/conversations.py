@@ -12,6 +12,7 @@ from typing import Any
 
 from mindfu_core.domain.chat import FinishReason, Message, Usage
 from mindfu_core.domain.pages import Page
+from mindfu_core.domain.principals import DEFAULT_TENANT
 from mindfu_core.errors import InvalidRequest
 
 
@@ -56,6 +57,7 @@ class CompletionRecord:
     error: str | None = None
     api_key_id: str | None = None
     user: str | None = None
+    tenant: str = DEFAULT_TENANT  # whose conversation it is: a record never joins another tenant's
 
     @property
     def finish_reason(self) -> FinishReason | None:
@@ -76,7 +78,8 @@ class CallContext:
     """Who asks, and in which conversation: what an edge knows about a chat request beyond its body."""
 
     conversation_id: str | None = None  # named by the client; otherwise found or started by the recorder
-    api_key_id: str | None = None  # a fingerprint of the API key, never the key
+    api_key_id: str | None = None  # the id of the caller's API key, never the key
+    tenant: str = DEFAULT_TENANT  # the caller's: the conversations it may continue and the one it writes
     user: str | None = None  # the request's ``user`` field
     log: bool = True
     # continue after this logged completion: its transcript comes before the request's messages
@@ -114,6 +117,7 @@ class ConversationSummary:
     api_key_id: str | None = None
     user: str | None = None
     title: str = ""  # the start of the first user message
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,6 +172,7 @@ class ConversationFilter:
     max_response_chars: int | None = None  # every assistant message at most this long
     api_key_id: str | None = None
     user: str | None = None
+    tenant: str | None = None  # None: every tenant's (the operator's own tools); edges set the caller's
 
 
 #: the numbers of a filter are compared in the database: they must fit its integers
@@ -217,3 +222,10 @@ def chain_hashes(messages: Sequence[Message], start: str = "") -> list[str]:
         head = hashlib.sha256((head + "\n" + encoded).encode("utf-8")).hexdigest()
         hashes.append(head)
     return hashes
+
+
+def foreign_branch(record: CompletionRecord) -> str:
+    """Where a record naming another tenant's conversation is kept instead: a conversation of the record's
+    own tenant, the same for every record of that tenant naming that id (so its own turns stay together)."""
+    key = f"{record.tenant}\x00{record.conversation_id}".encode()
+    return f"conv_{hashlib.sha256(key).hexdigest()[:32]}"

@@ -29,13 +29,16 @@ class ConversationStore(Protocol):
     async def record(self, records: Sequence[CompletionRecord]) -> int:
         """Write ``records`` in one transaction, in order; returns how many were new.
 
+        A record naming a conversation of another tenant than its own is kept in that tenant's
+        ``foreign_branch`` instead: nothing is ever written to another tenant's conversation.
+
         Raises ``UpstreamUnavailable`` when the database cannot be reached (nothing is written), and another
         ``MindFuError`` when it rejects the data itself.
         """
         ...
 
-    async def find_by_head(self, head_hash: str) -> str | None:
-        """The conversation whose stored messages end with this chain hash (see ``chain_hashes``)."""
+    async def find_by_head(self, head_hash: str, tenant: str) -> str | None:
+        """The conversation of ``tenant`` whose stored messages end with this chain hash."""
         ...
 
     async def find_completion(self, completion_id: str) -> str | None:

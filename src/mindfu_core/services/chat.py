@@ -198,7 +198,7 @@ class ChatService:
                 "this server does not log conversations, so it cannot continue a previous response",
                 param="previous_response_id",
             )
-        conversation_id, history = await self._recorder.continuation(previous)
+        conversation_id, history = await self._recorder.continuation(previous, tenant=context.tenant)
         if context.conversation_id and context.conversation_id != conversation_id:
             raise InvalidRequest(
                 "the previous response belongs to another conversation than the one named",
@@ -216,7 +216,9 @@ class ChatService:
     ) -> _Run | None:
         if self._recorder is None or not context.log or not isinstance(request, ChatRequest):
             return None
-        conversation_id = await self._recorder.conversation_for(request.messages, context.conversation_id)
+        conversation_id = await self._recorder.conversation_for(
+            request.messages, context.conversation_id, tenant=context.tenant
+        )
         return _Run(
             recorder=self._recorder,
             request=request,
@@ -307,6 +309,7 @@ class _Run:
             status=status,
             error=error,
             api_key_id=self.context.api_key_id,
+            tenant=self.context.tenant,
             user=self.context.user,
         )
 

@@ -26,6 +26,7 @@ from mindfu_core.domain.conversations import (
     check_filter,
 )
 from mindfu_core.domain.examples import finetuning_example
+from mindfu_core.domain.principals import DEFAULT_TENANT
 from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
 from mindfu_core.ports.conversation_store import CompletionLog, ConversationStore
 
@@ -103,13 +104,19 @@ class ConversationRecorder:
         self._store = store
         self._lookup_timeout = lookup_timeout
         self._cache_size = cache_size
-        self._heads: OrderedDict[str, str] = OrderedDict()
-        # completion id -> (conversation id, transcript): what a continuation asks for first is the latest
-        self._recent: OrderedDict[str, tuple[str, tuple[Message, ...]]] = OrderedDict()
+        # (tenant, head hash) -> conversation id
+        self._heads: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # completion id -> (tenant, conversation id, transcript): a continuation asks for the latest first
+        self._recent: OrderedDict[str, tuple[str, str, tuple[Message, ...]]] = OrderedDict()
         self._recent_size = recent_size
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def conversation_for(self, messages: Sequence[Message], explicit: str | None = None) -> str:
+    async def conversation_for(
+        self, messages: Sequence[Message], explicit: str | None = None, *, tenant: str = DEFAULT_TENANT
+    ) -> str:
+        """The conversation a request of ``tenant`` continues: the one it names (a record naming another
+        tenant's is kept apart by the store), else the one of its own whose history it extends, else a new
+        one."""
         if explicit:
             return check_conversation_id(explicit)
         last_reply = next(
@@ -117,14 +124,16 @@ class ConversationRecorder:
         )
         if last_reply is None:
             return new_conversation_id()
-        head = chain_hashes(messages[: last_reply + 1])[-1]
+        head = (tenant, chain_hashes(messages[: last_reply + 1])[-1])
         known = self._heads.get(head)
         if known is not None:
             self._heads.move_to_end(head)
             return known
         if self._store is not None:
             try:
-                found = await asyncio.wait_for(self._store.find_by_head(head), self._lookup_timeout)
+                found = await asyncio.wait_for(
+                    self._store.find_by_head(head[1], tenant), self._lookup_timeout
+                )
             except (TimeoutError, MindFuError) as error:
                 log.debug("conversation lookup skipped: %s", error)
                 found = None
@@ -132,13 +141,17 @@ class ConversationRecorder:
                 return found
         return new_conversation_id()
 
-    async def continuation(self, completion_id: str) -> tuple[str, tuple[Message, ...]]:
-        """The conversation and transcript (request and first reply) of a logged completion, to continue
-        after it; ``NotFound`` when neither recent memory nor the store holds it."""
+    async def continuation(
+        self, completion_id: str, *, tenant: str = DEFAULT_TENANT
+    ) -> tuple[str, tuple[Message, ...]]:
+        """The conversation and transcript (request and first reply) of a logged completion of ``tenant``,
+        to continue after it; ``NotFound`` when neither recent memory nor the store holds one."""
         recent = self._recent.get(completion_id)
-        if recent is not None:
-            return recent
-        found = await self._stored_continuation(completion_id) if self._store is not None else None
+        if recent is not None and recent[0] == tenant:
+            return recent[1], recent[2]
+        found = None
+        if recent is None and self._store is not None:
+            found = await self._stored_continuation(completion_id, tenant)
         if found is None:
             raise NotFound(
                 f"No stored response with id {completion_id!r} (it was not logged, or was deleted).",
@@ -147,10 +160,12 @@ class ConversationRecorder:
             )
         return found
 
-    async def _stored_continuation(self, completion_id: str) -> tuple[str, tuple[Message, ...]] | None:
+    async def _stored_continuation(
+        self, completion_id: str, tenant: str
+    ) -> tuple[str, tuple[Message, ...]] | None:
         assert self._store is not None
         conversation = await conversation_holding(self._store, completion_id)
-        if conversation is None:
+        if conversation is None or conversation.summary.tenant != tenant:
             return None
         completion = next(c for c in conversation.completions if c.id == completion_id)
         history = conversation.messages[: completion.message_count]
@@ -162,10 +177,10 @@ class ConversationRecorder:
         transcript = record.transcript
         if not transcript:
             return
-        self._recent[record.id] = (record.conversation_id, transcript)
+        self._recent[record.id] = (record.tenant, record.conversation_id, transcript)
         while len(self._recent) > self._recent_size:
             self._recent.popitem(last=False)
-        self._heads[chain_hashes(transcript)[-1]] = record.conversation_id
+        self._heads[(record.tenant, chain_hashes(transcript)[-1])] = record.conversation_id
         while len(self._heads) > self._cache_size:
             self._heads.popitem(last=False)
 
@@ -206,6 +221,10 @@ class ConversationRecorder:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
 
+def _owns(tenant: str | None, conversation: Conversation) -> bool:
+    return tenant is None or conversation.summary.tenant == tenant
+
+
 class ConversationService:
     """Review of the logged conversations: list, read, delete, rate, export and retention."""
 
@@ -238,14 +257,15 @@ class ConversationService:
         if self._log is not None:
             await self._log.flush(self._settle_s)
 
-    async def get(self, conversation_id: str) -> Conversation:
+    async def get(self, conversation_id: str, *, tenant: str | None = None) -> Conversation:
+        """The conversation; ``NotFound`` when there is none, or it is not ``tenant``'s (``None``: any)."""
         await self._settle()
         conversation = await self._store.get(conversation_id)
-        if conversation is None:
+        if conversation is None or not _owns(tenant, conversation):
             raise NotFound(f"No conversation with id '{conversation_id}'", param="conversation_id")
         return conversation
 
-    async def of_completion(self, completion_id: str) -> Conversation:
+    async def of_completion(self, completion_id: str, *, tenant: str | None = None) -> Conversation:
         """The conversation that holds the logged completion ``completion_id``.
 
         A completion answered a moment ago can still be on its way from the durable log to the store: the
@@ -255,14 +275,16 @@ class ConversationService:
         if conversation is None and self._log is not None:
             await self._log.flush(self._settle_s)
             conversation = await conversation_holding(self._store, completion_id)
-        if conversation is None:
+        if conversation is None or not _owns(tenant, conversation):
             raise NotFound(
                 f"No logged completion with id '{completion_id}' (it was not logged, or was deleted)",
                 param="completion_id",
             )
         return conversation
 
-    async def delete(self, conversation_id: str) -> None:
+    async def delete(self, conversation_id: str, *, tenant: str | None = None) -> None:
+        if tenant is not None:
+            await self.get(conversation_id, tenant=tenant)
         await self._settle()
         if not await self._store.delete(conversation_id):
             raise NotFound(f"No conversation with id '{conversation_id}'", param="conversation_id")
@@ -274,6 +296,7 @@ class ConversationService:
         rating: int,
         comment: str | None = None,
         completion_id: str | None = None,
+        tenant: str | None = None,
     ) -> Feedback:
         low, high = RATING_RANGE
         if isinstance(rating, bool) or not low <= rating <= high:
@@ -291,6 +314,8 @@ class ConversationService:
             completion_id=completion_id,
             created_at=datetime.now(UTC),
         )
+        if tenant is not None:
+            await self.get(conversation_id, tenant=tenant)
         await self._settle()
         await self._store.add_feedback(feedback)
         return feedback

@@ -32,6 +32,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         return CallContext(
             conversation_id=optional(options, "conversation_id"),
             api_key_id=caller().key_id,
+            tenant=caller().tenant,
             user=optional(options, "user"),
             previous_completion_id=optional(options, "previous_completion_id"),
             log=optional(options, "store") is not False,

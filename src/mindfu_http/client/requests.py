@@ -125,7 +125,7 @@ def filter_params(where: ConversationFilter | None) -> dict[str, Any]:
         return {}
     params: dict[str, Any] = {}
     for name, value in asdict(where).items():
-        if value is None or name == "api_key_id":  # the key is the caller's own, from its credentials
+        if value is None or name in ("api_key_id", "tenant"):  # the server's, from the caller's key
             continue
         if hasattr(value, "isoformat"):
             value = value.isoformat()

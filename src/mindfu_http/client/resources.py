@@ -166,14 +166,14 @@ class HttpConversations:
         found = await self._http.json("GET", "/v1/conversations", params=params)
         return _page(found, tuple(parse.summary_of(s) for s in found["data"]))
 
-    async def get(self, conversation_id: str) -> Conversation:
+    async def get(self, conversation_id: str, *, tenant: str | None = None) -> Conversation:
         return parse.conversation_of(await self._http.json("GET", f"/v1/conversations/{conversation_id}"))
 
-    async def of_completion(self, completion_id: str) -> Conversation:
+    async def of_completion(self, completion_id: str, *, tenant: str | None = None) -> Conversation:
         found = await self._http.json("GET", f"/v1/conversations/completions/{completion_id}")
         return parse.conversation_of(found)
 
-    async def delete(self, conversation_id: str) -> None:
+    async def delete(self, conversation_id: str, *, tenant: str | None = None) -> None:
         await self._http.call("DELETE", f"/v1/conversations/{conversation_id}")
 
     async def add_feedback(
@@ -183,6 +183,7 @@ class HttpConversations:
         rating: int,
         comment: str | None = None,
         completion_id: str | None = None,
+        tenant: str | None = None,
     ) -> Feedback:
         body = {"rating": rating, "comment": comment, "completion_id": completion_id}
         found = await self._http.json("POST", f"/v1/conversations/{conversation_id}/feedback", json=body)

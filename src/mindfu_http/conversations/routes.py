@@ -23,6 +23,7 @@ from mindfu_core.domain.conversations import (
     LoggedCompletion,
 )
 from mindfu_core.domain.examples import openai_message
+from mindfu_http.auth import tenant_of
 from mindfu_http.deps import conversation_service
 from mindfu_http.openai.wire import usage_dict
 from mindfu_http.responses import (
@@ -59,7 +60,8 @@ def _unix(value: datetime) -> int:
     return int((value if value.tzinfo is not None else value.replace(tzinfo=UTC)).timestamp())
 
 
-def review_filter(
+async def review_filter(
+    request: Request,
     since: Annotated[
         datetime | None, Query(description="updated at or after (ISO 8601; naive is UTC)")
     ] = None,
@@ -72,6 +74,7 @@ def review_filter(
     user: Annotated[str | None, Query(description="the requests' `user` field")] = None,
 ) -> ConversationFilter:
     return ConversationFilter(
+        tenant=await tenant_of(request),  # the caller's conversations only
         since=_utc(since),
         until=_utc(until),
         model=model,
@@ -222,7 +225,8 @@ async def _objects(conversations: AsyncIterator[Conversation]) -> AsyncIterator[
     "/conversations/completions/{completion_id}", summary="The conversation that holds a logged completion"
 )
 async def conversation_of_completion(completion_id: str, request: Request) -> ConversationObject:
-    return conversation_object(await conversation_service(request).of_completion(completion_id))
+    found = await conversation_service(request).of_completion(completion_id, tenant=await tenant_of(request))
+    return conversation_object(found)
 
 
 async def _lines(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -238,14 +242,15 @@ async def _lines(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any
 
 @router.get("/conversations/{conversation_id}", summary="One conversation: messages, completions, feedback")
 async def get_conversation(conversation_id: str, request: Request) -> ConversationObject:
-    return conversation_object(await conversation_service(request).get(conversation_id))
+    found = await conversation_service(request).get(conversation_id, tenant=await tenant_of(request))
+    return conversation_object(found)
 
 
 @router.delete(
     "/conversations/{conversation_id}", summary="Delete a conversation and everything logged with it"
 )
 async def delete_conversation(conversation_id: str, request: Request) -> ConversationDeleted:
-    await conversation_service(request).delete(conversation_id)
+    await conversation_service(request).delete(conversation_id, tenant=await tenant_of(request))
     return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
 
@@ -254,6 +259,10 @@ async def delete_conversation(conversation_id: str, request: Request) -> Convers
 )
 async def add_feedback(conversation_id: str, body: FeedbackIn, request: Request) -> FeedbackObject:
     feedback = await conversation_service(request).add_feedback(
-        conversation_id, rating=body.rating, comment=body.comment, completion_id=body.completion_id
+        conversation_id,
+        rating=body.rating,
+        comment=body.comment,
+        completion_id=body.completion_id,
+        tenant=await tenant_of(request),
     )
     return feedback_object(feedback)

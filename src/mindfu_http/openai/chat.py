@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from mindfu_core.domain.chat import GenerationRequest
 from mindfu_core.domain.conversations import CallContext
-from mindfu_core.domain.principals import Principal
+from mindfu_core.domain.principals import DEFAULT_TENANT, Principal
 from mindfu_core.errors import InvalidRequest
 from mindfu_http.deps import chat_service, retriever
 from mindfu_http.errors import request_id_of
@@ -65,6 +65,7 @@ def call_context(request: Request, conversation_id: str | None, user: str | None
     return CallContext(
         conversation_id=conversation_id or header or None,
         api_key_id=principal.key_id if principal is not None else None,
+        tenant=principal.tenant if principal is not None else DEFAULT_TENANT,
         user=user,
     )
 

@@ -32,6 +32,7 @@ async def responses(body: ResponsesIn, request: Request) -> Response:
     context = CallContext(
         conversation_id=base.conversation_id,
         api_key_id=base.api_key_id,
+        tenant=base.tenant,
         user=base.user,
         log=body.store is not False,
         previous_completion_id=completion_id(body.previous_response_id)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from mindfu_core.domain.chat import Message, Role
 from mindfu_core.domain.conversations import CompletionStatus, Conversation, LoggedCompletion
 from mindfu_core.errors import InvalidRequest, NotFound
+from mindfu_http.auth import tenant_of
 from mindfu_http.deps import conversation_service
 from mindfu_http.openai.responses_wire import (
     completion_id,
@@ -38,7 +39,9 @@ STATUSES = {
 async def _stored(request: Request, rid: str) -> tuple[Conversation, LoggedCompletion]:
     wanted = completion_id(rid, param="response_id")
     try:
-        conversation = await conversation_service(request).of_completion(wanted)
+        conversation = await conversation_service(request).of_completion(
+            wanted, tenant=await tenant_of(request)
+        )
     except NotFound:
         raise NotFound(
             f"No stored response with id {rid!r} (it was created with store: false, or was deleted).",

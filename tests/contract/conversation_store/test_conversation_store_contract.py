@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mindfu_core.domain.conversations import (
     Feedback,
     RetrievedChunk,
     chain_hashes,
+    foreign_branch,
 )
 from mindfu_core.errors import InvalidRequest, NotFound
 from mindfu_core.ports.conversation_store import ConversationStore
@@ -139,9 +141,9 @@ async def test_a_follow_up_appends_and_moves_the_head(store: ConversationStore) 
     assert [c.id for c in conversation.completions] == [first.id, second.id]
     assert [c.message_count for c in conversation.completions] == [1, 3]
     assert conversation.summary.updated_at == second.created_at
-    assert await store.find_by_head(chain_hashes(second.transcript)[-1]) == "conv_a"
-    assert await store.find_by_head(chain_hashes(first.transcript)[-1]) is None
-    assert await store.find_by_head("0" * 64) is None
+    assert await store.find_by_head(chain_hashes(second.transcript)[-1], "default") == "conv_a"
+    assert await store.find_by_head(chain_hashes(first.transcript)[-1], "default") is None
+    assert await store.find_by_head("0" * 64, "default") is None
     assert await store.find_completion(first.id) == "conv_a"
     assert await store.find_completion(second.id) == "conv_a"
     assert await store.find_completion("chatcmpl-missing") is None
@@ -185,7 +187,7 @@ async def test_a_repeated_prefix_keeps_the_history_and_an_edit_in_a_batch_rewind
     assert conversation is not None and conversation.messages == follow.transcript
     assert conversation.summary.message_count == 4 and conversation.summary.title == "hi"
     assert await found(min_turns=2, max_response_chars=4) and not await found(min_turns=3)
-    assert await store.find_by_head(chain_hashes(follow.transcript)[-1]) == "conv_a"
+    assert await store.find_by_head(chain_hashes(follow.transcript)[-1], "default") == "conv_a"
 
 
 async def test_tool_calls_and_tool_results_are_kept(store: ConversationStore) -> None:
@@ -316,7 +318,7 @@ async def test_delete_removes_everything(store: ConversationStore) -> None:
     assert await store.get("conv_a") is None
     assert await store.delete("conv_a") is False
     assert (await store.list()).items == ()
-    assert await store.find_by_head(chain_hashes(first.transcript)[-1]) is None
+    assert await store.find_by_head(chain_hashes(first.transcript)[-1], "default") is None
     assert await store.find_completion(first.id) is None
 
 
@@ -345,3 +347,25 @@ async def test_texts_survive_unicode(store: ConversationStore) -> None:
     assert conversation is not None
     assert conversation.messages == first.transcript
     assert conversation.summary.title == "naïve café — 日本語 🙂"
+
+
+async def test_another_tenants_conversation_is_never_written_to(store: ConversationStore) -> None:
+    first = record(1, (user("mine"),))
+    stranger = replace(record(2, (user("overwrite it"),)), tenant="globex")
+    again = replace(record(3, (*stranger.transcript, user("and more"))), tenant="globex")
+    assert await store.record([first, stranger]) == 2
+    assert await store.record([again]) == 1
+    kept = await store.get("conv_a")
+    assert kept is not None and kept.messages == first.transcript and kept.summary.tenant == "default"
+    branch = await store.get(foreign_branch(stranger))
+    assert branch is not None and branch.summary.tenant == "globex"
+    assert branch.messages == again.transcript  # the tenant's own turns stay together
+    assert [c.id for c in branch.completions] == [stranger.id, again.id]
+    assert foreign_branch(stranger) != foreign_branch(replace(stranger, tenant="initech"))
+    head = chain_hashes(again.transcript)[-1]
+    assert await store.find_by_head(head, "globex") == foreign_branch(stranger)
+    assert await store.find_by_head(head, "default") is None
+    only = await store.list(ConversationFilter(tenant="globex"))
+    assert [s.id for s in only.items] == [foreign_branch(stranger)]
+    assert {s.tenant for s in (await store.list()).items} == {"default", "globex"}
+    assert [c.id async for c in store.export(ConversationFilter(tenant="default"))] == ["conv_a"]

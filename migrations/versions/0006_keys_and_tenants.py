@@ -1,4 +1,5 @@
-"""Keys: API keys with a tenant and scopes, stored as keyed digests, and the audit trail of what keys did.
+"""Keys and tenants: API keys with a tenant and scopes, stored as keyed digests; the audit trail of what keys
+did; the tenant of each conversation (those logged before it are the default tenant's).
 
 Revision ID: 0006
 Revises: 0005
@@ -52,9 +53,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("id", name="uq_audit_events_id"),
     )
     op.create_index("ix_audit_events_tenant_seq", "audit_events", ["tenant", "seq"])
+    op.add_column(
+        "conversations",
+        sa.Column("tenant", sa.String(64), nullable=False, server_default=sa.text("'default'")),
+    )
+    op.create_index(
+        "ix_conversations_tenant_updated_at_id", "conversations", ["tenant", "updated_at", "id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conversations_tenant_updated_at_id", table_name="conversations")
+    with op.batch_alter_table("conversations") as batch:
+        batch.drop_column("tenant")
     op.drop_index("ix_audit_events_tenant_seq", table_name="audit_events")
     op.drop_table("audit_events")
     op.drop_index("ix_api_keys_tenant_created_at", table_name="api_keys")
