@@ -36,13 +36,19 @@ async def _tables(database: Database) -> set[str]:
 async def test_migrations_go_up_and_down(database: Database) -> None:
     assert await database.current_revision() is None
     await database.migrate()
-    assert await database.current_revision() == database.head_revision() == "0005"
+    assert await database.current_revision() == database.head_revision() == "0006"
     everything = {
         "documents", "conversations", "messages", "completions", "feedback", "alembic_version",
-        "training_files", "training_jobs", "training_events",
+        "training_files", "training_jobs", "training_events", "api_keys", "audit_events",
     }  # fmt: skip
     assert everything <= await _tables(database)
     await database.migrate()  # idempotent
+    await database.downgrade("0005")
+    async with database.connection("inspecting") as connection:
+        kept = await connection.run_sync(
+            lambda sync: {c["name"] for c in sa.inspect(sync).get_columns("conversations")}
+        )
+    assert "tenant" not in kept and "api_keys" not in await _tables(database)
     await database.downgrade("0004")
     async with database.connection("inspecting") as connection:
         jobs = await connection.run_sync(
@@ -65,7 +71,7 @@ async def test_migrations_go_up_and_down(database: Database) -> None:
     assert await _tables(database) <= {"alembic_version"}
     await database.migrate()
     assert await SqlDocumentRegistry(database).list() == []
-    assert [r for r, _, _ in await database.history()] == ["0001", "0002", "0003", "0004", "0005"]
+    assert [r for r, _, _ in await database.history()] == ["0001", "0002", "0003", "0004", "0005", "0006"]
 
 
 async def test_the_models_and_the_migrations_agree(database: Database) -> None:
@@ -89,7 +95,7 @@ async def test_start_up_checks_the_schema(database: Database) -> None:
     with pytest.raises(ConfigurationError, match="run `mindfu db upgrade`"):
         await database.ensure_schema(upgrade=False)
     await database.migrate("0001")
-    with pytest.raises(ConfigurationError, match="revision 0001 but this MindFu needs 0005"):
+    with pytest.raises(ConfigurationError, match="revision 0001 but this MindFu needs 0006"):
         await database.ensure_schema(upgrade=False)
     await database.ensure_schema(upgrade=True)
     await database.ensure_schema(upgrade=False)
