@@ -23,7 +23,7 @@ from mindfu_core.domain.conversations import (
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.pages import Page
-from mindfu_core.domain.principals import ApiKey, NewApiKey, Principal
+from mindfu_core.domain.principals import DEFAULT_TENANT, ApiKey, NewApiKey, Principal
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_core.errors import NotFound
@@ -89,10 +89,17 @@ class LocalDocuments:
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
         chunk: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestResult:
         service = await self._part()
         return await service.ingest(
-            data, filename=filename, collection=collection, metadata=metadata, policy=policy, chunk=chunk
+            data,
+            filename=filename,
+            collection=collection,
+            metadata=metadata,
+            policy=policy,
+            chunk=chunk,
+            tenant=tenant,
         )
 
     async def ingest_text(
@@ -104,22 +111,36 @@ class LocalDocuments:
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
         chunk: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestResult:
         service = await self._part()
         return await service.ingest_text(
-            content, name=name, collection=collection, metadata=metadata, policy=policy, chunk=chunk
+            content,
+            name=name,
+            collection=collection,
+            metadata=metadata,
+            policy=policy,
+            chunk=chunk,
+            tenant=tenant,
         )
 
-    async def get(self, document_id: str) -> Document:
-        return await (await self._part()).get(document_id)
+    async def get(self, document_id: str, *, tenant: str = DEFAULT_TENANT) -> Document:
+        return await (await self._part()).get(document_id, tenant=tenant)
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        collection: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Page[Document]:
-        return await (await self._part()).list(collection=collection, limit=limit, cursor=cursor)
+        return await (await self._part()).list(
+            collection=collection, limit=limit, cursor=cursor, tenant=tenant
+        )
 
-    async def delete(self, document_id: str) -> Document:
-        return await (await self._part()).delete(document_id)
+    async def delete(self, document_id: str, *, tenant: str = DEFAULT_TENANT) -> Document:
+        return await (await self._part()).delete(document_id, tenant=tenant)
 
 
 class LocalRetrieval:
@@ -134,8 +155,10 @@ class LocalRetrieval:
     def options(self, overrides: RetrievalOverrides = NO_OVERRIDES) -> RetrievalOptions:
         return overrides.apply(self._defaults)
 
-    async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
-        return await (await self._part()).search(query, options)
+    async def search(
+        self, query: str, options: RetrievalOptions, *, tenant: str = DEFAULT_TENANT
+    ) -> list[ScoredChunk]:
+        return await (await self._part()).search(query, options, tenant=tenant)
 
 
 class LocalEmbeddings:

@@ -43,7 +43,9 @@ class ChatApi(Protocol):
 
 
 class DocumentApi(Protocol):
-    """Ingestion and the document registry (``IngestionService``)."""
+    """Ingestion and the document registry (``IngestionService``). Documents and collections are
+    ``tenant``'s: another tenant's are not found, and never share a collection; a client of a remote server
+    leaves the tenant to the server, which knows the caller's from its credentials."""
 
     @property
     def policy(self) -> ChunkingPolicy: ...
@@ -57,6 +59,7 @@ class DocumentApi(Protocol):
         metadata: Mapping[str, Any] | None = ...,
         policy: ChunkingPolicy | None = ...,
         chunk: bool = ...,
+        tenant: str = ...,
     ) -> IngestResult: ...
 
     async def ingest_text(
@@ -68,26 +71,30 @@ class DocumentApi(Protocol):
         metadata: Mapping[str, Any] | None = ...,
         policy: ChunkingPolicy | None = ...,
         chunk: bool = ...,
+        tenant: str = ...,
     ) -> IngestResult: ...
 
-    async def get(self, document_id: str) -> Document: ...
+    async def get(self, document_id: str, *, tenant: str = ...) -> Document: ...
 
     async def list(
-        self, *, collection: str | None = ..., limit: int = ..., cursor: str | None = ...
+        self, *, collection: str | None = ..., limit: int = ..., cursor: str | None = ..., tenant: str = ...
     ) -> Page[Document]: ...
 
-    async def delete(self, document_id: str) -> Document: ...
+    async def delete(self, document_id: str, *, tenant: str = ...) -> Document: ...
 
 
 class RetrievalApi(Protocol):
-    """What a query retrieves, and the options requests start from (``Retriever``)."""
+    """What a query retrieves from ``tenant``'s documents, and the options requests start from
+    (``Retriever``)."""
 
     @property
     def defaults(self) -> RetrievalOptions: ...
 
     def options(self, overrides: RetrievalOverrides = ...) -> RetrievalOptions: ...
 
-    async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]: ...
+    async def search(
+        self, query: str, options: RetrievalOptions, *, tenant: str = ...
+    ) -> list[ScoredChunk]: ...
 
 
 class EmbeddingApi(Protocol):

@@ -29,6 +29,7 @@ from mindfu_core.domain.conversations import (
     NO_CONTEXT,
     CallContext,
 )
+from mindfu_core.domain.text import check_request_text, check_text
 from mindfu_core.errors import ConfigurationError, UpstreamUnavailable
 from mindfu_grpc._pb.mindfu.v1 import (
     chat_pb2,
@@ -72,11 +73,13 @@ class RemoteChat:
         return results_mapping.model_from_pb(found.model)
 
     async def count_tokens(self, request: ChatRequest) -> int:
+        check_request_text(request)
         message = _chat_message(chat_pb2.CountTokensRequest, request, NO_CONTEXT)
         counted = await self._channel.call(self._chat.CountTokens, message)
         return int(counted.input_tokens)
 
     async def complete(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatResult:
+        _check_text(request, context)
         if isinstance(request, ChatRequest):
             response = await self._channel.call(
                 self._chat.Complete, _chat_message(chat_pb2.CompleteRequest, request, context)
@@ -89,6 +92,7 @@ class RemoteChat:
 
     async def stream(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatStream:
         """Starts the call and reads its first message (errors before generation surface here)."""
+        _check_text(request, context)
         channel = self._channel
         call: Any
         if isinstance(request, ChatRequest):
@@ -131,6 +135,13 @@ async def _deltas(
             yield to_delta(piece)
     finally:
         await rest.aclose()
+
+
+def _check_text(request: GenerationRequest, context: CallContext) -> None:
+    """What protobuf cannot encode is the client's error, named as the core would name it, not a failure
+    of this process."""
+    check_request_text(request)
+    check_text(context.user or "", "user")
 
 
 def _chat_message(kind: Any, request: ChatRequest, context: CallContext) -> Any:

@@ -16,7 +16,9 @@ from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult,
 from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.examples import finetuning_example
 from mindfu_core.domain.pages import Page
+from mindfu_core.domain.principals import DEFAULT_TENANT
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
+from mindfu_core.domain.text import check_json_text, check_text
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_grpc._pb.mindfu.v1 import (
     conversations_pb2,
@@ -34,6 +36,14 @@ from mindfu_grpc.mapping import documents as document_mapping
 from mindfu_grpc.mapping import retrieval as retrieval_mapping
 from mindfu_grpc.mapping import training as training_mapping
 from mindfu_grpc.mapping.common import json_text
+
+
+def _check_upload_text(name: str, param: str, collection: str, metadata: Mapping[str, Any] | None) -> None:
+    """What protobuf cannot encode is the client's error, named as the core would name it."""
+    check_text(name, param)
+    check_text(collection, "collection")
+    check_json_text(metadata or {}, "metadata")
+
 
 #: Bytes per message of an upload stream.
 UPLOAD_PIECE = 1024 * 1024
@@ -68,7 +78,9 @@ class RemoteDocuments:
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
         chunk: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestResult:
+        _check_upload_text(filename, "filename", collection, metadata)
         info = documents_pb2.UploadInfo(
             name=filename,
             collection=collection,
@@ -95,7 +107,10 @@ class RemoteDocuments:
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
         chunk: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestResult:
+        check_text(content, "content")
+        _check_upload_text(name, "name", collection, metadata)
         request = documents_pb2.AddTextRequest(
             content=content,
             name=name,
@@ -108,14 +123,19 @@ class RemoteDocuments:
             document=document_mapping.document_from_pb(found.document), duplicate=found.duplicate
         )
 
-    async def get(self, document_id: str) -> Document:
+    async def get(self, document_id: str, *, tenant: str = DEFAULT_TENANT) -> Document:
         found = await self._channel.call(
             self._stub.GetDocument, documents_pb2.GetDocumentRequest(id=document_id)
         )
         return document_mapping.document_from_pb(found.document)
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        collection: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Page[Document]:
         request = documents_pb2.ListDocumentsRequest(limit=limit, after=cursor or "")
         if collection is not None:
@@ -124,7 +144,7 @@ class RemoteDocuments:
         documents = tuple(document_mapping.document_from_pb(d) for d in found.documents)
         return Page(items=documents, next_cursor=found.next_cursor or None)
 
-    async def delete(self, document_id: str) -> Document:
+    async def delete(self, document_id: str, *, tenant: str = DEFAULT_TENANT) -> Document:
         request = documents_pb2.DeleteDocumentRequest(id=document_id)
         found = await self._channel.call(self._stub.DeleteDocument, request)
         return document_mapping.document_from_pb(found.document)
@@ -146,7 +166,9 @@ class RemoteRetrieval:
         """The core's defaults with ``overrides`` applied (the core validates them when they arrive)."""
         return overrides.apply(self.defaults)
 
-    async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
+    async def search(
+        self, query: str, options: RetrievalOptions, *, tenant: str = DEFAULT_TENANT
+    ) -> list[ScoredChunk]:
         request = documents_pb2.RetrieveRequest(
             query=query, options=retrieval_mapping.retrieval_to_pb(options)
         )
@@ -162,6 +184,8 @@ class RemoteEmbeddings:
         self._stub = EmbeddingServiceStub(channel.channel)
 
     async def embed(self, model: str, texts: Sequence[str], *, dimensions: int | None = None) -> Embeddings:
+        for position, text in enumerate(texts):
+            check_text(text, f"input[{position}]")
         request = embeddings_pb2.EmbedRequest(model=model, inputs=list(texts))
         if dimensions is not None:
             request.dimensions = dimensions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -36,17 +37,23 @@ class RequestContext:
             await self._too_large(send, request_id, limit, path)
             return
         received = 0
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
         async def send_with_id(message: Message) -> None:
+            if too_large:
+                # the app answered an unreadable body (FastAPI turns any error while it parses a form or
+                # JSON into 400): the answer is 413, sent below
+                return
             if message["type"] == "http.response.start":
                 message["headers"] = [
                     *message.get("headers", []),
@@ -55,9 +62,9 @@ class RequestContext:
                 ]
             await send(message)
 
-        try:
+        with contextlib.suppress(_BodyTooLarge):  # raised out of the app when it read the body unguarded
             await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge:
+        if too_large:
             await self._too_large(send, request_id, limit, path)
 
     async def _too_large(self, send: Send, request_id: str, limit: int, path: str) -> None:

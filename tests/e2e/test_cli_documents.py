@@ -58,15 +58,15 @@ def test_ingest_list_show_delete_in_process(tmp_path: Path) -> None:
     missing = run("documents", "show", pdf["id"], data=data)
     assert missing.returncode == 1 and "no document" in missing.stderr
 
-    assert "at revision 0005" in run("db", "current", data=data).stdout
+    assert "at revision 0006" in run("db", "current", data=data).stdout
     history = run("db", "history", data=data).stdout
     assert "0001  The document registry." in history and "0002  Conversation logging" in history
-    assert "0003  Fine-tuning" in history and "<- current" in history.splitlines()[4]
+    assert "0003  Fine-tuning" in history and "<- current" in history.splitlines()[5]
     assert "0004  Conversation logging: how many prompt tokens" in history
-    assert "0005  Fine-tuning: leases" in history
+    assert "0005  Fine-tuning: leases" in history and "0006  Keys and tenants" in history
     downgraded = run("db", "downgrade", "0001", data=data)
     assert downgraded.returncode == 0 and "at revision 0001" in downgraded.stdout
-    assert "at revision 0005" in run("db", "upgrade", data=data).stdout
+    assert "at revision 0006" in run("db", "upgrade", data=data).stdout
 
 
 def test_ingest_through_a_running_server(tmp_path: Path) -> None:

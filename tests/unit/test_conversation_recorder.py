@@ -9,6 +9,7 @@ import pytest
 
 from mindfu_core.domain.chat import ChatRequest, Message, Role
 from mindfu_core.domain.conversations import CallContext, CompletionRecord, CompletionStatus, chain_hashes
+from mindfu_core.errors import Overloaded
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.conversations import ConversationRecorder
 from tests.fakes import Reply, ScriptedEngine
@@ -164,3 +165,26 @@ async def test_a_continuation_comes_from_memory_then_from_the_store() -> None:
     with pytest.raises(NotFound) as missing:
         await later.complete(ask("x"), CallContext(previous_completion_id="chatcmpl-nope"))
     assert missing.value.param == "previous_response_id"
+
+
+class Busy(ScriptedEngine):
+    async def complete(self, request: Any) -> Any:
+        raise Overloaded("all slots busy", retry_after=3)
+
+    async def stream(self, request: Any) -> Any:
+        raise Overloaded("all slots busy", retry_after=3)
+        yield  # an async generator that raises at its first step
+
+
+async def test_a_request_turned_away_with_429_is_not_a_conversation() -> None:
+    log = ListLog()
+    recorder = ConversationRecorder(log)
+    service = ChatService([Busy()], recorder=recorder)
+    with pytest.raises(Overloaded):
+        await service.complete(ask("go"))
+    stream = await service.stream(ask("go"))
+    with pytest.raises(Overloaded):
+        async for _ in stream:
+            pass
+    await settle(recorder)
+    assert log.records == []

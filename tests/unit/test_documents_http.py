@@ -293,3 +293,23 @@ def test_embeddings_float_and_base64(make_client: Any) -> None:
             ).status_code
             == 400
         )
+
+
+def test_an_oversized_chunked_upload_is_413_too(make_client: Any) -> None:
+    """No Content-Length to refuse at once: the limit is met while the multipart body is read."""
+
+    def body() -> Any:
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
+        for _ in range(700):  # 1.4 MB: past the upload route's limit (the upload limit + 1 MiB)
+            yield b"a " * 1024
+        yield b"\r\n--b--\r\n"
+
+    with make_client(rag={"max_upload_bytes": 2048}, http={"max_body_bytes": 4096}) as client:
+        answer = client.post(
+            "/v1/documents/upload",
+            content=body(),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["error"]["code"] == "payload_too_large"
+        assert client.get("/v1/documents").json()["data"] == []

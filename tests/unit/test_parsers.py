@@ -82,3 +82,11 @@ def test_docx_zip_bombs_are_refused_before_unpacking() -> None:
             archive.writestr(f"word/part{i}.xml", b"x")
     with pytest.raises(UnprocessableContent, match="parts"):
         DocxParser(max_entries=20).parse(many.getvalue(), "many.docx")
+
+
+def test_a_pdf_whose_stream_inflates_past_the_limit_is_refused_not_a_server_error() -> None:
+    bomb = make_pdf(["boom"], inflate_to=80_000_000)  # pypdf stops inflating at 75 MB
+    assert len(bomb) < 200_000
+    with pytest.raises(UnprocessableContent, match="inflates past the parser's limit"):
+        AutoParser().parse(bomb, "bomb.pdf")
+    assert AutoParser().parse(make_pdf(["fine"], inflate_to=1000), "ok.pdf").pages[0][1] == "fine"

@@ -82,3 +82,52 @@ def test_neither_tenant_sees_changes_or_continues_the_others(make_client: Any) -
         assert mine[0] not in client.get("/v1/conversations/export?format=conversations", headers=acme).text
         # the operator's own key is the default tenant's: it holds neither tenant's data
         assert ids(client, ROOT) == []
+
+
+DOCUMENT_SCOPES = ["chat", "documents:read", "documents:write"]
+FACT = "The lighthouse keeper of Ardnamurchan feeds the cat at seven every evening."
+
+
+def document_key(client: Any, tenant: str) -> dict[str, str]:
+    made = client.post("/v1/admin/keys", json={"tenant": tenant, "scopes": DOCUMENT_SCOPES}, headers=ROOT)
+    assert made.status_code == 201, made.text
+    return {"Authorization": f"Bearer {made.json()['key']}"}
+
+
+def test_documents_and_collections_are_the_tenants_own(make_client: Any) -> None:
+    with make_client(api_keys="root-key") as client:
+        acme, globex = document_key(client, "acme"), document_key(client, "globex")
+        body = {"content": FACT, "name": "keeper.txt", "collection": "docs"}
+        made = client.post("/v1/documents", json=body, headers=acme)
+        assert made.status_code == 201, made.text
+        document = made.json()
+        assert document["collection"] == "docs"  # as the tenant named it
+        retrieve = {"query": "who feeds the cat?", "collection": "docs", "min_score": -1}
+        assert client.post("/v1/retrieve", json=retrieve, headers=acme).json()["data"]
+
+        assert client.get("/v1/documents", headers=globex).json()["data"] == []
+        assert client.get("/v1/documents?collection=docs", headers=globex).json()["data"] == []
+        for method in ("GET", "DELETE"):
+            assert (
+                client.request(method, f"/v1/documents/{document['id']}", headers=globex).status_code == 404
+            )
+        assert client.post("/v1/retrieve", json=retrieve, headers=globex).json()["data"] == []
+        ask = {
+            "model": "scripted",
+            "messages": [{"role": "user", "content": "who feeds the cat?"}],
+            "mindfu": {"rag": {"collection": "docs", "min_score": -1}},
+        }
+        grounded = client.post("/v1/chat/completions", json=ask, headers=globex)
+        assert grounded.status_code == 200 and not grounded.json().get("mindfu", {}).get("sources")
+        mine = client.post("/v1/chat/completions", json=ask, headers=acme).json()
+        assert mine["mindfu"]["sources"][0]["document_id"] == document["id"]
+        # the same content in a collection of the same name: globex's own, not a duplicate of acme's
+        theirs = client.post("/v1/documents", json=body, headers=globex)
+        assert theirs.status_code == 201 and theirs.json()["id"] != document["id"]
+        assert not theirs.json().get("duplicate")
+        assert [d["id"] for d in client.get("/v1/documents", headers=acme).json()["data"]] == [document["id"]]
+        assert client.delete(f"/v1/documents/{document['id']}", headers=acme).status_code == 200
+        assert client.post("/v1/retrieve", json=retrieve, headers=globex).json()["data"]  # its own, untouched
+        # a name a stored collection could be confused with is refused
+        bad = client.post("/v1/documents", json={**body, "collection": "acme\x1fdocs"}, headers=globex)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "collection"

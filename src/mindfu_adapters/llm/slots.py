@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -22,12 +24,23 @@ class SlotPool(Generic[T]):
     be called from a worker thread: a slot goes straight to the oldest live waiter.
     """
 
-    def __init__(self, slots: list[T], *, max_queue: int) -> None:
+    #: weight of the latest hold time in the running estimate of how long a request keeps a slot
+    SMOOTHING = 0.2
+    #: the longest Retry-After given (a stuck engine should not send clients away for hours)
+    MAX_RETRY_AFTER_S = 600.0
+
+    def __init__(
+        self, slots: list[T], *, max_queue: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._free: list[T] = list(slots)
         self._size = len(slots)
         self._max_queue = max_queue
         self._waiters: deque[asyncio.Future[T]] = deque()
         self._lock = threading.Lock()
+        self._clock = clock
+        self._since: dict[int, float] = {}  # id(slot) -> when its holder got it
+        self._hold_s: float | None = None  # running estimate of how long a request holds a slot
+        self._rejected = 0
 
     @property
     def size(self) -> int:
@@ -69,6 +82,7 @@ class SlotPool(Generic[T]):
             cached_tokens_total=cached_tokens_total,
             prompt_cache_bytes=prompt_cache_bytes,
             prompt_cache_hits=prompt_cache_hits,
+            rejected_total=self._rejected,
         )
 
     def admit(self) -> None:
@@ -77,10 +91,23 @@ class SlotPool(Generic[T]):
             if not self._free and len(self._waiters) >= self._max_queue:
                 raise self._overloaded()
 
+    def retry_after(self) -> float:
+        """Seconds until the line now waiting has had its slots, by how long requests have held them:
+        (waiting + 1) / slots x the running hold time, at least 1, at most ``MAX_RETRY_AFTER_S``."""
+        hold = self._hold_s if self._hold_s is not None else 1.0
+        wait = (len(self._waiters) + 1) / self._size * hold
+        return float(min(self.MAX_RETRY_AFTER_S, max(1, math.ceil(wait))))
+
     def _overloaded(self) -> Overloaded:
+        self._rejected += 1
         return Overloaded(
-            f"all {self._size} engine slot(s) are busy and {self._max_queue} request(s) are waiting"
+            f"all {self._size} engine slot(s) are busy and {self._max_queue} request(s) are waiting",
+            retry_after=self.retry_after(),
         )
+
+    def _taken(self, slot: T) -> T:
+        self._since[id(slot)] = self._clock()
+        return slot
 
     async def acquire(self, prefer: Callable[[T], int] | None = None) -> T:
         """A free slot (the one ``prefer`` scores highest, if given); waits in line if none is free,
@@ -91,7 +118,7 @@ class SlotPool(Generic[T]):
                 if prefer is not None and len(self._free) > 1:
                     scores = [prefer(slot) for slot in self._free]
                     best = scores.index(max(scores))  # the first of equals: free the longest
-                return self._free.pop(best)
+                return self._taken(self._free.pop(best))
             if len(self._waiters) >= self._max_queue:
                 raise self._overloaded()
             waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -112,6 +139,11 @@ class SlotPool(Generic[T]):
     def release(self, slot: T) -> None:
         """Return ``slot``; thread-safe."""
         with self._lock:
+            since = self._since.pop(id(slot), None)
+            if since is not None:
+                held = self._clock() - since
+                last = self._hold_s
+                self._hold_s = held if last is None else last + self.SMOOTHING * (held - last)
             while self._waiters:
                 waiter = self._waiters.popleft()
                 if waiter.done():
@@ -127,4 +159,6 @@ class SlotPool(Generic[T]):
         if waiter.done():  # cancelled between release() and now
             self.release(slot)
         else:
+            with self._lock:
+                self._taken(slot)
             waiter.set_result(slot)

@@ -18,7 +18,7 @@ class PdfParser:
 
     def parse(self, data: bytes, filename: str) -> ParsedDocument:
         from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
+        from pypdf.errors import LimitReachedError, PdfReadError, PyPdfError
 
         try:
             reader = PdfReader(io.BytesIO(data))
@@ -30,7 +30,11 @@ class PdfParser:
             title = reader.metadata.title if reader.metadata else None
         except UnprocessableContent:
             raise
-        except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        except LimitReachedError as exc:  # a stream that inflates past pypdf's bounds: a decompression bomb
+            raise UnprocessableContent(
+                f"{filename!r} holds a stream that inflates past the parser's limit ({exc})"
+            ) from exc
+        except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
             raise UnprocessableContent(f"{filename!r} is not a readable PDF ({exc})") from exc
         if not any(text for _, text in pages):
             raise UnprocessableContent(

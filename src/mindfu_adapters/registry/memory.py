@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mindfu_core.domain.documents import Document
+from mindfu_core.domain.documents import Document, of_tenant
 from mindfu_core.errors import Conflict
 
 
@@ -32,9 +32,14 @@ class InMemoryDocumentRegistry:
         )
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, offset: int = 0
+        self, *, collection: str | None = None, limit: int = 50, offset: int = 0, tenant: str | None = None
     ) -> list[Document]:
-        matching = [d for d in self._documents.values() if collection is None or d.collection == collection]
+        matching = [
+            d
+            for d in self._documents.values()
+            if (collection is None or d.collection == collection)
+            and (tenant is None or of_tenant(d.collection, tenant))
+        ]
         matching.sort(key=lambda d: d.created_at, reverse=True)
         return matching[offset : offset + limit]
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from mindfu_adapters.store.sql import Database
 from mindfu_adapters.store.tables import documents
-from mindfu_core.domain.documents import Document
+from mindfu_core.domain.documents import TENANT_SEPARATOR, Document, stored_collection
+from mindfu_core.domain.principals import DEFAULT_TENANT
 
 
 class SqlDocumentRegistry:
@@ -33,11 +34,16 @@ class SqlDocumentRegistry:
         return None if row is None else _document(row)
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, offset: int = 0
+        self, *, collection: str | None = None, limit: int = 50, offset: int = 0, tenant: str | None = None
     ) -> list[Document]:
         query = documents.select().order_by(documents.c.created_at.desc(), documents.c.id)
         if collection is not None:
             query = query.where(documents.c.collection == collection)
+        if tenant == DEFAULT_TENANT:
+            query = query.where(~documents.c.collection.contains(TENANT_SEPARATOR, autoescape=True))
+        elif tenant is not None:
+            prefix = stored_collection(tenant, "")
+            query = query.where(documents.c.collection.startswith(prefix, autoescape=True))
         async with self._db.connection("listing documents") as connection:
             rows = (await connection.execute(query.limit(limit).offset(offset))).mappings().all()
         return [_document(row) for row in rows]

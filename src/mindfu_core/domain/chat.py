@@ -296,6 +296,8 @@ class EngineStats:
     # an engine's host-memory cache of prompt prefixes: bytes held, and prefixes restored from it
     prompt_cache_bytes: int = 0
     prompt_cache_hits: int = 0
+    # requests turned away with 429 because every slot was busy and the line full
+    rejected_total: int = 0
 
 
 class ChatStream:

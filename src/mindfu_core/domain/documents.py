@@ -7,7 +7,40 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mindfu_core.domain.principals import DEFAULT_TENANT
 from mindfu_core.errors import InvalidRequest
+
+#: between a tenant and its collection's name in the name stores keep (never in a name a client gives)
+TENANT_SEPARATOR = "\x1f"
+MAX_COLLECTION_CHARS = 200
+
+
+def check_collection(name: str, param: str = "collection") -> str:
+    """``name`` if it can name a collection: 1 to 200 characters, no control characters."""
+    if not name or len(name) > MAX_COLLECTION_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidRequest(
+            f"a collection name is 1 to {MAX_COLLECTION_CHARS} characters without control characters",
+            param=param,
+        )
+    return name
+
+
+def stored_collection(tenant: str, collection: str) -> str:
+    """The name stores keep a tenant's collection under: the default tenant's as it is (as before tenants),
+    another's behind its tenant, so that no two tenants ever share a collection."""
+    return collection if tenant == DEFAULT_TENANT else f"{tenant}{TENANT_SEPARATOR}{collection}"
+
+
+def of_tenant(stored: str, tenant: str) -> bool:
+    """Whether the stored collection name ``stored`` is ``tenant``'s."""
+    if tenant == DEFAULT_TENANT:
+        return TENANT_SEPARATOR not in stored
+    return stored.startswith(stored_collection(tenant, ""))
+
+
+def visible_collection(stored: str) -> str:
+    """The collection's name as its tenant gave it."""
+    return stored.rpartition(TENANT_SEPARATOR)[2]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,9 +20,10 @@ class DocumentRegistry(Protocol):
     async def find_by_hash(self, collection: str, sha256: str) -> Document | None: ...
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, offset: int = 0
+        self, *, collection: str | None = None, limit: int = 50, offset: int = 0, tenant: str | None = None
     ) -> list[Document]:
-        """Newest first."""
+        """Newest first; ``collection`` is a stored name (``stored_collection``), ``tenant`` keeps to the
+        collections stored for that tenant (None: every tenant's)."""
         ...
 
     async def delete(self, document_id: str) -> bool:

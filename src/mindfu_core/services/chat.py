@@ -33,7 +33,8 @@ from mindfu_core.domain.conversations import (
 )
 from mindfu_core.domain.limits import DEFAULT_LIMITS, RequestLimits
 from mindfu_core.domain.retrieval import Source
-from mindfu_core.errors import InvalidRequest, MindFuError, NotFound
+from mindfu_core.domain.text import check_text
+from mindfu_core.errors import InvalidRequest, MindFuError, NotFound, Overloaded
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.conversations import ConversationRecorder, request_parameters
 from mindfu_core.services.prompt_layout import stable_messages
@@ -128,7 +129,7 @@ class ChatService:
         return replace(request, sampling=replace(request.sampling, max_tokens=most))
 
     async def _prepare(
-        self, request: GenerationRequest
+        self, request: GenerationRequest, tenant: str
     ) -> tuple[LLMEngine, GenerationRequest, tuple[Source, ...]]:
         engine = self.engine_for(request.model)
         if request.model in self._aliases:
@@ -140,14 +141,14 @@ class ChatService:
         request = replace(request, messages=stable_messages(request.messages))
         if self._retriever is None:
             return engine, request, ()
-        grounded, sources = await self._retriever.ground(request)
+        grounded, sources = await self._retriever.ground(request, tenant=tenant)
         return engine, grounded, sources
 
     async def complete(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatResult:
         """Generate every choice of ``request`` and return them together (logged when it is a chat)."""
         request, context = await self._continued(request, context)
         completion_id = _completion_id(request)
-        engine, prepared, sources = await self._prepare(request)
+        engine, prepared, sources = await self._prepare(request, context.tenant)
         run = await self._start_run(request, context, completion_id, sources)
         try:
             result = await engine.complete(prepared)
@@ -174,7 +175,7 @@ class ChatService:
         """
         request, context = await self._continued(request, context)
         completion_id = _completion_id(request)
-        engine, prepared, sources = await self._prepare(request)
+        engine, prepared, sources = await self._prepare(request, context.tenant)
         run = await self._start_run(request, context, completion_id, sources)
         deltas = engine.stream(prepared)
         if sources:
@@ -188,6 +189,7 @@ class ChatService:
     ) -> tuple[GenerationRequest, CallContext]:
         """``request`` after the logged completion the context continues (its transcript first), in that
         completion's conversation."""
+        check_text(context.user or "", "user")
         previous = context.previous_completion_id
         if previous is None:
             return request, context
@@ -317,6 +319,8 @@ class _Run:
         await self.recorder.record(self.build(CompletionStatus.OK))
 
     def fail(self, error: BaseException) -> None:
+        if isinstance(error, Overloaded) and not self.choices:
+            return  # turned away before any work: counted by the engine, not a conversation
         if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
             record = self.build(CompletionStatus.CANCELLED)
         elif isinstance(error, MindFuError):

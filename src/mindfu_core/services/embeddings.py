@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mindfu_core.domain.embeddings import Embeddings
+from mindfu_core.domain.text import check_text
 from mindfu_core.errors import InvalidRequest, NotFound
 from mindfu_core.ports.embedder import Embedder
 
@@ -46,6 +47,7 @@ class EmbeddingService:
         for position, text in enumerate(texts):
             if not text:
                 raise InvalidRequest(f"input[{position}] is an empty string", param="input")
+            check_text(text, f"input[{position}]")
         vectors = await self._embedder.embed(texts)
         tokens = await self._embedder.count_tokens(texts)
         return Embeddings(model=self.model_id, vectors=tuple(tuple(v) for v in vectors), prompt_tokens=tokens)

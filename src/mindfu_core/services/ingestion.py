@@ -6,13 +6,25 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from mindfu_core.domain.documents import Chunk, ChunkingPolicy, Document, IngestResult, SparseVector
+from mindfu_core.domain.documents import (
+    Chunk,
+    ChunkingPolicy,
+    Document,
+    IngestResult,
+    SparseVector,
+    check_collection,
+    of_tenant,
+    stored_collection,
+    visible_collection,
+)
 from mindfu_core.domain.pages import Page, cursor_offset, offset_cursor, page_of
 from mindfu_core.domain.parsing import ParsedDocument
+from mindfu_core.domain.principals import DEFAULT_TENANT
+from mindfu_core.domain.text import check_json_text, check_text
 from mindfu_core.errors import InvalidRequest, NotFound, PayloadTooLarge, UnprocessableContent
 from mindfu_core.ports.document_registry import DocumentRegistry
 from mindfu_core.ports.embedder import Embedder
@@ -35,6 +47,18 @@ class IngestionLimits:
 def document_id_for(collection: str, sha256: str) -> str:
     """Stable per (collection, content): a retried ingestion rewrites the same ids, it adds none."""
     return str(uuid.uuid5(_DOCUMENT_NAMESPACE, f"{collection}\x00{sha256}"))
+
+
+def _check_texts(name: str, name_param: str, collection: str, metadata: Mapping[str, Any] | None) -> None:
+    check_text(name, name_param)
+    check_collection(collection)
+    check_text(collection, "collection")
+    check_json_text(metadata or {}, "metadata")
+
+
+def _shown(document: Document) -> Document:
+    """``document`` as its tenant sees it: its collection by the name the tenant gave."""
+    return replace(document, collection=visible_collection(document.collection))
 
 
 class IngestionService:
@@ -73,18 +97,22 @@ class IngestionService:
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
         chunk: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestResult:
-        """Ingest one file; a second upload of the same bytes into the same collection writes nothing.
-        ``chunk=False`` indexes it as one chunk (refused if the embedder would cut it off)."""
+        """Ingest one file into ``tenant``'s ``collection``; a second upload of the same bytes into the same
+        collection writes nothing. ``chunk=False`` indexes it as one chunk (refused if the embedder would
+        cut it off)."""
         if len(data) > self._limits.max_bytes:
             raise PayloadTooLarge(f"{filename!r} is {len(data)} bytes; the limit is {self._limits.max_bytes}")
+        _check_texts(filename, "filename", collection, metadata)
+        stored = stored_collection(tenant, collection)
         sha256 = hashlib.sha256(data).hexdigest()
-        existing = await self._registry.find_by_hash(collection, sha256)
+        existing = await self._registry.find_by_hash(stored, sha256)
         if existing is not None:
-            return IngestResult(document=existing, duplicate=True)
+            return IngestResult(document=_shown(existing), duplicate=True)
         parsed = await asyncio.to_thread(self._parser.parse, data, filename)
         return await self._store_parsed(
-            parsed, sha256=sha256, size=len(data), name=filename, collection=collection,
+            parsed, sha256=sha256, size=len(data), name=filename, collection=stored,
             metadata=metadata or {}, policy=policy or self._policy, chunk=chunk,
         )  # fmt: skip
 
@@ -97,18 +125,22 @@ class IngestionService:
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
         chunk: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestResult:
         """Ingest text given directly (no parsing); ``chunk=False`` as for ``ingest``."""
+        check_text(content, "content")
+        _check_texts(name, "name", collection, metadata)
+        stored = stored_collection(tenant, collection)
         data = content.encode("utf-8")
         if len(data) > self._limits.max_bytes:
             raise PayloadTooLarge(f"the content is {len(data)} bytes; the limit is {self._limits.max_bytes}")
         sha256 = hashlib.sha256(data).hexdigest()
-        existing = await self._registry.find_by_hash(collection, sha256)
+        existing = await self._registry.find_by_hash(stored, sha256)
         if existing is not None:
-            return IngestResult(document=existing, duplicate=True)
+            return IngestResult(document=_shown(existing), duplicate=True)
         parsed = ParsedDocument(media_type="text/plain", pages=((None, content),))
         return await self._store_parsed(
-            parsed, sha256=sha256, size=len(data), name=name, collection=collection,
+            parsed, sha256=sha256, size=len(data), name=name, collection=stored,
             metadata=metadata or {}, policy=policy or self._policy, chunk=chunk,
         )  # fmt: skip
 
@@ -175,7 +207,7 @@ class IngestionService:
         except BaseException:
             await asyncio.shield(self._store.delete_document(collection, document_id))
             raise
-        return IngestResult(document=document)
+        return IngestResult(document=_shown(document))
 
     async def _embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
@@ -183,25 +215,37 @@ class IngestionService:
             vectors.extend(await self._embedder.embed(texts[start : start + self._limits.batch_size]))
         return vectors
 
-    async def get(self, document_id: str) -> Document:
+    async def get(self, document_id: str, *, tenant: str = DEFAULT_TENANT) -> Document:
+        """The document; ``NotFound`` when there is none, or it is another tenant's."""
+        return _shown(await self._owned(document_id, tenant))
+
+    async def _owned(self, document_id: str, tenant: str) -> Document:
         document = await self._registry.get(document_id)
-        if document is None:
+        if document is None or not of_tenant(document.collection, tenant):
             raise NotFound(f"no document {document_id!r}", param="document_id")
         return document
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        collection: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Page[Document]:
-        """Newest first; ``cursor``: the previous page's ``next_cursor``."""
+        """``tenant``'s documents (of ``collection``), newest first; ``cursor``: the previous page's
+        ``next_cursor``."""
         if limit < 1:
             raise InvalidRequest("limit must be at least 1", param="limit")
         offset = cursor_offset(cursor)
-        found = await self._registry.list(collection=collection, limit=limit + 1, offset=offset)
-        return page_of(found, limit, lambda _: offset_cursor(offset + limit))
+        stored = stored_collection(tenant, collection) if collection is not None else None
+        found = await self._registry.list(collection=stored, limit=limit + 1, offset=offset, tenant=tenant)
+        page = page_of(found, limit, lambda _: offset_cursor(offset + limit))
+        return replace(page, items=tuple(_shown(document) for document in page.items))
 
-    async def delete(self, document_id: str) -> Document:
+    async def delete(self, document_id: str, *, tenant: str = DEFAULT_TENANT) -> Document:
         """Remove the document's chunks, then its record."""
-        document = await self.get(document_id)
+        document = await self._owned(document_id, tenant)
         await self._store.delete_document(document.collection, document.id)
         await self._registry.delete(document.id)
-        return document
+        return _shown(document)

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from mindfu_core.domain.chat import ChatRequest, Message, Role
-from mindfu_core.domain.documents import ScoredChunk
+from mindfu_core.domain.documents import ScoredChunk, check_collection, stored_collection
+from mindfu_core.domain.principals import DEFAULT_TENANT
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides, Source
 from mindfu_core.errors import InvalidRequest
 from mindfu_core.ports.embedder import Embedder
@@ -31,8 +32,7 @@ def validate_options(options: RetrievalOptions) -> None:
         raise InvalidRequest(f"retrieval top_k must be between 1 and {MAX_TOP_K}", param="mindfu.rag.top_k")
     if options.min_score is not None and not -1.0 <= options.min_score <= 1.0:
         raise InvalidRequest("retrieval min_score must be between -1 and 1", param="mindfu.rag.min_score")
-    if not options.collection:
-        raise InvalidRequest("retrieval collection must not be empty", param="mindfu.rag.collection")
+    check_collection(options.collection, "mindfu.rag.collection")
 
 
 def last_user_text(messages: Sequence[Message]) -> str | None:
@@ -125,16 +125,20 @@ class Retriever:
                 param="mindfu.rag.hybrid",
             )
 
-    async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
-        """The ``top_k`` closest chunks at or above ``min_score`` (an empty collection embeds nothing),
-        without their vectors: those stay in the store, whichever store answered."""
+    async def search(
+        self, query: str, options: RetrievalOptions, *, tenant: str = DEFAULT_TENANT
+    ) -> list[ScoredChunk]:
+        """The ``top_k`` chunks of ``tenant``'s collection closest to ``query``, at or above ``min_score``
+        (an empty collection embeds nothing), without their vectors: those stay in the store, whichever
+        store answered."""
+        self._check(options)
+        stored = replace(options, collection=stored_collection(tenant, options.collection))
         return [
-            replace(hit, chunk=replace(hit.chunk, vector=(), sparse=None))
-            for hit in await self._search(query, options)
+            replace(hit, chunk=replace(hit.chunk, vector=(), sparse=None, collection=options.collection))
+            for hit in await self._search(query, stored)
         ]
 
     async def _search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
-        self._check(options)
         if not await self._store.count(options.collection, options.where):
             return []
         (vector,) = await self._embedder.embed([query])
@@ -157,13 +161,16 @@ class Retriever:
         self._check(options)
         return options
 
-    async def ground(self, request: ChatRequest) -> tuple[ChatRequest, tuple[Source, ...]]:
-        """``request`` with retrieved context in its newest user turn, and the sources used (maybe none)."""
+    async def ground(
+        self, request: ChatRequest, *, tenant: str = DEFAULT_TENANT
+    ) -> tuple[ChatRequest, tuple[Source, ...]]:
+        """``request`` with context retrieved from ``tenant``'s documents in its newest user turn, and the
+        sources used (maybe none)."""
         options = request.retrieval or self.defaults
         query = last_user_text(request.messages)
         if not options.enabled or query is None:
             return request, ()
-        hits = await self.search(query, options)
+        hits = await self.search(query, options, tenant=tenant)
         if not hits:
             return request, ()
         return replace(request, messages=augment(request.messages, context_block(hits))), sources_of(hits)

@@ -13,6 +13,7 @@ from mindfu_core.domain.chat import (
     ToolChoiceMode,
 )
 from mindfu_core.domain.limits import DEFAULT_LIMITS, RequestLimits
+from mindfu_core.domain.text import check_request_text
 from mindfu_core.errors import InvalidRequest
 
 MAX_TOP_LOGPROBS = 20
@@ -84,7 +85,9 @@ def schema_depth(schema: object) -> int:
 
 
 def check_size(request: GenerationRequest, limits: RequestLimits) -> None:
-    """Refuse at once what would cost minutes to render and tokenize only to be refused then."""
+    """Refuse at once what would cost minutes to render and tokenize only to be refused then, and text no
+    encoder takes."""
+    check_request_text(request)
     if isinstance(request, ChatRequest):
         if len(request.messages) > limits.max_messages:
             raise InvalidRequest(
@@ -104,10 +107,11 @@ def check_size(request: GenerationRequest, limits: RequestLimits) -> None:
         if len(request.tools) > limits.max_tools:
             raise InvalidRequest(f"tools may hold at most {limits.max_tools} tools", param="tools")
         for position, tool in enumerate(request.tools):
+            where = f"tools[{position}].function"
             if schema_depth(tool.parameters) > limits.max_tool_schema_depth:
                 raise InvalidRequest(
                     f"a tool's parameters may nest at most {limits.max_tool_schema_depth} deep",
-                    param=f"tools[{position}].function.parameters",
+                    param=f"{where}.parameters",
                 )
     else:
         total, param = len(request.prompt), "prompt"

@@ -11,6 +11,7 @@ from mindfu_core.domain.pages import offset_cursor
 from mindfu_core.errors import InvalidRequest, PayloadTooLarge
 from mindfu_grpc._pb.mindfu.v1 import documents_pb2 as pb
 from mindfu_grpc._pb.mindfu.v1 import documents_pb2_grpc, embeddings_pb2, embeddings_pb2_grpc
+from mindfu_grpc.auth import caller
 from mindfu_grpc.mapping import documents as mapping
 from mindfu_grpc.mapping.common import json_object, optional
 from mindfu_grpc.mapping.retrieval import retrieval_overrides
@@ -72,6 +73,7 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
             metadata=json_object(info.metadata_json, "info.metadata_json"),
             policy=mapping.chunking_from_pb(info.chunking, documents.policy),
             chunk=not info.chunking.whole,
+            tenant=caller().tenant,
         )
         return pb.UploadDocumentResponse(
             document=mapping.document_to_pb(result.document), duplicate=result.duplicate
@@ -88,6 +90,7 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
             metadata=json_object(request.metadata_json, "metadata_json"),
             policy=mapping.chunking_from_pb(request.chunking, documents.policy),
             chunk=not request.chunking.whole,
+            tenant=caller().tenant,
         )
         return pb.AddTextResponse(
             document=mapping.document_to_pb(result.document), duplicate=result.duplicate
@@ -103,7 +106,7 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
             raise InvalidRequest("offset must not be negative", param="offset")
         cursor = request.after or (offset_cursor(request.offset) if request.offset else None)
         page = await self._app.documents.list(
-            collection=optional(request, "collection"), limit=limit, cursor=cursor
+            collection=optional(request, "collection"), limit=limit, cursor=cursor, tenant=caller().tenant
         )
         return pb.ListDocumentsResponse(
             documents=[mapping.document_to_pb(d) for d in page.items],
@@ -113,13 +116,13 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
 
     async def GetDocument(self, request: pb.GetDocumentRequest, context: Context) -> pb.GetDocumentResponse:
         return pb.GetDocumentResponse(
-            document=mapping.document_to_pb(await self._app.documents.get(request.id))
+            document=mapping.document_to_pb(await self._app.documents.get(request.id, tenant=caller().tenant))
         )
 
     async def DeleteDocument(
         self, request: pb.DeleteDocumentRequest, context: Context
     ) -> pb.DeleteDocumentResponse:
-        deleted = await self._app.documents.delete(request.id)
+        deleted = await self._app.documents.delete(request.id, tenant=caller().tenant)
         return pb.DeleteDocumentResponse(document=mapping.document_to_pb(deleted))
 
     async def Retrieve(self, request: pb.RetrieveRequest, context: Context) -> pb.RetrieveResponse:
@@ -127,7 +130,7 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
             raise InvalidRequest("query must not be empty", param="query")
         retrieval = self._app.retrieval
         options = retrieval.options(retrieval_overrides(request.options))
-        hits = await retrieval.search(request.query, options)
+        hits = await retrieval.search(request.query, options, tenant=caller().tenant)
         return pb.RetrieveResponse(collection=options.collection, chunks=[mapping.hit_to_pb(h) for h in hits])
 
     async def GetDefaults(self, request: pb.GetDefaultsRequest, context: Context) -> pb.GetDefaultsResponse:

@@ -11,6 +11,7 @@ from mindfu_core.domain.conversations import Conversation, ConversationFilter, C
 from mindfu_core.domain.documents import ChunkingPolicy, Document, IngestResult, ScoredChunk
 from mindfu_core.domain.embeddings import Embeddings
 from mindfu_core.domain.pages import Page
+from mindfu_core.domain.principals import DEFAULT_TENANT
 from mindfu_core.domain.retrieval import NO_OVERRIDES, RetrievalOptions, RetrievalOverrides
 from mindfu_core.domain.training import Checkpoint, JobEvent, JobSpec, TrainingFile, TrainingJob
 from mindfu_http.client import parse, parse_training
@@ -58,6 +59,7 @@ class HttpDocuments:
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
         chunk: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestResult:
         form: dict[str, str] = {"collection": collection, "chunk": "true" if chunk else "false"}
         if metadata:
@@ -78,6 +80,7 @@ class HttpDocuments:
         metadata: Mapping[str, Any] | None = None,
         policy: ChunkingPolicy | None = None,
         chunk: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> IngestResult:
         body = {
             "content": content,
@@ -89,11 +92,16 @@ class HttpDocuments:
         found = await self._http.json("POST", "/v1/documents", json=body)
         return IngestResult(document=parse.document_of(found), duplicate=bool(found.get("duplicate")))
 
-    async def get(self, document_id: str) -> Document:
+    async def get(self, document_id: str, *, tenant: str = DEFAULT_TENANT) -> Document:
         return parse.document_of(await self._http.json("GET", f"/v1/documents/{document_id}"))
 
     async def list(
-        self, *, collection: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        collection: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Page[Document]:
         params: dict[str, Any] = {"limit": limit}
         if collection is not None:
@@ -103,7 +111,7 @@ class HttpDocuments:
         found = await self._http.json("GET", "/v1/documents", params=params)
         return _page(found, tuple(parse.document_of(d) for d in found["data"]))
 
-    async def delete(self, document_id: str) -> Document:
+    async def delete(self, document_id: str, *, tenant: str = DEFAULT_TENANT) -> Document:
         found = await self._http.json("DELETE", f"/v1/documents/{document_id}")
         return parse.document_of(found["document"])
 
@@ -123,7 +131,9 @@ class HttpRetrieval:
         """The server's defaults with ``overrides`` applied (the server validates them when they arrive)."""
         return overrides.apply(self.defaults)
 
-    async def search(self, query: str, options: RetrievalOptions) -> list[ScoredChunk]:
+    async def search(
+        self, query: str, options: RetrievalOptions, *, tenant: str = DEFAULT_TENANT
+    ) -> list[ScoredChunk]:
         rag = rag_body(options)
         if rag is False:
             return []

@@ -19,7 +19,7 @@ from mindfu_core.domain.pages import offset_cursor
 from mindfu_core.domain.principals import Scope
 from mindfu_core.domain.retrieval import RetrievalOptions
 from mindfu_core.errors import InvalidRequest
-from mindfu_http.auth import authorized
+from mindfu_http.auth import authorized, tenant_of
 from mindfu_http.deps import ingestion_service, retriever
 from mindfu_http.openai.schemas import RagIn
 from mindfu_http.responses import (
@@ -150,6 +150,7 @@ async def upload_document(
         metadata=_metadata(metadata),
         policy=_policy(chunk_size, chunk_overlap, service.policy),
         chunk=chunk,
+        tenant=await tenant_of(request),
     )
     return _ingested(result)
 
@@ -172,6 +173,7 @@ async def create_document(body: DocumentIn, request: Request) -> JSONResponse:
         metadata=body.metadata,
         policy=policy,
         chunk=chunk,
+        tenant=await tenant_of(request),
     )
     return _ingested(result)
 
@@ -187,7 +189,9 @@ async def list_documents(
     after: Annotated[str | None, Query(description="the `next_cursor` of the previous page")] = None,
 ) -> DocumentList:
     cursor = after or (offset_cursor(offset) if offset else None)
-    page = await ingestion_service(request).list(collection=collection, limit=limit, cursor=cursor)
+    page = await ingestion_service(request).list(
+        collection=collection, limit=limit, cursor=cursor, tenant=await tenant_of(request)
+    )
     return {
         "object": "list",
         "data": [document_object(d) for d in page.items],
@@ -234,7 +238,7 @@ def rag_object(options: RetrievalOptions) -> RagObject:
     "/documents/{document_id}", dependencies=[authorized(Scope.DOCUMENTS_READ)], summary="One document"
 )
 async def get_document(document_id: str, request: Request) -> DocumentObject:
-    return document_object(await ingestion_service(request).get(document_id))
+    return document_object(await ingestion_service(request).get(document_id, tenant=await tenant_of(request)))
 
 
 @router.delete(
@@ -243,7 +247,7 @@ async def get_document(document_id: str, request: Request) -> DocumentObject:
     summary="Delete a document and its chunks",
 )
 async def delete_document(document_id: str, request: Request) -> DocumentDeleted:
-    document = await ingestion_service(request).delete(document_id)
+    document = await ingestion_service(request).delete(document_id, tenant=await tenant_of(request))
     return {
         "id": document.id,
         "object": "document.deleted",
@@ -275,5 +279,5 @@ def _hit(hit: ScoredChunk) -> ChunkHit:
 async def retrieve(body: RetrieveIn, request: Request) -> ChunkList:
     found = retriever(request)
     options = found.options(body.overrides())
-    hits = await found.search(body.query, options)
+    hits = await found.search(body.query, options, tenant=await tenant_of(request))
     return {"object": "list", "collection": options.collection, "data": [_hit(h) for h in hits]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from mindfu_adapters.registry.memory import InMemoryDocumentRegistry
 from mindfu_adapters.store.documents import SqlDocumentRegistry
 from mindfu_adapters.store.sql import Database
-from mindfu_core.domain.documents import Document
+from mindfu_core.domain.documents import Document, stored_collection
 from mindfu_core.errors import Conflict
 from mindfu_core.ports.document_registry import DocumentRegistry
 from tests.postgres import fresh_database
@@ -94,3 +95,19 @@ async def test_delete(registry: DocumentRegistry) -> None:
     assert await registry.delete(document(1).id) is False
     assert await registry.get(document(1).id) is None
     await registry.add(document(1))  # the same content may come back after a delete
+
+
+async def test_list_keeps_to_a_tenants_collections(registry: DocumentRegistry) -> None:
+    own = document(1, collection="docs")
+    acme = replace(document(2, collection=stored_collection("acme", "docs")), sha256="a" * 64)
+    acme_other = replace(document(3, collection=stored_collection("acme", "x_y%")), sha256="b" * 64)
+    acmeish = replace(document(4, collection=stored_collection("acme_", "docs")), sha256="c" * 64)
+    for each in (own, acme, acme_other, acmeish):
+        await registry.add(each)
+    assert [d.id for d in await registry.list(tenant="default")] == [own.id]
+    assert [d.id for d in await registry.list(tenant="acme")] == [acme_other.id, acme.id]
+    assert [d.id for d in await registry.list(tenant="acme_")] == [acmeish.id]  # "_" is not a wildcard
+    assert [d.id for d in await registry.list(tenant="globex")] == []
+    assert len(await registry.list()) == 4
+    assert await registry.find_by_hash(stored_collection("acme", "docs"), "a" * 64) == acme
+    assert await registry.find_by_hash("docs", "a" * 64) is None
