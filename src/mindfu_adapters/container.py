@@ -27,6 +27,7 @@ from mindfu_core.ports.llm import LLMEngine, ServesAdapters, StartsOnLoop
 from mindfu_core.services.chat import ChatService
 from mindfu_core.services.conversations import ConversationRecorder, ConversationService
 from mindfu_core.services.ingestion import IngestionLimits, IngestionService
+from mindfu_core.services.quotas import KeyQuotas
 from mindfu_core.services.retrieval import Retriever
 
 if TYPE_CHECKING:
@@ -279,6 +280,12 @@ class Container(containers.DeclarativeContainer):
             lambda main, more: _with_adapters([main, *more]), llm_engine, more_engines
         ),
         limits=providers.Callable(lambda s: s.request_limits(), settings),
+        quotas=providers.Callable(
+            lambda s: KeyQuotas(
+                concurrency=s.limits.key_concurrency, tokens_per_minute=s.limits.key_tokens_per_minute
+            ),
+            settings,
+        ),
         retriever=retriever,
         recorder=recorder,
         aliases=providers.Callable(model_aliases, settings),

@@ -59,6 +59,16 @@ class LimitsSettings(BaseModel):
         description="Tokens of one answer: the length of answers whose request names none, and a larger "
         "max_tokens is lowered to it (llama-server's --n-predict); unset: what the context window leaves.",
     )
+    key_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests one API key may have in flight (429 beyond; unset: no bound).",
+    )
+    key_tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="Prompt and completion tokens one API key may use a minute (429 with the wait beyond).",
+    )
 
 
 class AuthSettings(BaseModel):
@@ -330,7 +340,8 @@ class Settings(BaseSettings):
 
     def request_limits(self) -> RequestLimits:
         """What one generation request may cost."""
-        return RequestLimits(max_n=self.http.max_n, **self.limits.model_dump())
+        per_key = {"key_concurrency", "key_tokens_per_minute"}
+        return RequestLimits(max_n=self.http.max_n, **self.limits.model_dump(exclude=per_key))
 
     def all_api_keys(self) -> list[str]:
         """Configured keys from the setting and the keys file (blank lines and ``#`` comments skipped)."""

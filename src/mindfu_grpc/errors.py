@@ -262,7 +262,7 @@ def error_from_rpc(error: grpc.aio.AioRpcError, *, target: str) -> MindFuError:
             retry_after = retry.retry_delay.ToMilliseconds() / 1000
     cls = _BY_NAME.get(name or "")
     if cls is Overloaded:
-        return Overloaded(message, retry_after=retry_after or 1.0)
+        return Overloaded(message, retry_after=retry_after or 1.0, code=reason or None)
     if cls is UpstreamUnavailable or (cls is None and code in _UNREACHABLE):
         return UpstreamUnavailable(
             message if cls is not None else f"the MindFu core at {target} is unavailable ({message})",

@@ -87,3 +87,15 @@ def test_a_server_without_keys_answers_as_the_default_tenant(make_client: Any) -
         # a stored key closes the server: calls without a key are refused from then on
         assert client.get("/v1/models").status_code == 401
         assert client.get("/v1/models", headers=bearer(made.json()["key"])).status_code == 200
+
+
+def test_a_key_past_its_tokens_a_minute_gets_429_with_the_wait(make_client: Any) -> None:
+    with make_client(api_keys="root-key", limits={"key_tokens_per_minute": 5}) as client:
+        chat = bearer(create(client, "acme", "chat").json()["key"])
+        body = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}]}
+        assert client.post("/v1/chat/completions", json=body, headers=chat).status_code == 200
+        refused = client.post("/v1/chat/completions", json=body, headers=chat)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert client.post("/v1/chat/completions", json=body, headers=ROOT).status_code == 200  # its own share

@@ -38,6 +38,7 @@ from mindfu_core.errors import InvalidRequest, MindFuError, NotFound, Overloaded
 from mindfu_core.ports.llm import LLMEngine
 from mindfu_core.services.conversations import ConversationRecorder, request_parameters
 from mindfu_core.services.prompt_layout import stable_messages
+from mindfu_core.services.quotas import KeyQuotas, Lease
 from mindfu_core.services.retrieval import Retriever
 from mindfu_core.services.validation import check_size, validate_request
 
@@ -54,6 +55,7 @@ class ChatService:
         engines: Iterable[LLMEngine],
         *,
         limits: RequestLimits = DEFAULT_LIMITS,
+        quotas: KeyQuotas | None = None,
         retriever: Retriever | None = None,
         recorder: ConversationRecorder | None = None,
         aliases: Mapping[str, str] | None = None,
@@ -72,6 +74,7 @@ class ChatService:
                 )
             self._aliases[alias] = model_id
         self._limits = limits
+        self._quotas = quotas or KeyQuotas()
         self._retriever = retriever
         self._recorder = recorder
 
@@ -147,6 +150,16 @@ class ChatService:
     async def complete(self, request: GenerationRequest, context: CallContext = NO_CONTEXT) -> ChatResult:
         """Generate every choice of ``request`` and return them together (logged when it is a chat)."""
         request, context = await self._continued(request, context)
+        lease = self._quotas.admit(context.api_key_id)
+        spent = 0
+        try:
+            result = await self._complete(request, context)
+            spent = result.usage.prompt_tokens + result.usage.completion_tokens
+            return result
+        finally:
+            lease.release(spent)
+
+    async def _complete(self, request: GenerationRequest, context: CallContext) -> ChatResult:
         completion_id = _completion_id(request)
         engine, prepared, sources = await self._prepare(request, context.tenant)
         run = await self._start_run(request, context, completion_id, sources)
@@ -174,10 +187,15 @@ class ChatService:
         its last delta and before it ends.
         """
         request, context = await self._continued(request, context)
-        completion_id = _completion_id(request)
-        engine, prepared, sources = await self._prepare(request, context.tenant)
-        run = await self._start_run(request, context, completion_id, sources)
-        deltas = engine.stream(prepared)
+        lease = self._quotas.admit(context.api_key_id)
+        try:
+            completion_id = _completion_id(request)
+            engine, prepared, sources = await self._prepare(request, context.tenant)
+            run = await self._start_run(request, context, completion_id, sources)
+        except BaseException:
+            lease.release()
+            raise
+        deltas = _leased(engine.stream(prepared), lease)
         if sources:
             deltas = _with_sources(deltas, sources)
         if run is not None:
@@ -342,6 +360,19 @@ async def _logged(deltas: AsyncIterator[ChatDelta], run: _Run) -> AsyncIterator[
     finally:
         await aclose(deltas)
     await run.finish()
+
+
+async def _leased(deltas: AsyncIterator[ChatDelta], lease: Lease) -> AsyncIterator[ChatDelta]:
+    """``deltas``; the key's lease ends with them, charged the tokens the last usage reported."""
+    spent = 0
+    try:
+        async for delta in deltas:
+            if delta.usage is not None:
+                spent = delta.usage.prompt_tokens + delta.usage.completion_tokens
+            yield delta
+    finally:
+        lease.release(spent)
+        await aclose(deltas)
 
 
 async def _with_sources(

@@ -71,7 +71,7 @@ def error_of(
         BY_CODE.get(code or "") or BY_STATUS.get(status) or (MindFuError if status >= 500 else InvalidRequest)
     )
     if cls is Overloaded:
-        return Overloaded(message, retry_after=retry if retry is not None else 1.0)
+        return Overloaded(message, retry_after=retry if retry is not None else 1.0, code=code)
     if cls is UpstreamUnavailable:
         return UpstreamUnavailable(message, param=param, code=code, retry_after=retry)
     return cls(message, param=param, code=code)
