@@ -15,6 +15,7 @@ from typing import Any
 
 from mindfu_core.domain.conversations import ConversationFilter, ConversationSummary, LoggedCompletion
 from mindfu_core.domain.documents import Chunk
+from mindfu_core.domain.training import TrainingFile, TrainingJob
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 T = typing.TypeVar("T")
@@ -27,6 +28,8 @@ DOMAIN_ONLY: dict[tuple[type, str], str] = {
     (LoggedCompletion, "api_key_id"): "the key's fingerprint is not shown to clients (HTTP neither)",
     (ConversationSummary, "tenant"): "the server knows the caller's tenant from its key, and keeps to it",
     (ConversationFilter, "tenant"): "the server sets it to the caller's tenant, whatever a client sends",
+    (TrainingFile, "tenant"): "the server keeps a caller to its tenant's files: it is never sent",
+    (TrainingJob, "tenant"): "the server keeps a caller to its tenant's jobs: it is never sent",
     (Chunk, "vector"): "the embedding is the index's, not a search result's",
     (Chunk, "sparse"): "the BM25 terms are the index's, not a search result's",
 }

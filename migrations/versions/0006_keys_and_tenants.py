@@ -1,5 +1,6 @@
 """Keys and tenants: API keys with a tenant and scopes, stored as keyed digests; the audit trail of what keys
-did; the tenant of each conversation (those logged before it are the default tenant's).
+did; the tenant of each conversation, training file and fine-tuning job (those made before it are the
+default tenant's).
 
 Revision ID: 0006
 Revises: 0005
@@ -57,12 +58,17 @@ def upgrade() -> None:
         "conversations",
         sa.Column("tenant", sa.String(64), nullable=False, server_default=sa.text("'default'")),
     )
-    op.create_index(
-        "ix_conversations_tenant_updated_at_id", "conversations", ["tenant", "updated_at", "id"]
-    )
+    op.create_index("ix_conversations_tenant_updated_at_id", "conversations", ["tenant", "updated_at", "id"])
+    for table in ("training_files", "training_jobs"):
+        op.add_column(
+            table, sa.Column("tenant", sa.String(64), nullable=False, server_default=sa.text("'default'"))
+        )
 
 
 def downgrade() -> None:
+    for table in ("training_jobs", "training_files"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("tenant")
     op.drop_index("ix_conversations_tenant_updated_at_id", table_name="conversations")
     with op.batch_alter_table("conversations") as batch:
         batch.drop_column("tenant")

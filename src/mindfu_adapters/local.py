@@ -235,35 +235,43 @@ class LocalTraining:
     def __init__(self, part: _Part[TrainingApi]) -> None:
         self._part = part
 
-    async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
-        return await (await self._part()).upload_file(data, filename=filename, purpose=purpose)
+    async def upload_file(
+        self, data: bytes, *, filename: str, purpose: str = "fine-tune", tenant: str | None = None
+    ) -> TrainingFile:
+        return await (await self._part()).upload_file(data, filename=filename, purpose=purpose, tenant=tenant)
 
-    async def get_file(self, file_id: str) -> TrainingFile:
-        return await (await self._part()).get_file(file_id)
+    async def get_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
+        return await (await self._part()).get_file(file_id, tenant=tenant)
 
-    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
-        return await (await self._part()).list_files(limit=limit, cursor=cursor)
+    async def list_files(
+        self, *, limit: int = 100, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingFile]:
+        return await (await self._part()).list_files(limit=limit, cursor=cursor, tenant=tenant)
 
-    async def delete_file(self, file_id: str) -> TrainingFile:
-        return await (await self._part()).delete_file(file_id)
+    async def delete_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
+        return await (await self._part()).delete_file(file_id, tenant=tenant)
 
-    async def create_job(self, spec: JobSpec) -> TrainingJob:
-        return await (await self._part()).create_job(spec)
+    async def create_job(self, spec: JobSpec, *, tenant: str | None = None) -> TrainingJob:
+        return await (await self._part()).create_job(spec, tenant=tenant)
 
-    async def get_job(self, job_id: str) -> TrainingJob:
-        return await (await self._part()).get_job(job_id)
+    async def get_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
+        return await (await self._part()).get_job(job_id, tenant=tenant)
 
-    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
-        return await (await self._part()).list_jobs(limit=limit, cursor=cursor)
+    async def list_jobs(
+        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingJob]:
+        return await (await self._part()).list_jobs(limit=limit, cursor=cursor, tenant=tenant)
 
-    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
-        return await (await self._part()).events(job_id, limit=limit, cursor=cursor)
+    async def events(
+        self, job_id: str, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[JobEvent]:
+        return await (await self._part()).events(job_id, limit=limit, cursor=cursor, tenant=tenant)
 
-    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
-        return await (await self._part()).checkpoints(job_id)
+    async def checkpoints(self, job_id: str, *, tenant: str | None = None) -> list[Checkpoint]:
+        return await (await self._part()).checkpoints(job_id, tenant=tenant)
 
-    async def cancel_job(self, job_id: str) -> TrainingJob:
-        return await (await self._part()).cancel_job(job_id)
+    async def cancel_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
+        return await (await self._part()).cancel_job(job_id, tenant=tenant)
 
 
 class LocalApplication:

@@ -142,25 +142,33 @@ class TrainingApi(Protocol):
     """Fine-tuning: training files and jobs (``TrainingService``, or a remote core's through gRPC;
     ``TrainingUnavailable`` where the application does not fine-tune)."""
 
-    async def upload_file(self, data: bytes, *, filename: str, purpose: str = ...) -> TrainingFile: ...
+    async def upload_file(
+        self, data: bytes, *, filename: str, purpose: str = ..., tenant: str | None = ...
+    ) -> TrainingFile: ...
 
-    async def get_file(self, file_id: str) -> TrainingFile: ...
+    async def get_file(self, file_id: str, *, tenant: str | None = ...) -> TrainingFile: ...
 
-    async def list_files(self, *, limit: int = ..., cursor: str | None = ...) -> Page[TrainingFile]: ...
+    async def list_files(
+        self, *, limit: int = ..., cursor: str | None = ..., tenant: str | None = ...
+    ) -> Page[TrainingFile]: ...
 
-    async def delete_file(self, file_id: str) -> TrainingFile: ...
+    async def delete_file(self, file_id: str, *, tenant: str | None = ...) -> TrainingFile: ...
 
-    async def create_job(self, spec: JobSpec) -> TrainingJob: ...
+    async def create_job(self, spec: JobSpec, *, tenant: str | None = ...) -> TrainingJob: ...
 
-    async def get_job(self, job_id: str) -> TrainingJob: ...
+    async def get_job(self, job_id: str, *, tenant: str | None = ...) -> TrainingJob: ...
 
-    async def list_jobs(self, *, limit: int = ..., cursor: str | None = ...) -> Page[TrainingJob]: ...
+    async def list_jobs(
+        self, *, limit: int = ..., cursor: str | None = ..., tenant: str | None = ...
+    ) -> Page[TrainingJob]: ...
 
-    async def events(self, job_id: str, *, limit: int = ..., cursor: str | None = ...) -> Page[JobEvent]: ...
+    async def events(
+        self, job_id: str, *, limit: int = ..., cursor: str | None = ..., tenant: str | None = ...
+    ) -> Page[JobEvent]: ...
 
-    async def checkpoints(self, job_id: str) -> list[Checkpoint]: ...
+    async def checkpoints(self, job_id: str, *, tenant: str | None = ...) -> list[Checkpoint]: ...
 
-    async def cancel_job(self, job_id: str) -> TrainingJob: ...
+    async def cancel_job(self, job_id: str, *, tenant: str | None = ...) -> TrainingJob: ...
 
 
 class KeyApi(Protocol):
@@ -189,34 +197,42 @@ class TrainingUnavailable:
         # a copy per call: raising one instance again and again would grow its traceback without end
         return copy.copy(self.error)
 
-    async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
+    async def upload_file(
+        self, data: bytes, *, filename: str, purpose: str = "fine-tune", tenant: str | None = None
+    ) -> TrainingFile:
         raise self._fresh()
 
-    async def get_file(self, file_id: str) -> TrainingFile:
+    async def get_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
         raise self._fresh()
 
-    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
+    async def list_files(
+        self, *, limit: int = 100, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingFile]:
         raise self._fresh()
 
-    async def delete_file(self, file_id: str) -> TrainingFile:
+    async def delete_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
         raise self._fresh()
 
-    async def create_job(self, spec: JobSpec) -> TrainingJob:
+    async def create_job(self, spec: JobSpec, *, tenant: str | None = None) -> TrainingJob:
         raise self._fresh()
 
-    async def get_job(self, job_id: str) -> TrainingJob:
+    async def get_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
         raise self._fresh()
 
-    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
+    async def list_jobs(
+        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingJob]:
         raise self._fresh()
 
-    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
+    async def events(
+        self, job_id: str, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[JobEvent]:
         raise self._fresh()
 
-    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
+    async def checkpoints(self, job_id: str, *, tenant: str | None = None) -> list[Checkpoint]:
         raise self._fresh()
 
-    async def cancel_job(self, job_id: str) -> TrainingJob:
+    async def cancel_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
         raise self._fresh()
 
 

@@ -269,7 +269,9 @@ class RemoteTraining:
         self._channel = channel
         self._stub = TrainingServiceStub(channel.channel)
 
-    async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
+    async def upload_file(
+        self, data: bytes, *, filename: str, purpose: str = "fine-tune", tenant: str | None = None
+    ) -> TrainingFile:
         info = training_pb2.UploadFileInfo(filename=filename, purpose=purpose)
 
         async def messages() -> AsyncIterator[training_pb2.UploadFileRequest]:
@@ -280,45 +282,51 @@ class RemoteTraining:
         found = await self._channel.call(self._stub.UploadFile, messages())
         return training_mapping.file_from_pb(found.file)
 
-    async def get_file(self, file_id: str) -> TrainingFile:
+    async def get_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
         found = await self._channel.call(self._stub.GetFile, training_pb2.GetFileRequest(id=file_id))
         return training_mapping.file_from_pb(found.file)
 
-    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
+    async def list_files(
+        self, *, limit: int = 100, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingFile]:
         request = training_pb2.ListFilesRequest(limit=limit, after=cursor or "")
         found = await self._channel.call(self._stub.ListFiles, request)
         files = tuple(training_mapping.file_from_pb(f) for f in found.files)
         return Page(items=files, next_cursor=found.next_cursor or None)
 
-    async def delete_file(self, file_id: str) -> TrainingFile:
+    async def delete_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
         found = await self._channel.call(self._stub.DeleteFile, training_pb2.DeleteFileRequest(id=file_id))
         return training_mapping.file_from_pb(found.file)
 
-    async def create_job(self, spec: JobSpec) -> TrainingJob:
+    async def create_job(self, spec: JobSpec, *, tenant: str | None = None) -> TrainingJob:
         found = await self._channel.call(self._stub.CreateJob, training_mapping.spec_to_pb(spec))
         return training_mapping.job_from_pb(found.job)
 
-    async def get_job(self, job_id: str) -> TrainingJob:
+    async def get_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
         found = await self._channel.call(self._stub.GetJob, training_pb2.GetJobRequest(id=job_id))
         return training_mapping.job_from_pb(found.job)
 
-    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
+    async def list_jobs(
+        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingJob]:
         request = training_pb2.ListJobsRequest(limit=limit, after=cursor or "")
         found = await self._channel.call(self._stub.ListJobs, request)
         jobs = tuple(training_mapping.job_from_pb(j) for j in found.jobs)
         return Page(items=jobs, next_cursor=found.next_cursor or None)
 
-    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
+    async def events(
+        self, job_id: str, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[JobEvent]:
         request = training_pb2.ListJobEventsRequest(id=job_id, limit=limit, after=cursor or "")
         found = await self._channel.call(self._stub.ListJobEvents, request)
         events = tuple(training_mapping.event_from_pb(e, job_id) for e in found.events)
         return Page(items=events, next_cursor=found.next_cursor or None)
 
-    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
+    async def checkpoints(self, job_id: str, *, tenant: str | None = None) -> list[Checkpoint]:
         request = training_pb2.ListCheckpointsRequest(id=job_id)
         found = await self._channel.call(self._stub.ListCheckpoints, request)
         return [training_mapping.checkpoint_from_pb(c) for c in found.checkpoints]
 
-    async def cancel_job(self, job_id: str) -> TrainingJob:
+    async def cancel_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
         found = await self._channel.call(self._stub.CancelJob, training_pb2.CancelJobRequest(id=job_id))
         return training_mapping.job_from_pb(found.job)

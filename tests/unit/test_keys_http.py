@@ -98,4 +98,6 @@ def test_a_key_past_its_tokens_a_minute_gets_429_with_the_wait(make_client: Any)
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"]["code"] == "rate_limit_exceeded"
         assert 1 <= int(refused.headers["retry-after"]) <= 60
-        assert client.post("/v1/chat/completions", json=body, headers=ROOT).status_code == 200  # its own share
+        assert (
+            client.post("/v1/chat/completions", json=body, headers=ROOT).status_code == 200
+        )  # its own share

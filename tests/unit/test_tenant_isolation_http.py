@@ -131,3 +131,39 @@ def test_documents_and_collections_are_the_tenants_own(make_client: Any) -> None
         # a name a stored collection could be confused with is refused
         bad = client.post("/v1/documents", json={**body, "collection": "acme\x1fdocs"}, headers=globex)
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "collection"
+
+
+EXAMPLE = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+
+
+def test_training_files_and_jobs_are_the_tenants_own(make_client: Any) -> None:
+    import json as jsonlib
+
+    with make_client(api_keys="root-key") as client:
+        keys = {}
+        for tenant in ("acme", "globex"):
+            made = client.post(
+                "/v1/admin/keys", json={"tenant": tenant, "scopes": ["training"]}, headers=ROOT
+            )
+            keys[tenant] = {"Authorization": f"Bearer {made.json()['key']}"}
+        data = "\n".join(jsonlib.dumps(EXAMPLE) for _ in range(3)).encode()
+        uploaded = client.post(
+            "/v1/files",
+            files={"file": ("train.jsonl", data)},
+            data={"purpose": "fine-tune"},
+            headers=keys["acme"],
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        file_id = uploaded.json()["id"]
+        assert [f["id"] for f in client.get("/v1/files", headers=keys["acme"]).json()["data"]] == [file_id]
+        assert client.get("/v1/files", headers=keys["globex"]).json()["data"] == []
+        for method in ("GET", "DELETE"):
+            assert client.request(method, f"/v1/files/{file_id}", headers=keys["globex"]).status_code == 404
+        job = client.post(
+            "/v1/fine_tuning/jobs",
+            json={"model": "scripted", "training_file": file_id},
+            headers=keys["globex"],
+        )
+        assert job.status_code in (400, 404), job.text  # another tenant's file is not found for it
+        assert client.get("/v1/fine_tuning/jobs", headers=keys["globex"]).json()["data"] == []
+        assert client.get(f"/v1/files/{file_id}", headers=keys["acme"]).status_code == 200

@@ -27,8 +27,11 @@ class InMemoryTrainingJobStore:
     async def get_file(self, file_id: str) -> TrainingFile | None:
         return self._files.get(file_id)
 
-    async def list_files(self, *, limit: int = 100, after: str | None = None) -> list[TrainingFile]:
+    async def list_files(
+        self, *, limit: int = 100, after: str | None = None, tenant: str | None = None
+    ) -> list[TrainingFile]:
         ordered = sorted(self._files.values(), key=lambda f: (f.created_at, f.id), reverse=True)
+        ordered = [f for f in ordered if tenant is None or f.tenant == tenant]
         if after is not None:
             anchor = self._files.get(after)
             if anchor is None:
@@ -49,9 +52,15 @@ class InMemoryTrainingJobStore:
         return self._jobs.get(job_id)
 
     async def list_jobs(
-        self, *, limit: int = 20, after: str | None = None, statuses: tuple[JobStatus, ...] | None = None
+        self,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        statuses: tuple[JobStatus, ...] | None = None,
+        tenant: str | None = None,
     ) -> list[TrainingJob]:
         ordered = sorted(self._jobs.values(), key=lambda j: (j.created_at, j.id), reverse=True)
+        ordered = [j for j in ordered if tenant is None or j.tenant == tenant]
         if after is not None:
             if after not in self._jobs:
                 raise NotFound(f"no training job {after!r} to list after", param="after")

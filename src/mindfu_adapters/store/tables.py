@@ -171,6 +171,7 @@ training_files = sa.Table(
     sa.Column("examples", sa.Integer, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False, server_default=sa.text("'default'")),
     sa.Index(None, "created_at"),
 )
 
@@ -195,6 +196,7 @@ training_jobs = sa.Table(
     # the scheduler running the job, and until when (it renews the lease while the job runs)
     sa.Column("lease_owner", sa.String(128), nullable=True),
     sa.Column("lease_until", UtcDateTime, nullable=True),
+    sa.Column("tenant", sa.String(64), nullable=False, server_default=sa.text("'default'")),
     sa.Index(None, "created_at", "id"),
     sa.Index(None, "status"),
 )

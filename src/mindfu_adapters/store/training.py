@@ -33,9 +33,13 @@ class SqlTrainingJobStore:
             )
         return None if row is None else _file(row)
 
-    async def list_files(self, *, limit: int = 100, after: str | None = None) -> list[TrainingFile]:
+    async def list_files(
+        self, *, limit: int = 100, after: str | None = None, tenant: str | None = None
+    ) -> list[TrainingFile]:
         newest = (training_files.c.created_at.desc(), training_files.c.id.desc())
         query = training_files.select().order_by(*newest)
+        if tenant is not None:
+            query = query.where(training_files.c.tenant == tenant)
         async with self._db.connection("listing training files") as connection:
             if after is not None:
                 anchor = (
@@ -73,9 +77,16 @@ class SqlTrainingJobStore:
         return None if row is None else _job(row)
 
     async def list_jobs(
-        self, *, limit: int = 20, after: str | None = None, statuses: tuple[JobStatus, ...] | None = None
+        self,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        statuses: tuple[JobStatus, ...] | None = None,
+        tenant: str | None = None,
     ) -> list[TrainingJob]:
         query = training_jobs.select().order_by(training_jobs.c.created_at.desc(), training_jobs.c.id.desc())
+        if tenant is not None:
+            query = query.where(training_jobs.c.tenant == tenant)
         if statuses:
             query = query.where(training_jobs.c.status.in_([s.value for s in statuses]))
         async with self._db.connection("listing training jobs") as connection:
@@ -193,6 +204,7 @@ def _file_row(file: TrainingFile) -> dict[str, Any]:
         "examples": file.examples,
         "sha256": file.sha256,
         "created_at": file.created_at,
+        "tenant": file.tenant,
     }
 
 
@@ -205,6 +217,7 @@ def _file(row: Any) -> TrainingFile:
         examples=row["examples"],
         sha256=row["sha256"],
         created_at=row["created_at"],
+        tenant=row["tenant"],
     )
 
 
@@ -225,6 +238,7 @@ def _job_row(job: TrainingJob) -> dict[str, Any]:
         "fine_tuned_model": job.fine_tuned_model,
         "error": job.error,
         "attempts": job.attempts,
+        "tenant": job.tenant,
     }
 
 
@@ -244,4 +258,5 @@ def _job(row: Any) -> TrainingJob:
         fine_tuned_model=row["fine_tuned_model"],
         error=row["error"],
         attempts=row["attempts"],
+        tenant=row["tenant"],
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from mindfu_core.domain.chat import Message
 from mindfu_core.domain.conversations import CompletionStatus
+from mindfu_core.domain.principals import DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +158,7 @@ class TrainingFile:
     sha256: str
     created_at: datetime
     purpose: str = "fine-tune"
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,6 +196,7 @@ class TrainingJob:
     artifacts: Mapping[str, str] = field(default_factory=dict)  # kind (adapter, merged, gguf) -> path
     error: str | None = None
     attempts: int = 0  # starts, including resumes after an interruption
+    tenant: str = DEFAULT_TENANT  # whose job: its dataset comes from that tenant's conversations or files
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,8 +15,11 @@ class TrainingJobStore(Protocol):
 
     async def get_file(self, file_id: str) -> TrainingFile | None: ...
 
-    async def list_files(self, *, limit: int = 100, after: str | None = None) -> list[TrainingFile]:
-        """Newest first; ``after`` is the id of the last file of the previous page."""
+    async def list_files(
+        self, *, limit: int = 100, after: str | None = None, tenant: str | None = None
+    ) -> list[TrainingFile]:
+        """Newest first (``tenant``'s only, unless None); ``after`` is the id of the last file of the
+        previous page."""
         ...
 
     async def delete_file(self, file_id: str) -> bool: ...
@@ -26,9 +29,15 @@ class TrainingJobStore(Protocol):
     async def get(self, job_id: str) -> TrainingJob | None: ...
 
     async def list_jobs(
-        self, *, limit: int = 20, after: str | None = None, statuses: tuple[JobStatus, ...] | None = None
+        self,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        statuses: tuple[JobStatus, ...] | None = None,
+        tenant: str | None = None,
     ) -> list[TrainingJob]:
-        """Newest first; ``after`` is the id of the last job of the previous page."""
+        """Newest first (``tenant``'s only, unless None); ``after`` is the id of the last job of the
+        previous page."""
         ...
 
     async def update(self, job: TrainingJob) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from mindfu_core.domain.conversations import Conversation, ConversationFilter
 from mindfu_core.domain.pages import Page, page_of
+from mindfu_core.domain.principals import DEFAULT_TENANT
 from mindfu_core.domain.training import (
     Checkpoint,
     DataSource,
@@ -90,8 +91,11 @@ class TrainingService:
 
     # --- files ------------------------------------------------------------------------------------------
 
-    async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
-        """Check a JSONL file line by line (``InvalidRequest`` naming the first bad line) and keep it."""
+    async def upload_file(
+        self, data: bytes, *, filename: str, purpose: str = "fine-tune", tenant: str | None = None
+    ) -> TrainingFile:
+        """Check a JSONL file line by line (``InvalidRequest`` naming the first bad line) and keep it, as
+        ``tenant``'s (the default tenant's when None)."""
         if purpose != "fine-tune":
             raise InvalidRequest(f"purpose {purpose!r} is not supported; use 'fine-tune'", param="purpose")
         if len(data) > self._max_file_bytes:
@@ -106,50 +110,60 @@ class TrainingService:
             examples=examples,
             sha256=hashlib.sha256(data).hexdigest(),
             created_at=utc_now(),
+            tenant=tenant or DEFAULT_TENANT,
         )
         self._files.put(file.id, data)
         await self._store.add_file(file)
         return file
 
-    async def get_file(self, file_id: str) -> TrainingFile:
+    async def get_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
+        """The file; ``NotFound`` when there is none, or it is not ``tenant``'s (None: any tenant's)."""
         found = await self._store.get_file(file_id)
-        if found is None:
+        if found is None or not _owns(tenant, found.tenant):
             raise NotFound(f"No file with id '{file_id}'", param="file_id")
         return found
 
-    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
-        """Newest first; ``cursor``: the previous page's ``next_cursor``."""
+    async def list_files(
+        self, *, limit: int = 100, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingFile]:
+        """``tenant``'s files, newest first; ``cursor``: the previous page's ``next_cursor``."""
         if not 1 <= limit <= MAX_FILES_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_FILES_PAGE}", param="limit")
-        found = await self._store.list_files(limit=limit + 1, after=cursor)
+        found = await self._store.list_files(limit=limit + 1, after=cursor, tenant=tenant)
         return page_of(found, limit, lambda file: file.id)
 
-    async def delete_file(self, file_id: str) -> TrainingFile:
-        found = await self.get_file(file_id)
+    async def delete_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
+        found = await self.get_file(file_id, tenant=tenant)
         await self._store.delete_file(file_id)
         self._files.delete(file_id)
         return found
 
     # --- jobs -------------------------------------------------------------------------------------------
 
-    async def create_job(self, spec: JobSpec) -> TrainingJob:
-        """Record the job and prepare its dataset; a dataset too small fails the job at once."""
+    async def create_job(self, spec: JobSpec, *, tenant: str | None = None) -> TrainingJob:
+        """Record ``tenant``'s job and prepare its dataset from its conversations or files; a dataset too
+        small fails the job at once."""
+        owner = tenant or DEFAULT_TENANT
         self._runner.base_model_path(spec.base_model)  # NotFound for a model that cannot be tuned
         if spec.source is DataSource.FILE:
             if spec.training_file is None:
                 raise InvalidRequest("training_file is required", param="training_file")
-            await self.get_file(spec.training_file)
+            await self.get_file(spec.training_file, tenant=owner)
             if spec.validation_file is not None:
-                await self.get_file(spec.validation_file)
+                await self.get_file(spec.validation_file, tenant=owner)
         if spec.suffix is not None and (len(spec.suffix) > 64 or not spec.suffix.replace("-", "").isalnum()):
             raise InvalidRequest("suffix: up to 64 letters, digits and dashes", param="suffix")
         job = TrainingJob(
-            id=f"ftjob-{uuid.uuid4().hex[:24]}", spec=spec, status=JobStatus.QUEUED, created_at=utc_now()
+            id=f"ftjob-{uuid.uuid4().hex[:24]}",
+            spec=spec,
+            status=JobStatus.QUEUED,
+            created_at=utc_now(),
+            tenant=owner,
         )
         await self._store.create(job)
         await self._record.event(job, "Created the fine-tuning job")
         try:
-            prepared = await self._prepare(spec)
+            prepared = await self._prepare(spec, owner)
         except InvalidRequest as error:
             return await self._record.finish(job, JobStatus.FAILED, error=error.message)
         self._runner.store_dataset(job.id, prepared.train, prepared.validation)
@@ -165,11 +179,11 @@ class TrainingService:
         self._wake.set()
         return job
 
-    async def _prepare(self, spec: JobSpec) -> PreparedDataset:
+    async def _prepare(self, spec: JobSpec, tenant: str) -> PreparedDataset:
         if spec.source is DataSource.CONVERSATIONS:
             if self._catch_up is not None:
                 await self._catch_up()
-            where = ConversationFilter(since=spec.since) if spec.since else None
+            where = ConversationFilter(since=spec.since, tenant=tenant)  # the tenant's own conversations
             return await prepare_from_conversations(self._conversations(where), spec.quality, spec.split)
         assert spec.training_file is not None
         examples = list(read_chat_jsonl(self._files.lines(spec.training_file)))
@@ -183,32 +197,37 @@ class TrainingService:
         stats = replace(train.stats, validation=len(held.train))
         return PreparedDataset(train=train.train, validation=held.train, stats=stats)
 
-    async def get_job(self, job_id: str) -> TrainingJob:
+    async def get_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
+        """The job; ``NotFound`` when there is none, or it is not ``tenant``'s (None: any tenant's)."""
         found = await self._store.get(job_id)
-        if found is None:
+        if found is None or not _owns(tenant, found.tenant):
             raise NotFound(f"No fine-tuning job with id '{job_id}'", param="fine_tuning_job_id")
         return found
 
-    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
-        """Newest first; ``cursor``: the previous page's ``next_cursor``."""
+    async def list_jobs(
+        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingJob]:
+        """``tenant``'s jobs, newest first; ``cursor``: the previous page's ``next_cursor``."""
         _check_limit(limit)
-        found = await self._store.list_jobs(limit=limit + 1, after=cursor)
+        found = await self._store.list_jobs(limit=limit + 1, after=cursor, tenant=tenant)
         return page_of(found, limit, lambda job: job.id)
 
-    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
+    async def events(
+        self, job_id: str, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[JobEvent]:
         """A job's events, newest first; ``cursor``: the previous page's ``next_cursor``."""
-        await self.get_job(job_id)
+        await self.get_job(job_id, tenant=tenant)
         _check_limit(limit)
         found = await self._store.events(job_id, limit=limit + 1, after=cursor)
         return page_of(found, limit, lambda event: event.id)
 
-    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
-        await self.get_job(job_id)
+    async def checkpoints(self, job_id: str, *, tenant: str | None = None) -> list[Checkpoint]:
+        await self.get_job(job_id, tenant=tenant)
         return self._runner.checkpoints(job_id)
 
-    async def cancel_job(self, job_id: str) -> TrainingJob:
+    async def cancel_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
         """A queued job is cancelled at once; a running one stops after its current step."""
-        job = await self.get_job(job_id)
+        job = await self.get_job(job_id, tenant=tenant)
         if job.status.finished:
             raise InvalidRequest(f"the job is already {job.status.value}", param="fine_tuning_job_id")
         if job.status is JobStatus.QUEUED:
@@ -303,7 +322,7 @@ class TrainingService:
     async def _run_claimed(self, job: TrainingJob) -> None:
         if not self._runner.has_dataset(job.id):
             try:
-                prepared = await self._prepare(job.spec)
+                prepared = await self._prepare(job.spec, job.tenant)
             except InvalidRequest as error:
                 await self._record.finish(job, JobStatus.FAILED, error=error.message)
                 return
@@ -357,6 +376,10 @@ class TrainingService:
             await self._record.finish(state["job"], JobStatus.CANCELLED)
             return
         await self._record.succeed(state["job"], result)
+
+
+def _owns(tenant: str | None, owner: str) -> bool:
+    return tenant is None or tenant == owner
 
 
 def _check_limit(limit: int) -> None:

@@ -222,44 +222,52 @@ class HttpTraining:
     def __init__(self, transport: Transport) -> None:
         self._http = transport
 
-    async def upload_file(self, data: bytes, *, filename: str, purpose: str = "fine-tune") -> TrainingFile:
+    async def upload_file(
+        self, data: bytes, *, filename: str, purpose: str = "fine-tune", tenant: str | None = None
+    ) -> TrainingFile:
         found = await self._http.json(
             "POST", "/v1/files", files={"file": (filename, data)}, data={"purpose": purpose}
         )
         return parse_training.file_of(found)
 
-    async def get_file(self, file_id: str) -> TrainingFile:
+    async def get_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
         return parse_training.file_of(await self._http.json("GET", f"/v1/files/{file_id}"))
 
-    async def list_files(self, *, limit: int = 100, cursor: str | None = None) -> Page[TrainingFile]:
+    async def list_files(
+        self, *, limit: int = 100, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingFile]:
         found = await self._http.json("GET", "/v1/files", params=_listing(limit, cursor))
         return _page(found, tuple(parse_training.file_of(f) for f in found["data"]))
 
-    async def delete_file(self, file_id: str) -> TrainingFile:
+    async def delete_file(self, file_id: str, *, tenant: str | None = None) -> TrainingFile:
         return parse_training.file_of((await self._http.json("DELETE", f"/v1/files/{file_id}"))["file"])
 
-    async def create_job(self, spec: JobSpec) -> TrainingJob:
+    async def create_job(self, spec: JobSpec, *, tenant: str | None = None) -> TrainingJob:
         return parse_training.job_of(
             await self._http.json("POST", "/v1/fine_tuning/jobs", json=job_body(spec))
         )
 
-    async def get_job(self, job_id: str) -> TrainingJob:
+    async def get_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
         return parse_training.job_of(await self._http.json("GET", f"/v1/fine_tuning/jobs/{job_id}"))
 
-    async def list_jobs(self, *, limit: int = 20, cursor: str | None = None) -> Page[TrainingJob]:
+    async def list_jobs(
+        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[TrainingJob]:
         found = await self._http.json("GET", "/v1/fine_tuning/jobs", params=_listing(limit, cursor))
         return _page(found, tuple(parse_training.job_of(j) for j in found["data"]))
 
-    async def events(self, job_id: str, *, limit: int = 20, cursor: str | None = None) -> Page[JobEvent]:
+    async def events(
+        self, job_id: str, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> Page[JobEvent]:
         path = f"/v1/fine_tuning/jobs/{job_id}/events"
         found = await self._http.json("GET", path, params=_listing(limit, cursor))
         return _page(found, tuple(parse_training.event_of(e, job_id) for e in found["data"]))
 
-    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
+    async def checkpoints(self, job_id: str, *, tenant: str | None = None) -> list[Checkpoint]:
         found = await self._http.json("GET", f"/v1/fine_tuning/jobs/{job_id}/checkpoints")
         return [parse_training.checkpoint_of(c) for c in found["data"]]
 
-    async def cancel_job(self, job_id: str) -> TrainingJob:
+    async def cancel_job(self, job_id: str, *, tenant: str | None = None) -> TrainingJob:
         return parse_training.job_of(await self._http.json("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel"))
 
 

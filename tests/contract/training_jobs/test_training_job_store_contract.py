@@ -190,3 +190,29 @@ async def test_a_job_running_without_a_lease_is_abandoned(store: TrainingJobStor
     """Jobs recorded running before leases existed (or written so by hand) count as interrupted."""
     await store.create(job(2, status=JobStatus.RUNNING))
     assert [j.id for j in await store.abandoned(datetime.now(UTC))] == ["ftjob-0002"]
+
+
+async def test_files_and_jobs_keep_their_tenant_and_list_by_it(store: TrainingJobStore) -> None:
+    for n, tenant in ((1, "default"), (2, "acme"), (3, "acme")):
+        await store.add_file(
+            TrainingFile(
+                id=f"file-{n}",
+                filename="train.jsonl",
+                bytes=10,
+                examples=1,
+                sha256=f"{n:064x}",
+                created_at=T0 + timedelta(seconds=n),
+                tenant=tenant,
+            )
+        )
+        await store.create(job(n, tenant=tenant))
+    found = await store.get_file("file-2")
+    assert found is not None and found.tenant == "acme"
+    stored = await store.get("ftjob-0002")
+    assert stored is not None and stored.tenant == "acme"
+    assert [f.id for f in await store.list_files(tenant="acme")] == ["file-3", "file-2"]
+    assert [f.id for f in await store.list_files(tenant="default")] == ["file-1"]
+    assert [f.id for f in await store.list_files(tenant="acme", limit=1, after="file-3")] == ["file-2"]
+    assert [j.id for j in await store.list_jobs(tenant="acme")] == ["ftjob-0003", "ftjob-0002"]
+    assert [j.id for j in await store.list_jobs(tenant="globex")] == []
+    assert len(await store.list_jobs()) == 3
