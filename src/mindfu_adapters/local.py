@@ -55,11 +55,11 @@ class LocalChat:
     def __init__(self, part: _Part[ChatApi]) -> None:
         self._part = part
 
-    async def list_models(self) -> list[ModelInfo]:
-        return await (await self._part()).list_models()
+    async def list_models(self, *, tenant: str | None = None) -> list[ModelInfo]:
+        return await (await self._part()).list_models(tenant=tenant)
 
-    async def get_model(self, model_id: str) -> ModelInfo:
-        return await (await self._part()).get_model(model_id)
+    async def get_model(self, model_id: str, *, tenant: str | None = None) -> ModelInfo:
+        return await (await self._part()).get_model(model_id, tenant=tenant)
 
     async def count_tokens(self, request: ChatRequest) -> int:
         return await (await self._part()).count_tokens(request)

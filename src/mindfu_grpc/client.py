@@ -64,11 +64,11 @@ class RemoteChat:
         self._chat = ChatServiceStub(channel.channel)
         self._models = ModelServiceStub(channel.channel)
 
-    async def list_models(self) -> list[ModelInfo]:
+    async def list_models(self, *, tenant: str | None = None) -> list[ModelInfo]:
         found = await self._channel.call(self._models.ListModels, models_pb2.ListModelsRequest())
         return [results_mapping.model_from_pb(m) for m in found.models]
 
-    async def get_model(self, model_id: str) -> ModelInfo:
+    async def get_model(self, model_id: str, *, tenant: str | None = None) -> ModelInfo:
         found = await self._channel.call(self._models.GetModel, models_pb2.GetModelRequest(id=model_id))
         return results_mapping.model_from_pb(found.model)
 

@@ -55,7 +55,7 @@ class Failing:
     async def whoami(self, credentials: str | None) -> Principal:
         return ANONYMOUS
 
-    async def list_models(self) -> Any:
+    async def list_models(self, **kwargs: Any) -> Any:
         raise self.error
 
     async def health(self) -> Any:

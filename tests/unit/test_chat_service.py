@@ -19,6 +19,8 @@ from mindfu_core import (
     ToolChoiceMode,
     ToolSpec,
 )
+from mindfu_core.domain.chat import ModelInfo
+from mindfu_core.domain.conversations import CallContext
 from mindfu_core.domain.limits import RequestLimits
 from tests.fakes import Reply, ScriptedEngine
 
@@ -126,3 +128,23 @@ async def test_text_requests_use_the_same_path() -> None:
     result = await chat.complete(TextRequest(model="scripted", prompt="Once upon"))
     assert result.choices[0].message.content == "continued text"
     assert result.usage.prompt_tokens == 2
+
+
+class Tuned(ScriptedEngine):
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(id="ft:acme-model", context_length=4096, engine="scripted")
+
+
+async def test_a_fine_tuned_model_is_served_to_its_tenant_only() -> None:
+    chat = ChatService([ScriptedEngine([Reply(text="base")])])
+    chat.add_engine(Tuned([Reply(text="tuned")]), tenant="acme")
+    assert [m.id for m in await chat.list_models(tenant="acme")] == ["scripted", "ft:acme-model"]
+    assert [m.id for m in await chat.list_models(tenant="globex")] == ["scripted"]
+    assert len(await chat.list_models()) == 2  # the operator's own tools see every model
+    request = ChatRequest(model="ft:acme-model", messages=USER)
+    answer = await chat.complete(request, CallContext(tenant="acme"))
+    assert answer.choices[0].message.content == "tuned"
+    with pytest.raises(NotFound):
+        await chat.complete(request, CallContext(tenant="globex"))
+    with pytest.raises(NotFound):
+        await chat.get_model("ft:acme-model", tenant="globex")

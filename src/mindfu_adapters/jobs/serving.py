@@ -37,7 +37,7 @@ class Publisher:
         if not gguf or not name or not await asyncio.to_thread(Path(gguf).exists):
             return False
         engine = await asyncio.to_thread(self.build, Path(gguf), name)
-        self.chat.add_engine(engine)
+        self.chat.add_engine(engine, tenant=job.tenant)
         self.engines.append(engine)
         return True
 
@@ -61,7 +61,7 @@ class Publisher:
                 "job %s: the adapter could not be served (%s); serving the merged model", job.id, error
             )
             return False
-        self.chat.add_engine(engine)
+        self.chat.add_engine(engine, tenant=job.tenant)
         return True
 
     async def aclose(self) -> None:

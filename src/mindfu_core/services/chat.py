@@ -77,40 +77,54 @@ class ChatService:
         self._quotas = quotas or KeyQuotas()
         self._retriever = retriever
         self._recorder = recorder
+        # model id -> the tenant it was fine-tuned for: only that tenant's callers see and use it
+        self._owners: dict[str, str] = {}
 
-    def models(self) -> list[ModelInfo]:
-        """Every served model, and each alias as a model of its own (clients pick names from the list)."""
-        served = [engine.model_info() for engine in self._engines.values()]
+    def models(self, tenant: str | None = None) -> list[ModelInfo]:
+        """Every served model ``tenant`` may use (None: every one), and each alias as a model of its own
+        (clients pick names from the list)."""
+        served = [
+            engine.model_info()
+            for model_id, engine in self._engines.items()
+            if self._visible(model_id, tenant)
+        ]
         infos = {info.id: info for info in served}
-        return served + [replace(infos[target], id=alias) for alias, target in self._aliases.items()]
+        aliases = [(alias, target) for alias, target in self._aliases.items() if target in infos]
+        return served + [replace(infos[target], id=alias) for alias, target in aliases]
 
-    def model(self, model_id: str) -> ModelInfo:
-        """One served model (or alias); ``NotFound`` if no engine serves ``model_id``."""
-        return replace(self.engine_for(model_id).model_info(), id=model_id)
+    def model(self, model_id: str, tenant: str | None = None) -> ModelInfo:
+        """One served model (or alias); ``NotFound`` if no engine serves ``model_id`` to ``tenant``."""
+        return replace(self.engine_for(model_id, tenant).model_info(), id=model_id)
 
-    def add_engine(self, engine: LLMEngine) -> None:
-        """Serve one more model (a fine-tuned one, once its job finishes); its id must be new."""
+    def add_engine(self, engine: LLMEngine, *, tenant: str | None = None) -> None:
+        """Serve one more model (a fine-tuned one, once its job finishes: to ``tenant``'s callers only, when
+        given); its id must be new."""
         model_id = engine.model_info().id
         if model_id in self._engines or model_id in self._aliases:
             raise InvalidRequest(f"the model id {model_id!r} is already served")
         self._engines[model_id] = engine
+        if tenant is not None:
+            self._owners[model_id] = tenant
 
-    async def list_models(self) -> list[ModelInfo]:
-        """Every served model (the application interface: a remote core answers over the network)."""
-        return self.models()
+    async def list_models(self, *, tenant: str | None = None) -> list[ModelInfo]:
+        """The models ``tenant`` may use (the application interface: a remote core answers over the
+        network)."""
+        return self.models(tenant)
 
-    async def get_model(self, model_id: str) -> ModelInfo:
-        """One served model; ``NotFound`` if no engine serves ``model_id``."""
-        return self.model(model_id)
+    async def get_model(self, model_id: str, *, tenant: str | None = None) -> ModelInfo:
+        """One served model; ``NotFound`` if no engine serves ``model_id`` to ``tenant``."""
+        return self.model(model_id, tenant)
 
-    def engine_for(self, model_id: str) -> LLMEngine:
-        """The engine serving ``model_id`` (a served id or an alias)."""
-        try:
-            return self._engines[self._aliases.get(model_id, model_id)]
-        except KeyError:
-            raise NotFound(
-                f"The model '{model_id}' does not exist", param="model", code="model_not_found"
-            ) from None
+    def _visible(self, model_id: str, tenant: str | None) -> bool:
+        owner = self._owners.get(model_id)
+        return tenant is None or owner is None or owner == tenant
+
+    def engine_for(self, model_id: str, tenant: str | None = None) -> LLMEngine:
+        """The engine serving ``model_id`` (a served id or an alias) to ``tenant`` (None: to anyone)."""
+        served = self._aliases.get(model_id, model_id)
+        if served not in self._engines or not self._visible(served, tenant):
+            raise NotFound(f"The model '{model_id}' does not exist", param="model", code="model_not_found")
+        return self._engines[served]
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Prompt tokens ``request`` would use: its messages in the model's chat template, with its tools
@@ -134,7 +148,7 @@ class ChatService:
     async def _prepare(
         self, request: GenerationRequest, tenant: str
     ) -> tuple[LLMEngine, GenerationRequest, tuple[Source, ...]]:
-        engine = self.engine_for(request.model)
+        engine = self.engine_for(request.model, tenant)
         if request.model in self._aliases:
             request = replace(request, model=self._aliases[request.model])
         validate_request(request, self._limits)

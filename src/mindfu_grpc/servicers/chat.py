@@ -95,14 +95,19 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
         self, request: models_pb2.ListModelsRequest, context: Context
     ) -> models_pb2.ListModelsResponse:
         return models_pb2.ListModelsResponse(
-            models=[results_mapping.model_to_pb(info) for info in await self._app.chat.list_models()]
+            models=[
+                results_mapping.model_to_pb(info)
+                for info in await self._app.chat.list_models(tenant=caller().tenant)
+            ]
         )
 
     async def GetModel(
         self, request: models_pb2.GetModelRequest, context: Context
     ) -> models_pb2.GetModelResponse:
         return models_pb2.GetModelResponse(
-            model=results_mapping.model_to_pb(await self._app.chat.get_model(request.id))
+            model=results_mapping.model_to_pb(
+                await self._app.chat.get_model(request.id, tenant=caller().tenant)
+            )
         )
 
     async def GetStatus(

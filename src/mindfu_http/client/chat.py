@@ -29,11 +29,11 @@ class HttpChat:
     def __init__(self, transport: Transport) -> None:
         self._http = transport
 
-    async def list_models(self) -> list[ModelInfo]:
+    async def list_models(self, *, tenant: str | None = None) -> list[ModelInfo]:
         found = await self._http.json("GET", "/v1/models")
         return [parse.model_of(m) for m in found["data"]]
 
-    async def get_model(self, model_id: str) -> ModelInfo:
+    async def get_model(self, model_id: str, *, tenant: str | None = None) -> ModelInfo:
         return parse.model_of(await self._http.json("GET", f"/v1/models/{quote(model_id, safe='/')}"))
 
     async def count_tokens(self, request: ChatRequest) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from mindfu_http.auth import tenant_of
 from mindfu_http.deps import chat_service
 from mindfu_http.openai.wire import model_object
 from mindfu_http.responses import ModelList, ModelObject
@@ -13,7 +14,10 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 
 @router.get("/models", summary="List the served models")
 async def list_models(request: Request) -> ModelList:
-    models = [model_object(info) for info in await chat_service(request).list_models()]
+    models = [
+        model_object(info)
+        for info in await chat_service(request).list_models(tenant=await tenant_of(request))
+    ]
     return {
         "object": "list",
         "data": models,
@@ -26,4 +30,4 @@ async def list_models(request: Request) -> ModelList:
 
 @router.get("/models/{model_id:path}", summary="Describe one served model")
 async def get_model(model_id: str, request: Request) -> ModelObject:
-    return model_object(await chat_service(request).get_model(model_id))
+    return model_object(await chat_service(request).get_model(model_id, tenant=await tenant_of(request)))
