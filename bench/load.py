@@ -50,7 +50,8 @@ class Tally:
     retry_after_s: list[float] = field(default_factory=list)
     retries: int = 0  # requests sent after waiting a Retry-After
     retries_served: int = 0
-    broken_streams: int = 0
+    broken_streams: int = 0  # a 200 stream that ended without [DONE]
+    stream_errors: Counter[str] = field(default_factory=Counter)  # error events inside a 200 stream, by code
 
 
 def rss_bytes(pid: int) -> int:
@@ -89,7 +90,8 @@ async def one_stream(client: httpx.AsyncClient, prompt: str, max_tokens: int, ta
                     break
                 chunk = json.loads(data)
                 if "error" in chunk:
-                    tally.broken_streams += 1
+                    tally.stream_errors[str(chunk["error"].get("code") or chunk["error"].get("type"))] += 1
+                    done = True  # the stream ended as the server meant it to: with an error event
                     break
                 choices = chunk.get("choices") or []
                 if first is None and choices and (choices[0].get("delta") or {}).get("content"):
@@ -191,11 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         "statuses": dict(tally.statuses),
         "server_errors": server_errors,
         "broken_streams": tally.broken_streams,
+        "errors_in_streams": dict(tally.stream_errors),
         "log_tracebacks_or_500s": log_errors,
-        "ttft_p50_s": percentile(tally.ttft_s, 50) if tally.ttft_s else None,
-        "ttft_p99_s": percentile(tally.ttft_s, 99) if tally.ttft_s else None,
-        "stream_p50_s": percentile(tally.total_s, 50) if tally.total_s else None,
-        "retry_after_p50_s": percentile(tally.retry_after_s, 50) if tally.retry_after_s else None,
+        "ttft_p50_s": percentile(tally.ttft_s, 0.5) if tally.ttft_s else None,
+        "ttft_p99_s": percentile(tally.ttft_s, 0.99) if tally.ttft_s else None,
+        "stream_p50_s": percentile(tally.total_s, 0.5) if tally.total_s else None,
+        "retry_after_p50_s": percentile(tally.retry_after_s, 0.5) if tally.retry_after_s else None,
         "retry_after_max_s": max(tally.retry_after_s, default=None),
         "retries_after_waiting": tally.retries,
         "retries_served": tally.retries_served,
