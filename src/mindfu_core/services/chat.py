@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 
 from mindfu_core.domain.chat import (
     ChatDelta,
     ChatRequest,
     ChatResult,
     ChatStream,
-    FinishReason,
     GenerationRequest,
-    Message,
     ModelInfo,
-    Role,
-    ToolCallAssembler,
     ToolChoiceMode,
-    Usage,
 )
 from mindfu_core.domain.closing import aclose
 from mindfu_core.domain.conversations import (
     NO_CONTEXT,
     CallContext,
-    CompletionRecord,
-    CompletionStatus,
-    RetrievedChunk,
 )
 from mindfu_core.domain.limits import DEFAULT_LIMITS, RequestLimits
 from mindfu_core.domain.retrieval import Source
 from mindfu_core.domain.text import check_text
-from mindfu_core.errors import InvalidRequest, MindFuError, NotFound, Overloaded
+from mindfu_core.errors import InvalidRequest, NotFound
 from mindfu_core.ports.llm import LLMEngine
-from mindfu_core.services.conversations import ConversationRecorder, request_parameters
+from mindfu_core.services.chat_run import Run, logged
+from mindfu_core.services.conversations import ConversationRecorder
 from mindfu_core.services.prompt_layout import stable_messages
 from mindfu_core.services.quotas import KeyQuotas, Lease
 from mindfu_core.services.retrieval import Retriever
@@ -213,7 +203,7 @@ class ChatService:
         if sources:
             deltas = _with_sources(deltas, sources)
         if run is not None:
-            deltas = _logged(deltas, run)
+            deltas = logged(deltas, run)
         return ChatStream(deltas, id=completion_id, conversation_id=run.conversation_id if run else None)
 
     async def _continued(
@@ -247,13 +237,13 @@ class ChatService:
         context: CallContext,
         completion_id: str,
         sources: tuple[Source, ...],
-    ) -> _Run | None:
+    ) -> Run | None:
         if self._recorder is None or not context.log or not isinstance(request, ChatRequest):
             return None
         conversation_id = await self._recorder.conversation_for(
             request.messages, context.conversation_id, tenant=context.tenant
         )
-        return _Run(
+        return Run(
             recorder=self._recorder,
             request=request,
             context=context,
@@ -266,114 +256,6 @@ class ChatService:
 def _completion_id(request: GenerationRequest) -> str:
     prefix = "chatcmpl" if isinstance(request, ChatRequest) else "cmpl"
     return f"{prefix}-{uuid.uuid4().hex}"
-
-
-@dataclass(slots=True)
-class _Choice:
-    content: list[str] = field(default_factory=list)
-    tool_calls: ToolCallAssembler = field(default_factory=ToolCallAssembler)
-    finish_reason: FinishReason | None = None
-
-    def add_message(self, message: Message, finish_reason: FinishReason | None) -> None:
-        if message.content:
-            self.content.append(message.content)
-        self.tool_calls.add(ChatDelta(tool_calls=message.tool_calls))
-        self.finish_reason = finish_reason
-
-    def message(self) -> Message:
-        text = "".join(self.content)
-        return Message(
-            role=Role.ASSISTANT,
-            content=text if text or not self.tool_calls else None,
-            tool_calls=self.tool_calls.calls(),
-        )
-
-
-@dataclass(slots=True, kw_only=True)
-class _Run:
-    """One logged completion while it runs: what has been generated so far, and when."""
-
-    recorder: ConversationRecorder
-    request: ChatRequest
-    context: CallContext
-    id: str
-    conversation_id: str
-    sources: tuple[Source, ...]
-    started: float = field(default_factory=time.perf_counter)
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    first_token: float | None = None
-    usage: Usage = field(default_factory=Usage)
-    choices: dict[int, _Choice] = field(default_factory=dict)
-
-    def choice(self, index: int) -> _Choice:
-        return self.choices.setdefault(index, _Choice())
-
-    def add_delta(self, delta: ChatDelta) -> None:
-        output = delta.content or delta.tool_calls or delta.tool_call_deltas
-        if output or delta.finish_reason:
-            if self.first_token is None and output:
-                self.first_token = time.perf_counter()
-            choice = self.choice(delta.index)
-            if delta.content:
-                choice.content.append(delta.content)
-            choice.tool_calls.add(delta)
-            if delta.finish_reason is not None:
-                choice.finish_reason = delta.finish_reason
-        if delta.usage is not None:
-            self.usage = delta.usage
-
-    def build(self, status: CompletionStatus, error: str | None = None) -> CompletionRecord:
-        ordered = [self.choices[i] for i in sorted(self.choices)]
-        return CompletionRecord(
-            id=self.id,
-            conversation_id=self.conversation_id,
-            created_at=self.created_at,
-            model=self.request.model,
-            messages=self.request.messages,
-            responses=tuple(c.message() for c in ordered),
-            finish_reasons=tuple(c.finish_reason for c in ordered),
-            parameters=request_parameters(self.request),
-            usage=self.usage,
-            latency_ms=(time.perf_counter() - self.started) * 1000.0,
-            ttft_ms=None if self.first_token is None else (self.first_token - self.started) * 1000.0,
-            retrieved=tuple(
-                RetrievedChunk(document_id=s.document_id, chunk_index=s.chunk_index, score=s.score)
-                for s in self.sources
-            ),
-            status=status,
-            error=error,
-            api_key_id=self.context.api_key_id,
-            tenant=self.context.tenant,
-            user=self.context.user,
-        )
-
-    async def finish(self) -> None:
-        await self.recorder.record(self.build(CompletionStatus.OK))
-
-    def fail(self, error: BaseException) -> None:
-        if isinstance(error, Overloaded) and not self.choices:
-            return  # turned away before any work: counted by the engine, not a conversation
-        if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
-            record = self.build(CompletionStatus.CANCELLED)
-        elif isinstance(error, MindFuError):
-            record = self.build(CompletionStatus.ERROR, f"{type(error).__name__}: {error}")
-        else:
-            record = self.build(CompletionStatus.ERROR, f"{type(error).__name__} (internal error)")
-        self.recorder.record_later(record)
-
-
-async def _logged(deltas: AsyncIterator[ChatDelta], run: _Run) -> AsyncIterator[ChatDelta]:
-    """``deltas``, recorded as they pass; the finished record is kept before the stream ends."""
-    try:
-        async for delta in deltas:
-            run.add_delta(delta)
-            yield delta
-    except BaseException as error:
-        run.fail(error)
-        raise
-    finally:
-        await aclose(deltas)
-    await run.finish()
 
 
 async def _leased(deltas: AsyncIterator[ChatDelta], lease: Lease) -> AsyncIterator[ChatDelta]:
